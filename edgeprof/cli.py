@@ -1,0 +1,239 @@
+"""The `edgeprof` command. Thin: parse, call the Python API, render with rich, write files.
+
+Every user error ends with exit code 2 and one line on stderr; output files are checked for writability
+before any work and written atomically, so a failed run leaves none behind.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from edgeprof.errors import EdgeprofError
+from edgeprof.files import check_writable
+
+app = typer.Typer(
+    name="edgeprof",
+    help="What it costs, and what it leaks, to split a PyTorch model between a device and an edge server.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+console = Console(soft_wrap=True)  # messages stay on one line; tables still fit the terminal
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+class Dtype(str, Enum):
+    float32 = "float32"
+    float16 = "float16"
+    bfloat16 = "bfloat16"
+
+
+class Cuts(str, Enum):
+    clean = "clean"
+    all = "all"
+
+
+class Source(str, Enum):
+    zoo = "zoo"
+    torchvision = "torchvision"
+
+
+def _si(value: float, unit: str = "") -> str:
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.2f} {prefix}{unit}"
+    return f"{value:.0f} {unit}".rstrip()
+
+
+def _bytes(value: float) -> str:
+    return _si(value, "B")
+
+
+def _shape(shape: list[int]) -> str:
+    return "x".join(map(str, shape))
+
+
+@app.command("models")
+def models_command(
+    source: Annotated[Source | None, typer.Option(help="Only models from this source.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the built-in models: the papers' zoo and every torchvision classification model."""
+    from edgeprof.profiler.models import list_models
+
+    entries = [e for e in list_models() if source is None or e.source == source.value]
+    if as_json:
+        print(json.dumps([e.__dict__ for e in entries], indent=1))
+        return
+    table = Table(title="Built-in models (MODEL may also be package.module:factory or a saved model file)")
+    for column in ("name", "source", "input", "papers", "description"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(e.name, e.source, f"{e.input_size}x{e.input_size}", e.papers, e.description)
+    console.print(table)
+
+
+def _print_profile(profile: dict[str, Any], top: int | None) -> None:
+    model, totals, counting = profile["model"], profile["totals"], profile["counting"]
+    console.print(
+        f"[bold]{model['name']}[/bold] ({model['source']}, weights: {model['weights']})  "
+        f"input {_shape(model['input_shape'])} {model['dtype']}  params {model['params']:,} "
+        f"({_bytes(model['param_bytes'])})"
+    )
+    console.print(
+        f"MACs {totals['macs']:,}  FLOPs {totals['flops']:,} (= 2 x MACs: conv/linear/matmul/attention, no bias)  "
+        f"elementwise FLOPs {totals['elementwise_flops']:,} (separate)"
+    )
+    for warning in profile.get("graph", {}).get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    if counting["uncounted_ops"]:
+        ops = ", ".join(f"{op} x{n}" for op, n in counting["uncounted_ops"].items())
+        console.print(f"[yellow]ops with no FLOP formula (counted as 0):[/yellow] {ops}")
+
+    layers = profile["layers"]
+    shown = sorted(layers, key=lambda layer: -layer["flops"])[:top] if top else layers
+    table = Table(title=f"Top {len(shown)} layers by FLOPs" if top else f"Layers ({len(layers)})")
+    for column in ("#", "layer", "type", "MACs", "% FLOPs", "params", "output", "out bytes"):
+        table.add_column(column, justify="right" if column not in ("layer", "type", "output") else "left")
+    for layer in shown:
+        share = 100 * layer["flops"] / totals["flops"] if totals["flops"] else 0.0
+        table.add_row(str(layer["index"]), layer["name"], layer["type"], _si(layer["macs"]), f"{share:.1f}",
+                      _si(layer["params"]), _shape(layer["output_shape"]), _bytes(layer["output_bytes"]))
+    console.print(table)
+
+    table = Table(title="Partition points (z layers on the device, the rest on the edge)")
+    for column in ("z", "after", "upload", "tensors", "device FLOPs", "% on device", "device params"):
+        table.add_column(column, justify="left" if column == "after" else "right")
+    for point in profile["partition_points"]:
+        share = 100 * point["device_flops"] / totals["flops"] if totals["flops"] else 0.0
+        tensors = str(len(point["tensors"])) if point["single_tensor"] else f"{len(point['tensors'])} (multi)"
+        table.add_row(str(point["z"]), point["after"] or "(input)", _bytes(point["upload_bytes"]), tensors,
+                      _si(point["device_flops"]), f"{share:.1f}", _bytes(point["device_param_bytes"]))
+    console.print(table)
+
+
+def _verify(analysis, model: str, weights: str | None, input_size: int | None, batch: int, dtype: str,
+            seed: int, quiet: bool) -> None:
+    from edgeprof.profiler.models import load_model
+    from edgeprof.profiler.static import verify_cuts
+
+    runnable = load_model(model, weights, input_size, batch, dtype, device="cpu", seed=seed)
+    with Progress(console=err_console, disable=quiet, transient=True) as progress:
+        task = progress.add_task("verifying cuts", total=len(analysis.cuts))
+        checks = verify_cuts(analysis, runnable, seed=seed, progress=lambda z: progress.advance(task))
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        points = {p: analysis.layers[p - 1].name for p in range(1, len(analysis.layers) + 1)}
+        for check in failed:
+            err_console.print(f"verify-cuts: z={check.z} (after {points.get(check.z, 'input')}): prefix + suffix "
+                              f"differs from the whole model by {check.max_abs_diff:.3g}")
+        raise typer.Exit(1)
+    if not quiet:
+        worst = max(c.max_abs_diff for c in checks)
+        console.print(f"verify-cuts: all {len(checks)} points reproduce the model's output (max |diff| {worst:.2g})")
+
+
+@app.command("profile")
+def profile_command(
+    model: Annotated[str, typer.Argument(help="A name from `edgeprof models`, package.module:factory, or a "
+                                              "TorchScript / torch.export file.")],
+    weights: Annotated[str | None, typer.Option(help="A state_dict file, or a torchvision weights name (e.g. "
+                                                     "IMAGENET1K_V1) already in torch's hub cache. Default: "
+                                                     "random init.")] = None,
+    input_size: Annotated[int | None, typer.Option(min=1, help="Input height and width (default per model).")] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Batch size.")] = 1,
+    dtype: Annotated[Dtype, typer.Option(help="Parameter and activation dtype.")] = Dtype.float32,
+    cuts: Annotated[Cuts, typer.Option(help="clean: single-tensor cuts after each computational layer; all: "
+                                            "also the multi-tensor cuts inside blocks.")] = Cuts.clean,
+    verify_cuts: Annotated[bool, typer.Option("--verify-cuts", help="Run prefix then suffix at every point "
+                                                                    "and check the model's output.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the random init and input used by --verify-cuts.")] = 0,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the profile JSON here.")] = None,
+    csv: Annotated[Path | None, typer.Option(help="Write the partition points to this CSV, and the layers to "
+                                                  "the same name with .layers.csv.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Draw device FLOPs and upload per point to this PNG.")] = None,
+    top: Annotated[int | None, typer.Option(min=1, help="Show only the N heaviest layers.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Count FLOPs, parameters and activation bytes of every layer and partition point of MODEL."""
+    from edgeprof.profiler.models import load_model
+    from edgeprof.profiler.schema import write_profile
+    from edgeprof.profiler.static import analyze, static_profile
+
+    layers_csv = csv.with_name(csv.stem + ".layers.csv") if csv else None
+    for path in (output, csv, layers_csv, plot):
+        if path is not None:
+            check_writable(path)
+    loaded = load_model(model, weights, input_size, batch, dtype.value, device="meta")
+    analysis = analyze(loaded, cuts.value)
+    profile = static_profile(analysis)
+    if verify_cuts:
+        _verify(analysis, model, weights, input_size, batch, dtype.value, seed, quiet)
+    if output:
+        write_profile(profile, output)
+    if csv:
+        _write_csvs(profile, csv, layers_csv)
+    if plot:
+        from edgeprof.profiler.plot import plot_tradeoff
+
+        plot_tradeoff(profile, plot)
+    if not quiet:
+        _print_profile(profile, top)
+
+
+def _write_csvs(profile: dict[str, Any], points_path: Path, layers_path: Path) -> None:
+    from edgeprof.files import atomic_output
+    from edgeprof.profiler.tables import layers_frame, points_frame
+
+    with atomic_output(points_path) as tmp:
+        points_frame(profile).to_csv(tmp, index=False)
+    with atomic_output(layers_path) as tmp:
+        layers_frame(profile).to_csv(tmp, index=False)
+
+
+@app.command("validate")
+def validate_command(
+    files: Annotated[list[Path], typer.Argument(help="Profile JSON files to check.")],
+) -> None:
+    """Check profile files against the edgeprof.profile/1 schema and its invariants."""
+    from edgeprof.profiler.schema import load_profile
+
+    for path in files:
+        profile = load_profile(path)
+        console.print(f"{path}: valid {profile['schema']} ({profile['model']['name']}, "
+                      f"{len(profile['partition_points'])} partition points)")
+
+
+def _is_click_exception(error: BaseException) -> bool:
+    """Click's usage errors, whether typer uses click itself or its own vendored copy of it."""
+    return any(cls.__name__ == "ClickException" for cls in type(error).__mro__)
+
+
+def main() -> None:
+    """Entry point: run the app and turn user errors into one line and exit code 2."""
+    try:
+        code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n
+    except EdgeprofError as error:
+        err_console.print(f"edgeprof: error: {error}", highlight=False, markup=False)
+        sys.exit(2)
+    except (typer.Exit, typer.Abort) as stop:
+        sys.exit(getattr(stop, "exit_code", 130))
+    except Exception as error:
+        if not _is_click_exception(error):
+            raise
+        if type(error).__name__ == "NoArgsIsHelpError":  # plain `edgeprof`: the help is the answer
+            print(error.format_message())
+            sys.exit(0)
+        err_console.print(f"edgeprof: error: {error.format_message()}", highlight=False, markup=False)
+        sys.exit(error.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,179 @@
+"""A model's dataflow graph, the cuts through it, and the device-side prefix / edge-side suffix of a cut.
+
+The graph is a `torch.fx` graph in execution order. Nodes that depend on the input (directly or through
+other nodes) are *work nodes* and get positions 1..N; a cut at position k runs work nodes 1..k on the device
+and the rest on the edge. Parameters, and anything computed from parameters alone, never cross a cut: each
+side keeps its own copy. What crosses cut k is every value made at or before k and used after it; position 0
+uploads the raw input.
+
+When fx cannot trace a model, the graph falls back to calling the model's top-level children in order, and
+says so in `warnings` (that is only right when `forward` does exactly that; `verify_cuts` checks it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+
+@dataclass
+class ModelGraph:
+    """An fx graph with positions, module ownership and liveness; the shared input of counting and cutting."""
+
+    module: fx.GraphModule
+    method: str  # "fx", "export" or "children"
+    warnings: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        nodes = list(self.module.graph.nodes)
+        self.placeholders = [n for n in nodes if n.op == "placeholder"]
+        self.output_node = next(n for n in nodes if n.op == "output")
+        self.dependent: set[fx.Node] = set(self.placeholders)
+        self.work: list[fx.Node] = []
+        for node in nodes:
+            if node.op in ("call_module", "call_function", "call_method") and any(
+                arg in self.dependent for arg in node.all_input_nodes
+            ):
+                self.dependent.add(node)
+                self.work.append(node)
+        self.position = {node: 0 for node in self.placeholders}
+        self.position.update({node: i for i, node in enumerate(self.work, start=1)})
+
+        end = len(self.work) + 1  # "used by the output": alive after the last position
+        self.last_use: dict[fx.Node, int] = {}
+        for node in [*self.placeholders, *self.work]:
+            uses = [end if user.op == "output" else self.position.get(user, end) for user in node.users]
+            self.last_use[node] = max(uses, default=self.position[node])
+
+        self._stacks = {node: self._find_module_stack(node) for node in self.work}
+        self._module_ends: dict[str, int] = {}  # module path -> position of its last work node
+        self._call_index: dict[fx.Node, int] = {}  # a module's 1st, 2nd... call
+        calls: dict[str, int] = {}
+        for node in self.work:
+            for path in self._stacks[node]:
+                self._module_ends[path] = self.position[node]
+            if node.op == "call_module":
+                calls[node.target] = calls.get(node.target, 0) + 1
+                self._call_index[node] = calls[node.target]
+
+    @property
+    def num_positions(self) -> int:
+        return len(self.work)
+
+    def crossing(self, k: int) -> list[fx.Node]:
+        """Values made at or before position k and used after it (the model's outputs when k = N)."""
+        return [n for n, last in self.last_use.items() if self.position[n] <= k < last]
+
+    def crossing_sets(self) -> list[list[fx.Node]]:
+        """`crossing(k)` for every k in 0..N, in one sweep."""
+        starts: dict[int, list[fx.Node]] = {}
+        for node, last in self.last_use.items():
+            if last > self.position[node]:
+                starts.setdefault(self.position[node], []).append(node)
+        alive: dict[fx.Node, int] = {}
+        sets = []
+        for k in range(self.num_positions + 1):
+            for node in starts.get(k, []):
+                alive[node] = self.last_use[node]
+            for node in [n for n, last in alive.items() if last <= k]:
+                del alive[node]
+            sets.append(sorted(alive, key=self.position.__getitem__))
+        return sets
+
+    def module_stack(self, node: fx.Node) -> list[str]:
+        """Module paths enclosing `node`, outermost first; a call_module node ends with its own target."""
+        return self._stacks[node] if node in self._stacks else self._find_module_stack(node)
+
+    @staticmethod
+    def _find_module_stack(node: fx.Node) -> list[str]:
+        paths = [entry[0] for entry in node.meta.get("nn_module_stack", {}).values()]
+        if node.op == "call_module" and (not paths or paths[-1] != node.target):
+            paths.append(node.target)
+        return [p for p in paths if p]
+
+    def owner(self, node: fx.Node) -> str:
+        stack = self.module_stack(node)
+        return stack[-1] if stack else ""
+
+    def label(self, node: fx.Node) -> str:
+        """A readable, unambiguous name: a module path, `path#2` for a module's second call, or `path:op`."""
+        if node.op == "call_module":
+            index = self._call_index.get(node, 1)
+            return node.target if index == 1 else f"{node.target}#{index}"
+        owner = self.owner(node)
+        return f"{owner}:{node.name}" if owner else node.name
+
+    def describe_cut(self, k: int) -> str | None:
+        """What cut k comes after: the outermost module that ends there ("layer1.0"), else the last node's
+        label ("flatten"); None for k = 0, the raw input."""
+        if k == 0:
+            return None
+        node = self.work[k - 1]
+        ending = [path for path in self.module_stack(node) if self._module_ends[path] == k]
+        return ending[0] if ending else self.label(node)
+
+    def with_constants(self, chosen: set[fx.Node]) -> list[fx.Node]:
+        """`chosen` plus the parameter-only nodes it reads, in graph order."""
+        needed = set(chosen)
+        stack = list(chosen)
+        while stack:
+            for arg in stack.pop().all_input_nodes:
+                if arg not in self.dependent and arg not in needed:
+                    needed.add(arg)
+                    stack.append(arg)
+        return [n for n in self.module.graph.nodes if n in needed]
+
+    def split(self, k: int) -> tuple[fx.GraphModule, fx.GraphModule]:
+        """The device-side prefix (positions 1..k) and edge-side suffix (k+1..N) of cut k.
+
+        `prefix(x)` returns the crossing value, or a tuple when several cross; `suffix(*values)` returns the
+        model's output. For k = N the prefix returns the model's outputs and the suffix passes them through.
+        """
+        if not 0 <= k <= self.num_positions:
+            raise ValueError(f"cut position {k} outside 0..{self.num_positions}")
+        crossing = self.crossing(k)
+        prefix_graph = fx.Graph()
+        env: dict[fx.Node, Any] = {}
+        for node in self.placeholders:
+            env[node] = prefix_graph.node_copy(node)
+        for node in self.with_constants({n for n in self.work if self.position[n] <= k}):
+            env[node] = prefix_graph.node_copy(node, env.__getitem__)
+        outputs = [env[n] for n in crossing]
+        prefix_graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
+
+        suffix_graph = fx.Graph()
+        env = {node: suffix_graph.placeholder(node.name) for node in crossing}
+        for node in self.with_constants({n for n in self.work if self.position[n] > k}):
+            env[node] = suffix_graph.node_copy(node, env.__getitem__)
+        suffix_graph.output(fx.map_arg(self.output_node.args[0], env.__getitem__))
+        return fx.GraphModule(self.module, prefix_graph), fx.GraphModule(self.module, suffix_graph)
+
+
+def run_split(prefix: nn.Module, suffix: nn.Module, x: torch.Tensor) -> Any:
+    """Run a prefix then its suffix, as the device and the edge server would."""
+    boundary = prefix(x)
+    return suffix(*boundary) if isinstance(boundary, tuple) else suffix(boundary)
+
+
+def trace(model: nn.Module) -> ModelGraph:
+    """The model's fx graph; its top-level children in order when fx cannot trace it."""
+    if isinstance(model, fx.GraphModule):
+        return ModelGraph(model, "export")
+    try:
+        return ModelGraph(fx.symbolic_trace(model), "fx")
+    except Exception as error:  # fx raises many types; any failure means "not traceable"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    graph = fx.Graph()
+    value = graph.placeholder("x")
+    for name, _ in model.named_children():
+        value = graph.call_module(name, (value,))
+    graph.output(value)
+    warning = (
+        f"torch.fx could not trace this model ({reason}); partition points are its top-level children "
+        "called in order, which is only right if forward() does exactly that: check with --verify-cuts"
+    )
+    return ModelGraph(fx.GraphModule(model, graph), "children", [warning])

@@ -1,0 +1,111 @@
+"""Which cuts are partition points, and what the layers between them are.
+
+A *computational* node does multiply-accumulates (conv, linear, matmul, attention). Each one owns the
+positions from itself up to the next computational node: the activation, norm, pool, dropout and reshapes
+that follow it (seed 001, footnote 1). Within that stretch:
+
+- `clean` (the default) cuts at the latest position where exactly one tensor crosses, and nowhere if no
+  position there is clean; the stretches without a clean cut merge with the next one, so residual and dense
+  blocks become units by themselves, with no model-specific rules;
+- `all` also cuts where several tensors cross (at the end of the stretch when none is clean).
+
+z = 0 (raw input uploaded) and z = L (everything on the device) are always points. The layers are the runs
+of nodes between consecutive points, so layer z is the work that moves to the device when z - 1 becomes z.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import torch.fx as fx
+
+from edgeprof.profiler.counting import NodeCost
+from edgeprof.profiler.graph import ModelGraph
+
+CUT_MODES = ("clean", "all")
+
+
+@dataclass
+class Layer:
+    nodes: list[fx.Node]
+    name: str
+    type: str
+
+
+def _is_single_tensor(crossing: list[fx.Node], costs: dict[fx.Node, NodeCost]) -> bool:
+    return len(crossing) == 1 and len(costs[crossing[0]].outputs) == 1 and crossing[0].op != "output"
+
+
+def _modules_split(graph: ModelGraph, k: int) -> int:
+    """How many modules hold both the node at position k and the next one, i.e. are cut open at k."""
+    before, after = graph.module_stack(graph.work[k - 1]), graph.module_stack(graph.work[k])
+    return len(list(itertools.takewhile(lambda pair: pair[0] == pair[1], zip(before, after))))
+
+
+def choose_cuts(
+    graph: ModelGraph, costs: dict[fx.Node, NodeCost], crossing: list[list[fx.Node]], mode: str = "clean"
+) -> list[int]:
+    """Positions 0 = k_0 < k_1 < ... < k_L = N of the partition points."""
+    if mode not in CUT_MODES:
+        raise ValueError(f"unknown cut mode {mode!r}; use one of {', '.join(CUT_MODES)}")
+    n = graph.num_positions
+    starts = [graph.position[node] for node in graph.work if costs[node].flops > 0]
+    cuts = [0]
+    for begin, next_start in zip(starts, starts[1:]):
+        stretch = range(begin, next_start)
+        clean = [k for k in stretch if _is_single_tensor(crossing[k], costs)]
+        if clean:
+            # Prefer the cut that splits the fewest modules (after a block's last op, not before the next
+            # block's first norm), then the latest one (trailing activation and pooling stay with the layer).
+            cuts.append(min(clean, key=lambda k: (_modules_split(graph, k), -k)))
+        elif mode == "all":
+            cuts.append(next_start - 1)
+    if n > 0:
+        cuts.append(n)
+    return sorted(set(cuts))
+
+
+def _module_types(graph: ModelGraph) -> dict[str, str]:
+    types = {"": type(graph.module).__name__}
+    for node in graph.work:
+        for path, cls in node.meta.get("nn_module_stack", {}).values():
+            types[path] = cls.__name__ if isinstance(cls, type) else str(cls).rsplit(".", 1)[-1].strip("'>")
+        if node.op == "call_module":
+            types[node.target] = type(graph.module.get_submodule(node.target)).__name__
+    return types
+
+
+def _node_type(graph: ModelGraph, node: fx.Node, types: dict[str, str]) -> str:
+    if node.op == "call_module":
+        return types[node.target]
+    target = node.target
+    return target if isinstance(target, str) else getattr(target, "__name__", str(target))
+
+
+def build_layers(graph: ModelGraph, costs: dict[fx.Node, NodeCost], cuts: list[int]) -> list[Layer]:
+    """The runs of work nodes between consecutive cuts, each named after the module it is.
+
+    A layer's name is the outermost module that lies entirely inside the layer and holds its first
+    computational node ("layer1.0", a BasicBlock; "features.0", a Conv2d grouped with its ReLU); when no
+    module fits, the label of that node.
+    """
+    types = _module_types(graph)
+    nodes_under: dict[str, int] = {}
+    for node in graph.work:
+        for path in graph.module_stack(node):
+            nodes_under[path] = nodes_under.get(path, 0) + 1
+    layers = []
+    for begin, end in zip(cuts, cuts[1:]):
+        nodes = graph.work[begin:end]
+        anchor = next((n for n in nodes if costs[n].flops > 0), nodes[0])
+        inside: dict[str, int] = {}
+        for node in nodes:
+            for path in graph.module_stack(node):
+                inside[path] = inside.get(path, 0) + 1
+        whole = [p for p in graph.module_stack(anchor) if inside.get(p) == nodes_under[p]]
+        if whole:
+            layers.append(Layer(nodes, whole[0], types.get(whole[0], "Module")))
+        else:
+            layers.append(Layer(nodes, graph.label(anchor), _node_type(graph, anchor, types)))
+    return layers

@@ -1,0 +1,277 @@
+"""The static profile: everything that can be known about a model and its partition points without timing.
+
+`analyze` traces and counts a model once; `static_profile` turns that into an `edgeprof.profile/1`
+document; `verify_cuts` runs every prefix and suffix for real and compares with the whole model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch.utils._pytree import tree_flatten
+
+import edgeprof
+from edgeprof.errors import EdgeprofError
+from edgeprof.profiler.counting import NodeCost, count_nodes
+from edgeprof.profiler.graph import ModelGraph, run_split, trace
+from edgeprof.profiler.models import LoadedModel, load_model
+from edgeprof.profiler.partition import Layer, build_layers, choose_cuts
+from edgeprof.profiler.schema import SCHEMA_ID
+
+
+@dataclass
+class Analysis:
+    """A traced and counted model with its chosen partition points."""
+
+    model: LoadedModel
+    graph: ModelGraph
+    costs: dict[fx.Node, NodeCost]
+    uncounted: Counter[str]
+    output_specs: list[tuple[tuple[int, ...], torch.dtype]]
+    crossing: list[list[fx.Node]]
+    cut_mode: str
+    cuts: list[int]  # positions of z = 0..L
+    layers: list[Layer]
+
+    def split(self, z: int) -> tuple[fx.GraphModule, fx.GraphModule]:
+        """The device-side prefix and edge-side suffix modules of partition point z."""
+        if not 0 <= z < len(self.cuts):
+            raise EdgeprofError(f"partition point z={z} outside 0..{len(self.cuts) - 1}")
+        return self.graph.split(self.cuts[z])
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def analyze(model: LoadedModel, cut_mode: str = "clean") -> Analysis:
+    """Trace `model`, count every node on its example input and choose the partition points."""
+    graph = trace(model.module)
+    try:
+        costs, uncounted, output = count_nodes(graph.module, model.example_input())
+    except Exception as error:
+        shape = "x".join(map(str, model.input_shape))
+        raise EdgeprofError(f"{model.name} cannot run on a {shape} input: {_first_line(error)}") from None
+    crossing = graph.crossing_sets()
+    cuts = choose_cuts(graph, costs, crossing, cut_mode)
+    layers = build_layers(graph, costs, cuts)
+    specs = [(tuple(t.shape), t.dtype) for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+    return Analysis(model, graph, costs, uncounted, specs, crossing, cut_mode, cuts, layers)
+
+
+def _nbytes(specs: list[tuple[tuple[int, ...], torch.dtype]]) -> int:
+    return sum(math.prod(shape) * dtype.itemsize for shape, dtype in specs)
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _layer_parameters(analysis: Analysis) -> list[list[torch.nn.Parameter]]:
+    """The parameters each layer's nodes read, each attributed to every layer that reads it."""
+    graph, module = analysis.graph, analysis.graph.module
+    per_layer = []
+    for layer in analysis.layers:
+        params: dict[int, torch.nn.Parameter] = {}
+        for node in graph.with_constants(set(layer.nodes)):
+            if node.op == "call_module":
+                found = list(module.get_submodule(node.target).parameters())
+            elif node.op == "get_attr":
+                value = _get_attr(module, node.target)
+                found = [value] if isinstance(value, torch.nn.Parameter) else []
+            else:
+                found = []
+            params.update((id(p), p) for p in found)
+        per_layer.append(list(params.values()))
+    return per_layer
+
+
+def _get_attr(module: torch.nn.Module, target: str) -> Any:
+    for part in target.split("."):
+        module = getattr(module, part)
+    return module
+
+
+def _constant_owners(analysis: Analysis) -> dict[fx.Node, int]:
+    """Nodes computed from parameters alone are charged to the first layer that reads them (else layer 1)."""
+    owners: dict[fx.Node, int] = {}
+    graph = analysis.graph
+    for index, layer in enumerate(analysis.layers):
+        for node in graph.with_constants(set(layer.nodes)):
+            if node not in graph.dependent:
+                owners.setdefault(node, index)
+    for node in analysis.costs:
+        if node not in graph.dependent and node.op not in ("placeholder", "output"):
+            owners.setdefault(node, 0)
+    return owners
+
+
+def static_profile(analysis: Analysis) -> dict[str, Any]:
+    """The `edgeprof.profile/1` document of an analysis (no measured keys)."""
+    model, graph, costs = analysis.model, analysis.graph, analysis.costs
+    owners = _constant_owners(analysis)
+    layer_nodes = [list(layer.nodes) for layer in analysis.layers]
+    for node, index in owners.items():
+        layer_nodes[index].append(node)
+    layer_params = _layer_parameters(analysis)
+    all_params = list(model.module.parameters())
+
+    layers = []
+    for index, (layer, nodes, params) in enumerate(zip(analysis.layers, layer_nodes, layer_params), start=1):
+        flops = sum(costs[n].flops for n in nodes)
+        last = costs[layer.nodes[-1]].outputs
+        modules = list(dict.fromkeys(graph.owner(n) or graph.label(n) for n in layer.nodes))
+        layers.append({
+            "index": index,
+            "name": layer.name,
+            "type": layer.type,
+            "modules": modules,
+            "macs": flops // 2,
+            "flops": flops,
+            "elementwise_flops": sum(costs[n].elementwise_flops for n in nodes),
+            "params": sum(p.numel() for p in params),
+            "param_bytes": sum(p.numel() * p.element_size() for p in params),
+            "output_shape": list(last[0][0]) if last else [],
+            "output_bytes": _nbytes(last[:1]),
+        })
+
+    first_use: dict[int, int] = {}
+    last_use: dict[int, int] = {}
+    param_bytes: dict[int, int] = {}
+    for z, params in enumerate(layer_params, start=1):
+        for p in params:
+            first_use.setdefault(id(p), z)
+            last_use[id(p)] = z
+            param_bytes[id(p)] = p.numel() * p.element_size()
+
+    total_flops = sum(layer["flops"] for layer in layers)
+    input_bytes = math.prod(model.input_shape) * model.dtype.itemsize
+    points, device_flops = [], 0
+    num_layers = len(layers)
+    for z, k in enumerate(analysis.cuts):
+        if z > 0:
+            device_flops += layers[z - 1]["flops"]
+        crossing = [] if z == num_layers else analysis.crossing[k]
+        tensors = [
+            {"name": "input" if node.op == "placeholder" else graph.label(node), "shape": list(shape),
+             "dtype": _dtype_name(dtype), "bytes": math.prod(shape) * dtype.itemsize}
+            for node in crossing for shape, dtype in costs[node].outputs
+        ] if z else [{"name": "input", "shape": list(model.input_shape), "dtype": _dtype_name(model.dtype),
+                      "bytes": input_bytes}]
+        last_node = graph.work[k - 1] if z else None
+        layer = analysis.layers[z - 1] if z else None
+        points.append({
+            "z": z,
+            "after": graph.describe_cut(k),
+            "layer": layer.name if layer else None,
+            "node": last_node.name if last_node else None,
+            "single_tensor": z == 0 or z == num_layers or (len(crossing) == 1 and len(tensors) == 1),
+            "tensors": tensors,
+            "upload_bytes": sum(t["bytes"] for t in tensors),
+            "device_flops": device_flops,
+            "edge_flops": total_flops - device_flops,
+            "device_param_bytes": sum(b for i, b in param_bytes.items() if first_use[i] <= z),
+            "edge_param_bytes": sum(b for i, b in param_bytes.items() if last_use[i] > z),
+        })
+
+    return {
+        "schema": SCHEMA_ID,
+        "edgeprof_version": edgeprof.__version__,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": {
+            "name": model.name,
+            "source": model.source,
+            "weights": model.weights,
+            "weights_sha256": model.weights_sha256,
+            "input_shape": list(model.input_shape),
+            "dtype": _dtype_name(model.dtype),
+            "batch_size": model.batch_size,
+            "params": sum(p.numel() for p in all_params),
+            "param_bytes": sum(p.numel() * p.element_size() for p in all_params),
+            "input_bytes": input_bytes,
+            "output_shape": list(analysis.output_specs[0][0]) if analysis.output_specs else [],
+            "output_bytes": _nbytes(analysis.output_specs),
+        },
+        "counting": {
+            "tool": "torch.utils.flop_counter formulas (edgeprof.profiler.counting)",
+            "torch": torch.__version__,
+            "mac_to_flop": 2,
+            "bias": False,
+            "elementwise": "separate",
+            "attention": "math kernel, fast path off",
+            "count_device": model.device.type,
+            "uncounted_ops": dict(sorted(analysis.uncounted.items())),
+        },
+        "graph": {
+            "method": graph.method,
+            "cuts": analysis.cut_mode,
+            "positions": graph.num_positions,
+            "warnings": list(graph.warnings),
+        },
+        "totals": {
+            "macs": total_flops // 2,
+            "flops": total_flops,
+            "elementwise_flops": sum(layer["elementwise_flops"] for layer in layers),
+        },
+        "layers": layers,
+        "partition_points": points,
+    }
+
+
+@dataclass
+class CutCheck:
+    z: int
+    max_abs_diff: float
+    ok: bool
+
+
+def verify_cuts(
+    analysis: Analysis,
+    runnable: LoadedModel,
+    seed: int = 0,
+    rtol: float = 1e-4,
+    atol: float = 1e-5,
+    progress: Callable[[int], None] | None = None,
+) -> list[CutCheck]:
+    """Run prefix then suffix at every partition point on `runnable` (a real copy of the analysed model)
+    and compare with the whole model's output on the same seeded input."""
+    graph = trace(runnable.module)
+    if graph.num_positions != analysis.graph.num_positions:
+        raise EdgeprofError("the runnable model does not trace to the same graph as the analysed one")
+    x = runnable.example_input(seed)
+    checks = []
+    with torch.inference_mode():
+        expected = [t for t in tree_flatten(runnable.module(x))[0] if isinstance(t, torch.Tensor)]
+        scale = max((t.abs().max().item() for t in expected if t.numel()), default=0.0)
+        for z, k in enumerate(analysis.cuts):
+            prefix, suffix = graph.split(k)
+            got = [t for t in tree_flatten(run_split(prefix, suffix, x))[0] if isinstance(t, torch.Tensor)]
+            same_shapes = len(got) == len(expected) and all(a.shape == b.shape for a, b in zip(got, expected))
+            diff = max(((a - b).abs().max().item() for a, b in zip(got, expected) if a.numel()), default=0.0)
+            diff = diff if same_shapes else math.inf
+            checks.append(CutCheck(z, diff, diff <= atol + rtol * scale))
+            if progress:
+                progress(z)
+    return checks
+
+
+def profile_model(
+    model: str,
+    *,
+    weights: str | None = None,
+    input_size: int | None = None,
+    batch_size: int = 1,
+    dtype: str = "float32",
+    cuts: str = "clean",
+) -> dict[str, Any]:
+    """The static profile of MODEL (a name, `package.module:factory` or a file): `edgeprof profile` in Python."""
+    loaded = load_model(model, weights, input_size, batch_size, dtype, device="meta")
+    return static_profile(analyze(loaded, cuts))

@@ -1,0 +1,100 @@
+"""The `edgeprof` command as a user runs it: outputs, tables, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from edgeprof.profiler.schema import load_profile
+
+
+def test_profile_writes_json_csv_and_plot(run_cli, tmp_path):
+    out, csv, png = tmp_path / "p.json", tmp_path / "p.csv", tmp_path / "p.png"
+    result = run_cli("profile", "lenet7", "-o", out, "--csv", csv, "--plot", png)
+    assert result.code == 0, result.err
+    profile = load_profile(out)
+    points = pd.read_csv(csv)
+    layers = pd.read_csv(tmp_path / "p.layers.csv")
+    assert list(points["upload_bytes"]) == [p["upload_bytes"] for p in profile["partition_points"]]
+    assert list(layers["macs"]) == [layer["macs"] for layer in profile["layers"]]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Partition points" in result.out and "40,733,184" in result.out  # lenet7 MACs
+
+
+def test_quiet_prints_nothing_and_top_limits_the_layer_table(run_cli):
+    assert run_cli("profile", "lenet7", "--quiet").out == ""
+    result = run_cli("profile", "resnet18", "--top", "3", "--input-size", "64")
+    assert "Top 3 layers by FLOPs" in result.out
+
+
+def test_models_lists_the_zoo(run_cli):
+    result = run_cli("models", "--source", "zoo", "--json")
+    assert [e["name"] for e in json.loads(result.out)] == ["lenet7", "lenet9", "lenet12", "cerl-net"]
+    assert "vit_b_16" in run_cli("models").out
+
+
+def test_verify_cuts_passes_for_a_traceable_model(run_cli):
+    result = run_cli("profile", "cerl-net", "--verify-cuts")
+    assert result.code == 0
+    assert "all 9 points reproduce the model's output" in result.out
+
+
+def test_verify_cuts_fails_with_exit_1_naming_the_point(run_cli, tmp_path):
+    out = tmp_path / "p.json"
+    result = run_cli("profile", "edgeprof_testmodels:untraceable", "--input-size", "16", "--verify-cuts", "-o", out)
+    assert result.code == 1
+    assert "verify-cuts: z=" in result.err and "differs from the whole model" in result.err
+    assert not out.exists()
+
+
+def test_validate(run_cli, tmp_path):
+    out = tmp_path / "p.json"
+    run_cli("profile", "lenet7", "-q", "-o", out)
+    result = run_cli("validate", out)
+    assert result.code == 0 and "valid edgeprof.profile/1" in result.out
+
+
+def _corrupt(tmp_path):
+    path = tmp_path / "corrupt.json"
+    path.write_text("{not json")
+    return path
+
+
+def _wrong_version(tmp_path):
+    path = tmp_path / "v2.json"
+    path.write_text(json.dumps({"schema": "edgeprof.profile/2"}))
+    return path
+
+
+def _unreadable_weights(tmp_path):
+    path = tmp_path / "w.pth"
+    path.write_bytes(b"\x00garbage")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (lambda t: ["profile", "resnet81", "-o", t / "out.json"], "unknown model 'resnet81': did you mean resnet18"),
+        (lambda t: ["profile", "vgg16", "--input-size", "8", "-o", t / "out.json"], "vgg16 cannot run on a 1x3x8x8 input"),
+        (lambda t: ["profile", "vgg16", "--dtype", "float64", "-o", t / "out.json"], "'float64' is not one of"),
+        (lambda t: ["profile", "lenet7", "--weights", _unreadable_weights(t), "-o", t / "out.json"],
+         "cannot read weights file"),
+        (lambda t: ["profile", "lenet7", "-o", t / "missing-dir" / "out.json"], "directory .*missing-dir does not exist"),
+        (lambda t: ["profile", "lenet7", "--batch", "0", "-o", t / "out.json"], "--batch"),
+        (lambda t: ["validate", _corrupt(t)], r"corrupt.json: not valid JSON \(line 1, column 2"),
+        (lambda t: ["validate", _wrong_version(t)], r"\$\.schema: 'edgeprof.profile/2' is not supported"),
+        (lambda t: ["validate", t / "absent.json"], "cannot read .*absent.json"),
+    ],
+)
+def test_bad_input_is_one_line_with_exit_code_2_and_no_output(run_cli, tmp_path, args, message):
+    result = run_cli(*args(tmp_path))
+    assert result.code == 2
+    assert result.out == ""
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgeprof: error: ")
+    assert "Traceback" not in result.err
+    assert pytest.importorskip("re").search(message, lines[0])
+    assert not (tmp_path / "out.json").exists()

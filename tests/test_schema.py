@@ -1,0 +1,83 @@
+"""The profile file contract: round trips, schema and invariant errors that name their JSON path."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+
+import pytest
+
+from edgeprof.profiler.schema import ProfileError, load_profile, validate_profile, write_profile
+from edgeprof.profiler.static import profile_model
+
+
+@pytest.fixture(scope="module")
+def profile():
+    return profile_model("lenet7")
+
+
+def test_write_then_load_round_trips(profile, tmp_path):
+    path = tmp_path / "p.json"
+    write_profile(profile, path)
+    assert load_profile(path) == json.loads(json.dumps(profile))
+    assert [p.name for p in tmp_path.iterdir()] == ["p.json"]  # no temporary file left behind
+
+
+def _broken(profile, edit):
+    doc = copy.deepcopy(profile)
+    edit(doc)
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.pop("schema"), r"\$\.schema: missing"),
+        (lambda d: d.update(schema="edgeprof.profile/2"), r"\$\.schema: 'edgeprof.profile/2' is not supported"),
+        (lambda d: d["partition_points"][2].update(upload_bytes="12"), r"\$\.partition_points\[2\]\.upload_bytes"),
+        (lambda d: d["model"].pop("params"), r"\$\.model: 'params' is a required property"),
+        (lambda d: d["layers"][1].update(flops=d["layers"][1]["flops"] + 2, macs=d["layers"][1]["macs"] + 1),
+         r"\$\.totals\.flops: .* sum over layers"),
+        (lambda d: d["partition_points"][3].update(edge_flops=5), r"\$\.partition_points\[3\]\.edge_flops"),
+        (lambda d: d["partition_points"][0].update(upload_bytes=1, tensors=[dict(d["partition_points"][0]["tensors"][0],
+                                                                                  bytes=1)]),
+         r"\$\.partition_points\[0\]\.upload_bytes: z = 0 uploads the input"),
+        (lambda d: d["model"].update(dtype="float64"), r"\$\.model\.dtype"),
+        (lambda d: d["counting"].update(mac_to_flop=1), r"\$\.counting\.mac_to_flop"),
+    ],
+)
+def test_broken_profiles_name_the_json_path(profile, edit, message):
+    with pytest.raises(ProfileError, match=message):
+        validate_profile(_broken(profile, edit))
+
+
+def test_device_flops_must_not_decrease(profile):
+    def swap(doc):
+        points = doc["partition_points"]
+        points[1]["device_flops"], points[2]["device_flops"] = points[2]["device_flops"], points[1]["device_flops"]
+        for p in points[1:3]:
+            p["edge_flops"] = doc["totals"]["flops"] - p["device_flops"]
+
+    with pytest.raises(ProfileError, match=r"\$\.partition_points\[2\]\.device_flops: .* less than at z = 1"):
+        validate_profile(_broken(profile, swap))
+
+
+def test_corrupt_json_file(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text('{"schema": "edgeprof.profile/1",')
+    with pytest.raises(ProfileError, match=r"bad.json: not valid JSON \(line 1, column 33"):
+        load_profile(path)
+
+
+def test_schema_module_does_not_import_torch():
+    code = "import sys, edgeprof.profiler.schema; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_write_refuses_an_invalid_profile_and_leaves_no_file(profile, tmp_path):
+    path = tmp_path / "p.json"
+    with pytest.raises(ProfileError):
+        write_profile(_broken(profile, lambda d: d["totals"].update(flops=1)), path)
+    assert list(tmp_path.iterdir()) == []
