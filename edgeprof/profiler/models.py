@@ -245,6 +245,40 @@ def _unknown_model(spec: str) -> EdgeprofError:
     )
 
 
+def _build_builtin(
+    spec: str, weights: str | None, input_size: int | None, device: str, seed: int
+) -> tuple[nn.Module, int, str, str | None]:
+    """A zoo or torchvision model, its input size, and its weights label and hash if named weights."""
+    size = input_size or default_input_size(spec)
+    if spec in _ZOO:
+        return _build(spec, _ZOO[spec][0], device, seed), size, RANDOM_INIT, None
+    factory = functools.partial(torchvision.models.get_model, spec)
+    if weights is not None and not Path(weights).is_file():
+        member, cached = _torchvision_weights(spec, weights)
+        size = input_size or member.transforms.keywords.get("crop_size", size)
+        module = _build(spec, factory, device, seed, weights=member)
+        return module, size, f"torchvision:{member}", _sha256(cached)
+    kwargs: dict[str, Any] = {}
+    for prefix, keyword in _SIZED_BY_INPUT.items():
+        if spec.startswith(prefix) and size != default_input_size(spec) and weights is None:
+            kwargs[keyword] = size if keyword == "image_size" else (size, size)
+    return _build(spec, factory, device, seed, **kwargs), size, RANDOM_INIT, None
+
+
+def _build_imported(spec: str, device: str, seed: int) -> tuple[nn.Module, str]:
+    """A `package.module:factory` model, on meta if its constructor allows it, else on the CPU."""
+    factory = _import_factory(spec)
+    module = None
+    if device == "meta":
+        with contextlib.suppress(EdgeprofError):  # factories that compute with their weights need real ones
+            module = _build(spec, factory, "meta", seed)
+    if module is None:
+        device, module = "cpu", _build(spec, factory, "cpu", seed)
+    if not isinstance(module, nn.Module):
+        raise EdgeprofError(f"model {spec}: the factory returned {type(module).__name__}, not an nn.Module")
+    return module, device
+
+
 def load_model(
     spec: str,
     weights: str | None = None,
@@ -254,48 +288,26 @@ def load_model(
     device: str = "meta",
     seed: int = 0,
 ) -> LoadedModel:
-    """Resolve MODEL, build it in eval mode on `device` ("meta" or "cpu") and load `weights` if given."""
+    """Resolve MODEL, build it in eval mode on `device` ("meta" or "cpu") and load `weights` if given.
+
+    Files and some imported factories are always built on the CPU; `LoadedModel.device` says where.
+    """
     if dtype not in DTYPES:
         raise EdgeprofError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}")
     if batch_size < 1:
         raise EdgeprofError(f"batch size must be at least 1, got {batch_size}")
     if input_size is not None and input_size < 1:
         raise EdgeprofError(f"input size must be at least 1, got {input_size}")
-    torch_dtype = DTYPES[dtype]
-    label, sha256, exported_shape = RANDOM_INIT, None, None
+    label, sha256, exported_shape, size = RANDOM_INIT, None, None, input_size or 224
     if spec in _ZOO or spec in torchvision_names():
         source = "zoo" if spec in _ZOO else "torchvision"
-        size = input_size or default_input_size(spec)
-        if source == "zoo":
-            factory, kwargs = _ZOO[spec][0], {}
-        else:
-            factory, kwargs = functools.partial(torchvision.models.get_model, spec), {}
-        named_weights = source == "torchvision" and weights is not None and not Path(weights).is_file()
-        if named_weights:
-            member, cached = _torchvision_weights(spec, weights)
-            kwargs["weights"] = member
-            size = input_size or member.transforms.keywords.get("crop_size", size)
-            label, sha256 = f"torchvision:{member}", _sha256(cached)
-        elif weights is None:
-            for prefix, keyword in _SIZED_BY_INPUT.items():
-                if source == "torchvision" and spec.startswith(prefix) and size != default_input_size(spec):
-                    kwargs[keyword] = size if keyword == "image_size" else (size, size)
-        module = _build(spec, factory, device, seed, **kwargs)
-        channels = 3
+        module, size, label, sha256 = _build_builtin(spec, weights, input_size, device, seed)
     elif Path(spec).is_file():
-        source = "file"
+        source, device = "file", "cpu"
         module, exported_shape = _load_file(Path(spec))
-        device, channels, size = "cpu", 3, input_size or 224
     elif ":" in spec:
         source = "import"
-        factory = _import_factory(spec)
-        try:
-            module = _build(spec, factory, device, seed)
-        except EdgeprofError:  # factories that compute with their weights cannot be built on meta
-            device, module = "cpu", _build(spec, factory, "cpu", seed)
-        if not isinstance(module, nn.Module):
-            raise EdgeprofError(f"model {spec}: the factory returned {type(module).__name__}, not an nn.Module")
-        channels, size = 3, input_size or 224
+        module, device = _build_imported(spec, device, seed)
     elif "/" in spec or Path(spec).suffix in _MODEL_FILE_SUFFIXES:
         raise EdgeprofError(f"model file {spec} does not exist")
     else:
@@ -314,7 +326,7 @@ def load_model(
             raise EdgeprofError(f"{spec} was exported for input shape {list(exported_shape)} only")
         input_shape = exported_shape
     else:
-        input_shape = (batch_size, channels, size, size)
+        input_shape = (batch_size, 3, size, size)
         module = module.eval()  # exported programs are already in inference form and refuse eval()
-    module = module.to(dtype=torch_dtype)
-    return LoadedModel(module, spec, source, label, sha256, input_shape, torch_dtype, torch.device(device))
+    module = module.to(dtype=DTYPES[dtype])
+    return LoadedModel(module, spec, source, label, sha256, input_shape, DTYPES[dtype], torch.device(device))

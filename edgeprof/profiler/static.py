@@ -7,6 +7,7 @@ document; `verify_cuts` runs every prefix and suffix for real and compares with 
 from __future__ import annotations
 
 import math
+import operator
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,113 +76,109 @@ def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
 
-def _layer_parameters(analysis: Analysis) -> list[list[torch.nn.Parameter]]:
-    """The parameters each layer's nodes read, each attributed to every layer that reads it."""
-    graph, module = analysis.graph, analysis.graph.module
-    per_layer = []
-    for layer in analysis.layers:
-        params: dict[int, torch.nn.Parameter] = {}
-        for node in graph.with_constants(set(layer.nodes)):
-            if node.op == "call_module":
-                found = list(module.get_submodule(node.target).parameters())
-            elif node.op == "get_attr":
-                value = _get_attr(module, node.target)
-                found = [value] if isinstance(value, torch.nn.Parameter) else []
-            else:
-                found = []
-            params.update((id(p), p) for p in found)
-        per_layer.append(list(params.values()))
-    return per_layer
+def _parameters_read(module: torch.nn.Module, nodes: list[fx.Node]) -> list[torch.nn.Parameter]:
+    found: dict[int, torch.nn.Parameter] = {}
+    for node in nodes:
+        if node.op == "call_module":
+            found.update((id(p), p) for p in module.get_submodule(node.target).parameters())
+        elif node.op == "get_attr":
+            value = operator.attrgetter(node.target)(module)
+            if isinstance(value, torch.nn.Parameter):
+                found[id(value)] = value
+    return list(found.values())
 
 
-def _get_attr(module: torch.nn.Module, target: str) -> Any:
-    for part in target.split("."):
-        module = getattr(module, part)
-    return module
+def _layer_entries(analysis: Analysis) -> tuple[list[dict[str, Any]], list[list[torch.nn.Parameter]]]:
+    """One entry per layer, and the parameters each layer reads (a tied parameter counts for every reader).
 
+    A layer's cost includes the parameter-only nodes it is the first to read; any left over (never read
+    by input-dependent work) are charged to layer 1.
+    """
+    graph, costs = analysis.graph, analysis.costs
+    reads = [graph.with_constants(set(layer.nodes)) for layer in analysis.layers]
+    charged: dict[fx.Node, int] = {}
+    for index, nodes in enumerate(reads):
+        for node in nodes:
+            charged.setdefault(node, index)
+    for node in costs:
+        charged.setdefault(node, 0)
+    costed: list[list[fx.Node]] = [[] for _ in analysis.layers]
+    for node, index in charged.items():
+        costed[index].append(node)
 
-def _constant_owners(analysis: Analysis) -> dict[fx.Node, int]:
-    """Nodes computed from parameters alone are charged to the first layer that reads them (else layer 1)."""
-    owners: dict[fx.Node, int] = {}
-    graph = analysis.graph
+    entries, parameters = [], []
     for index, layer in enumerate(analysis.layers):
-        for node in graph.with_constants(set(layer.nodes)):
-            if node not in graph.dependent:
-                owners.setdefault(node, index)
-    for node in analysis.costs:
-        if node not in graph.dependent and node.op not in ("placeholder", "output"):
-            owners.setdefault(node, 0)
-    return owners
-
-
-def static_profile(analysis: Analysis) -> dict[str, Any]:
-    """The `edgeprof.profile/1` document of an analysis (no measured keys)."""
-    model, graph, costs = analysis.model, analysis.graph, analysis.costs
-    owners = _constant_owners(analysis)
-    layer_nodes = [list(layer.nodes) for layer in analysis.layers]
-    for node, index in owners.items():
-        layer_nodes[index].append(node)
-    layer_params = _layer_parameters(analysis)
-    all_params = list(model.module.parameters())
-
-    layers = []
-    for index, (layer, nodes, params) in enumerate(zip(analysis.layers, layer_nodes, layer_params), start=1):
-        flops = sum(costs[n].flops for n in nodes)
-        last = costs[layer.nodes[-1]].outputs
-        modules = list(dict.fromkeys(graph.owner(n) or graph.label(n) for n in layer.nodes))
-        layers.append({
-            "index": index,
+        params = _parameters_read(graph.module, reads[index])
+        flops = sum(costs[n].flops for n in costed[index])
+        last = costs[layer.nodes[-1]].outputs[:1]
+        entries.append({
+            "index": index + 1,
             "name": layer.name,
             "type": layer.type,
-            "modules": modules,
+            "modules": list(dict.fromkeys(graph.owner(n) or graph.label(n) for n in layer.nodes)),
             "macs": flops // 2,
             "flops": flops,
-            "elementwise_flops": sum(costs[n].elementwise_flops for n in nodes),
+            "elementwise_flops": sum(costs[n].elementwise_flops for n in costed[index]),
             "params": sum(p.numel() for p in params),
             "param_bytes": sum(p.numel() * p.element_size() for p in params),
             "output_shape": list(last[0][0]) if last else [],
-            "output_bytes": _nbytes(last[:1]),
+            "output_bytes": _nbytes(last),
         })
+        parameters.append(params)
+    return entries, parameters
 
-    first_use: dict[int, int] = {}
-    last_use: dict[int, int] = {}
+
+def _point_entries(
+    analysis: Analysis, layers: list[dict[str, Any]], parameters: list[list[torch.nn.Parameter]]
+) -> list[dict[str, Any]]:
+    """One entry per partition point z = 0..L."""
+    graph, costs = analysis.graph, analysis.costs
+    first_reader: dict[int, int] = {}  # parameter id -> first and last layer (1-based) that reads it
+    last_reader: dict[int, int] = {}
     param_bytes: dict[int, int] = {}
-    for z, params in enumerate(layer_params, start=1):
+    for z, params in enumerate(parameters, start=1):
         for p in params:
-            first_use.setdefault(id(p), z)
-            last_use[id(p)] = z
+            first_reader.setdefault(id(p), z)
+            last_reader[id(p)] = z
             param_bytes[id(p)] = p.numel() * p.element_size()
 
     total_flops = sum(layer["flops"] for layer in layers)
-    input_bytes = math.prod(model.input_shape) * model.dtype.itemsize
-    points, device_flops = [], 0
     num_layers = len(layers)
+    points, device_flops = [], 0
     for z, k in enumerate(analysis.cuts):
-        if z > 0:
-            device_flops += layers[z - 1]["flops"]
-        crossing = [] if z == num_layers else analysis.crossing[k]
+        device_flops += layers[z - 1]["flops"] if z else 0
+        if z == 0:
+            crossing = graph.placeholders
+        else:  # z = L: the result stays on the device, nothing crosses
+            crossing = [] if z == num_layers else analysis.crossing[k]
         tensors = [
             {"name": "input" if node.op == "placeholder" else graph.label(node), "shape": list(shape),
              "dtype": _dtype_name(dtype), "bytes": math.prod(shape) * dtype.itemsize}
             for node in crossing for shape, dtype in costs[node].outputs
-        ] if z else [{"name": "input", "shape": list(model.input_shape), "dtype": _dtype_name(model.dtype),
-                      "bytes": input_bytes}]
-        last_node = graph.work[k - 1] if z else None
-        layer = analysis.layers[z - 1] if z else None
+        ]
         points.append({
             "z": z,
             "after": graph.describe_cut(k),
-            "layer": layer.name if layer else None,
-            "node": last_node.name if last_node else None,
-            "single_tensor": z == 0 or z == num_layers or (len(crossing) == 1 and len(tensors) == 1),
+            "layer": analysis.layers[z - 1].name if z else None,
+            "node": graph.work[k - 1].name if z else None,
+            "single_tensor": z == num_layers or (len(crossing) == 1 and len(tensors) == 1),
             "tensors": tensors,
             "upload_bytes": sum(t["bytes"] for t in tensors),
             "device_flops": device_flops,
             "edge_flops": total_flops - device_flops,
-            "device_param_bytes": sum(b for i, b in param_bytes.items() if first_use[i] <= z),
-            "edge_param_bytes": sum(b for i, b in param_bytes.items() if last_use[i] > z),
+            "device_param_bytes": sum(b for i, b in param_bytes.items() if first_reader[i] <= z),
+            "edge_param_bytes": sum(b for i, b in param_bytes.items() if last_reader[i] > z),
         })
+    return points
 
+
+def static_profile(analysis: Analysis) -> dict[str, Any]:
+    """The `edgeprof.profile/1` document of an analysis (no measured keys)."""
+    model, graph = analysis.model, analysis.graph
+    layers, parameters = _layer_entries(analysis)
+    points = _point_entries(analysis, layers, parameters)
+    all_params = list(model.module.parameters())
+    input_bytes = math.prod(model.input_shape) * model.dtype.itemsize
     return {
         "schema": SCHEMA_ID,
         "edgeprof_version": edgeprof.__version__,
@@ -217,8 +214,8 @@ def static_profile(analysis: Analysis) -> dict[str, Any]:
             "warnings": list(graph.warnings),
         },
         "totals": {
-            "macs": total_flops // 2,
-            "flops": total_flops,
+            "macs": sum(layer["macs"] for layer in layers),
+            "flops": sum(layer["flops"] for layer in layers),
             "elementwise_flops": sum(layer["elementwise_flops"] for layer in layers),
         },
         "layers": layers,
