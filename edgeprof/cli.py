@@ -43,6 +43,14 @@ class Cuts(str, Enum):
     all = "all"
 
 
+class Energy(str, Enum):
+    auto = "auto"
+    none = "none"
+    nvml = "nvml"
+    jetson = "jetson"
+    rapl = "rapl"
+
+
 class Source(str, Enum):
     zoo = "zoo"
     torchvision = "torchvision"
@@ -83,8 +91,34 @@ def models_command(
     console.print(table)
 
 
+def _ms(stats: dict[str, float] | None) -> str:
+    return "" if not stats else f"{stats['median']:.3f}"
+
+
+def _mj(energy: dict[str, float] | None) -> str:
+    return "" if not energy or energy.get("total") is None else f"{energy['total']:.3f}"
+
+
+def _print_device(profile: dict[str, Any]) -> None:
+    device = profile["device"]
+    speed = f"{device['flops_per_s'] / 1e9:.2f} GFLOP/s" if device.get("flops_per_s") else "n/a"
+    console.print(f"measured on {device['kind']} {device['name']}: whole model "
+                  f"{device['whole_model_latency_ms']['median']:.3f} ms (median of {profile['timing']['repeats']}), "
+                  f"{speed}", highlight=False)
+    if device.get("energy_source"):
+        per_flop = device.get("joules_per_flop")
+        console.print(f"energy from {device['energy_source']}: idle {device['idle_power_w']:.2f} W, whole model "
+                      f"{device['whole_model_energy_mj']['total']:.3f} mJ"
+                      + (f", {per_flop * 1e12:.3f} pJ/FLOP dynamic" if per_flop is not None else ""), highlight=False)
+    else:
+        console.print(f"energy not measured: {device.get('energy_unavailable')}", highlight=False)
+    for warning in profile["timing"].get("warnings", []):
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+
+
 def _print_profile(profile: dict[str, Any], top: int | None) -> None:
     model, totals, counting = profile["model"], profile["totals"], profile["counting"]
+    measured = "device" in profile
     console.print(
         f"[bold]{model['name']}[/bold] ({model['source']}, weights: {model['weights']})  "
         f"input {_shape(model['input_shape'])} {model['dtype']}  params {model['params']:,} "
@@ -99,48 +133,65 @@ def _print_profile(profile: dict[str, Any], top: int | None) -> None:
     if counting["uncounted_ops"]:
         ops = ", ".join(f"{op} x{n}" for op, n in counting["uncounted_ops"].items())
         console.print(f"[yellow]ops with no FLOP formula (counted as 0):[/yellow] {ops}")
+    if measured:
+        _print_device(profile)
 
     layers = profile["layers"]
     shown = sorted(layers, key=lambda layer: -layer["flops"])[:top] if top else layers
     table = Table(title=f"Top {len(shown)} layers by FLOPs" if top else f"Layers ({len(layers)})")
-    for column in ("#", "layer", "type", "MACs", "% FLOPs", "params", "output", "out bytes"):
-        table.add_column(column, justify="right" if column not in ("layer", "type", "output") else "left")
+    columns = ["#", "layer", "type", "MACs", "% FLOPs", "params", "output", "out bytes"] + (["ms"] if measured else [])
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("layer", "type", "output") else "right")
     for layer in shown:
         share = 100 * layer["flops"] / totals["flops"] if totals["flops"] else 0.0
-        table.add_row(str(layer["index"]), layer["name"], layer["type"], _si(layer["macs"]), f"{share:.1f}",
-                      _si(layer["params"]), _shape(layer["output_shape"]), _bytes(layer["output_bytes"]))
+        row = [str(layer["index"]), layer["name"], layer["type"], _si(layer["macs"]), f"{share:.1f}",
+               _si(layer["params"]), _shape(layer["output_shape"]), _bytes(layer["output_bytes"])]
+        table.add_row(*row, *([_ms(layer.get("latency_ms"))] if measured else []))
     console.print(table)
 
     table = Table(title="Partition points (z layers on the device, the rest on the edge)")
-    for column in ("z", "after", "upload", "tensors", "device FLOPs", "% on device", "device params"):
+    with_energy = measured and profile["device"].get("energy_source") is not None
+    columns = ["z", "after", "upload", "tensors", "device FLOPs", "% on device", "device params"]
+    columns += (["device ms", "edge ms"] if measured else []) + (["device mJ", "edge mJ"] if with_energy else [])
+    for column in columns:
         table.add_column(column, justify="left" if column == "after" else "right")
     for point in profile["partition_points"]:
         share = 100 * point["device_flops"] / totals["flops"] if totals["flops"] else 0.0
         tensors = str(len(point["tensors"])) if point["single_tensor"] else f"{len(point['tensors'])} (multi)"
-        table.add_row(str(point["z"]), point["after"] or "(input)", _bytes(point["upload_bytes"]), tensors,
-                      _si(point["device_flops"]), f"{share:.1f}", _bytes(point["device_param_bytes"]))
+        row = [str(point["z"]), point["after"] or "(input)", _bytes(point["upload_bytes"]), tensors,
+               _si(point["device_flops"]), f"{share:.1f}", _bytes(point["device_param_bytes"])]
+        if measured:
+            row += [_ms(point.get("device_latency_ms")), _ms(point.get("edge_latency_ms"))]
+        if with_energy:
+            row += [_mj(point.get("device_energy_mj")), _mj(point.get("edge_energy_mj"))]
+        table.add_row(*row)
     console.print(table)
 
 
-def _verify(analysis, model: str, weights: str | None, input_size: int | None, batch: int, dtype: str,
-            seed: int, quiet: bool) -> None:
-    from edgeprof.profiler.models import load_model
+def _verify(analysis, runnable, seed: int, quiet: bool) -> None:
     from edgeprof.profiler.static import verify_cuts
 
-    runnable = load_model(model, weights, input_size, batch, dtype, device="cpu", seed=seed)
     with Progress(console=err_console, disable=quiet, transient=True) as progress:
         task = progress.add_task("verifying cuts", total=len(analysis.cuts))
         checks = verify_cuts(analysis, runnable, seed=seed, progress=lambda z: progress.advance(task))
     failed = [c for c in checks if not c.ok]
+    for check in failed:
+        after = analysis.graph.describe_cut(analysis.cuts[check.z]) or "the input"
+        err_console.print(f"verify-cuts: z={check.z} (after {after}): prefix + suffix differs from the whole "
+                          f"model by {check.max_abs_diff:.3g}", highlight=False, markup=False)
     if failed:
-        points = {p: analysis.layers[p - 1].name for p in range(1, len(analysis.layers) + 1)}
-        for check in failed:
-            err_console.print(f"verify-cuts: z={check.z} (after {points.get(check.z, 'input')}): prefix + suffix "
-                              f"differs from the whole model by {check.max_abs_diff:.3g}")
         raise typer.Exit(1)
     if not quiet:
         worst = max(c.max_abs_diff for c in checks)
         console.print(f"verify-cuts: all {len(checks)} points reproduce the model's output (max |diff| {worst:.2g})")
+
+
+def _measure(analysis, runnable, settings, quiet: bool) -> dict[str, Any]:
+    from edgeprof.profiler.measure import measure_profile
+
+    with Progress(console=err_console, disable=quiet, transient=True) as progress:
+        task = progress.add_task(f"measuring on {settings.device}", total=len(analysis.cuts))
+        return measure_profile(analysis, runnable, settings, progress=lambda z: progress.advance(task))
 
 
 @app.command("profile")
@@ -164,21 +215,43 @@ def profile_command(
     plot: Annotated[Path | None, typer.Option(help="Draw device FLOPs and upload per point to this PNG.")] = None,
     top: Annotated[int | None, typer.Option(min=1, help="Show only the N heaviest layers.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+    measure: Annotated[bool, typer.Option("--measure", help="Also time every prefix, suffix and layer on "
+                                                            "--device, and measure energy.")] = False,
+    device: Annotated[str, typer.Option(help="With --measure: cpu, cuda, cuda:N or auto (a GPU if there is "
+                                             "one).")] = "auto",
+    energy: Annotated[Energy, typer.Option(help="With --measure: the energy sensor; auto picks the one for "
+                                                "--device and records why when there is none.")] = Energy.auto,
+    warmup: Annotated[int, typer.Option(min=0, help="With --measure: untimed runs before timing.")] = 10,
+    repeats: Annotated[int, typer.Option(min=1, help="With --measure: timed runs per measurement.")] = 50,
+    threads: Annotated[int | None, typer.Option(min=1, help="With --measure on a CPU: intra-op threads (default: "
+                                                            "torch's current count).")] = None,
 ) -> None:
-    """Count FLOPs, parameters and activation bytes of every layer and partition point of MODEL."""
+    """Count FLOPs, parameters and activation bytes of every layer and partition point of MODEL; with
+    --measure, also its latency and energy on this machine."""
+    from edgeprof.profiler.measure import MeasureSettings
     from edgeprof.profiler.models import load_model
     from edgeprof.profiler.schema import write_profile
     from edgeprof.profiler.static import analyze, static_profile
+    from edgeprof.profiler.timing import resolve_device
 
     layers_csv = csv.with_name(csv.stem + ".layers.csv") if csv else None
     for path in (output, csv, layers_csv, plot):
         if path is not None:
             check_writable(path)
+    if measure:
+        resolve_device(device)  # a missing GPU is an error before any work
     loaded = load_model(model, weights, input_size, batch, dtype.value, device="meta")
     analysis = analyze(loaded, cuts.value)
-    profile = static_profile(analysis)
+    runnable = None
+    if verify_cuts or measure:
+        runnable = load_model(model, weights, input_size, batch, dtype.value, device="cpu", seed=seed)
     if verify_cuts:
-        _verify(analysis, model, weights, input_size, batch, dtype.value, seed, quiet)
+        _verify(analysis, runnable, seed, quiet)
+    if measure:
+        settings = MeasureSettings(device, energy.value, warmup, repeats, threads, seed=seed)
+        profile = _measure(analysis, runnable, settings, quiet)
+    else:
+        profile = static_profile(analysis)
     if output:
         write_profile(profile, output)
     if csv:
@@ -212,6 +285,60 @@ def validate_command(
         profile = load_profile(path)
         console.print(f"{path}: valid {profile['schema']} ({profile['model']['name']}, "
                       f"{len(profile['partition_points'])} partition points)")
+
+
+@app.command("devices")
+def devices_command() -> None:
+    """List the compute devices and energy sensors found here, with the reason for each one that is not."""
+    from edgeprof.profiler.energy import probe_sensors
+    from edgeprof.profiler.measure import compute_devices
+
+    table = Table(title="Compute devices")
+    for column in ("device", "status", "detail"):
+        table.add_column(column)
+    for name, available, detail in compute_devices():
+        table.add_row(name, "available" if available else "unavailable", detail)
+    console.print(table)
+    table = Table(title="Energy sensors (--energy)")
+    for column in ("sensor", "status", "detail"):
+        table.add_column(column)
+    for status in probe_sensors():
+        table.add_row(status.kind, "available" if status.available else "unavailable", status.detail)
+    console.print(table)
+
+
+@app.command("calibrate")
+def calibrate_command(
+    files: Annotated[list[Path], typer.Argument(help="Measured profiles of one device.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the summary as JSON.")] = None,
+) -> None:
+    """Summarise measured profiles of one device: its effective FLOP/s and joules per FLOP."""
+    from edgeprof.files import write_text_atomic
+    from edgeprof.profiler.calibrate import calibrate
+    from edgeprof.profiler.schema import load_profile
+
+    if output:
+        check_writable(output)
+    summary = calibrate({str(path): load_profile(path) for path in files})
+    if output:
+        write_text_atomic(output, json.dumps(summary, indent=1) + "\n")
+    device = summary["device"]
+    table = Table(title=f"{device['kind']} {device['name']}")
+    for column in ("model", "input", "dtype", "GFLOPs", "latency ms", "GFLOP/s", "pJ/FLOP"):
+        table.add_column(column, justify="left" if column in ("model", "input", "dtype") else "right")
+    for row in summary["profiles"]:
+        per_flop = row["joules_per_flop"]
+        table.add_row(row["model"], _shape(row["input_shape"]), row["dtype"], f"{row['flops'] / 1e9:.3f}",
+                      f"{row['latency_ms']:.3f}", f"{row['flops_per_s'] / 1e9:.2f}",
+                      "" if per_flop is None else f"{per_flop * 1e12:.3f}")
+    console.print(table)
+    console.print(f"median: {summary['flops_per_s_median'] / 1e9:.2f} GFLOP/s"
+                  + (f", {summary['joules_per_flop_median'] * 1e12:.3f} pJ/FLOP"
+                     if summary["joules_per_flop_median"] is not None else ", no energy measured"), highlight=False)
+    if summary["latency_fit"]:
+        fit = summary["latency_fit"]
+        console.print(f"fit latency = {fit['overhead_s'] * 1e3:.3f} ms + FLOPs / ({fit['flops_per_s'] / 1e9:.2f} "
+                      "GFLOP/s)", highlight=False)
 
 
 def _is_click_exception(error: BaseException) -> bool:

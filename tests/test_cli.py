@@ -98,3 +98,40 @@ def test_bad_input_is_one_line_with_exit_code_2_and_no_output(run_cli, tmp_path,
     assert "Traceback" not in result.err
     assert pytest.importorskip("re").search(message, lines[0])
     assert not (tmp_path / "out.json").exists()
+
+
+def test_measure_writes_latency_and_calibrate_reads_it(run_cli, tmp_path):
+    out = tmp_path / "m.json"
+    result = run_cli("profile", "lenet7", "--measure", "--device", "cpu", "--energy", "none", "--repeats", "3",
+                     "--warmup", "1", "--threads", "1", "-o", out)
+    assert result.code == 0, result.err
+    profile = load_profile(out)
+    assert profile["timing"]["repeats"] == 3
+    assert all(p["device_latency_ms"]["median"] >= 0 for p in profile["partition_points"])
+    assert "energy not measured: energy measurement turned off" in result.out
+    summary = tmp_path / "calibration.json"
+    result = run_cli("calibrate", out, "-o", summary)
+    assert result.code == 0, result.err
+    assert json.loads(summary.read_text())["flops_per_s_median"] == profile["device"]["flops_per_s"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--measure", "--device", "cuda"], "no CUDA GPU is available"),
+        (["--measure", "--repeats", "0"], "--repeats"),
+        (["--measure", "--energy", "watts"], "'watts' is not one of"),
+    ],
+)
+def test_bad_measurement_options(run_cli, tmp_path, monkeypatch, args, message):
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    result = run_cli("profile", "lenet7", *args, "-o", tmp_path / "out.json")
+    assert result.code == 2 and message in result.err and len(result.err.strip().splitlines()) == 1
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_calibrate_refuses_a_static_profile(run_cli, tmp_path):
+    out = tmp_path / "s.json"
+    run_cli("profile", "lenet7", "-q", "-o", out)
+    result = run_cli("calibrate", out)
+    assert result.code == 2 and "has no measurements" in result.err

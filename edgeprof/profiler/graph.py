@@ -127,30 +127,36 @@ class ModelGraph:
                     stack.append(arg)
         return [n for n in self.module.graph.nodes if n in needed]
 
+    def segment(self, start: int, stop: int) -> fx.GraphModule:
+        """The work between cuts `start` and `stop` (0 <= start <= stop <= N) as a module of its own.
+
+        It takes the model's input when start = 0, else the values crossing cut `start` (positionally, in
+        `crossing(start)` order); it returns the model's output when stop = N, else the values crossing cut
+        `stop` (one value, or a tuple when several cross).
+        """
+        if not 0 <= start <= stop <= self.num_positions:
+            raise ValueError(f"segment {start}..{stop} outside 0..{self.num_positions}")
+        graph = fx.Graph()
+        if start == 0:
+            env: dict[fx.Node, Any] = {node: graph.node_copy(node) for node in self.placeholders}
+        else:
+            env = {node: graph.placeholder(node.name) for node in self.crossing(start)}
+        for node in self.with_constants({n for n in self.work if start < self.position[n] <= stop}):
+            env[node] = graph.node_copy(node, env.__getitem__)
+        if stop == self.num_positions:
+            graph.output(fx.map_arg(self.output_node.args[0], env.__getitem__))
+        else:
+            outputs = [env[node] for node in self.crossing(stop)]
+            graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
+        return fx.GraphModule(self.module, graph)
+
     def split(self, k: int) -> tuple[fx.GraphModule, fx.GraphModule]:
         """The device-side prefix (positions 1..k) and edge-side suffix (k+1..N) of cut k.
 
         `prefix(x)` returns the crossing value, or a tuple when several cross; `suffix(*values)` returns the
-        model's output. For k = N the prefix returns the model's outputs and the suffix passes them through.
+        model's output. For k = N the prefix is the whole model and the suffix passes the output through.
         """
-        if not 0 <= k <= self.num_positions:
-            raise ValueError(f"cut position {k} outside 0..{self.num_positions}")
-        crossing = self.crossing(k)
-        prefix_graph = fx.Graph()
-        env: dict[fx.Node, Any] = {}
-        for node in self.placeholders:
-            env[node] = prefix_graph.node_copy(node)
-        for node in self.with_constants({n for n in self.work if self.position[n] <= k}):
-            env[node] = prefix_graph.node_copy(node, env.__getitem__)
-        outputs = [env[n] for n in crossing]
-        prefix_graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
-
-        suffix_graph = fx.Graph()
-        env = {node: suffix_graph.placeholder(node.name) for node in crossing}
-        for node in self.with_constants({n for n in self.work if self.position[n] > k}):
-            env[node] = suffix_graph.node_copy(node, env.__getitem__)
-        suffix_graph.output(fx.map_arg(self.output_node.args[0], env.__getitem__))
-        return fx.GraphModule(self.module, prefix_graph), fx.GraphModule(self.module, suffix_graph)
+        return self.segment(0, k), self.segment(k, self.num_positions)
 
 
 def run_split(prefix: nn.Module, suffix: nn.Module, x: torch.Tensor) -> Any:

@@ -223,6 +223,15 @@ def static_profile(analysis: Analysis) -> dict[str, Any]:
     }
 
 
+def runnable_graph(analysis: Analysis, runnable: LoadedModel) -> ModelGraph:
+    """The graph of a real copy of the analysed model (which was counted on the meta device), so that the
+    analysis' cut positions can be run."""
+    graph = trace(runnable.module)
+    if [n.name for n in graph.work] != [n.name for n in analysis.graph.work]:
+        raise EdgeprofError("the runnable model does not trace to the same graph as the analysed one")
+    return graph
+
+
 @dataclass
 class CutCheck:
     z: int
@@ -240,9 +249,7 @@ def verify_cuts(
 ) -> list[CutCheck]:
     """Run prefix then suffix at every partition point on `runnable` (a real copy of the analysed model)
     and compare with the whole model's output on the same seeded input."""
-    graph = trace(runnable.module)
-    if graph.num_positions != analysis.graph.num_positions:
-        raise EdgeprofError("the runnable model does not trace to the same graph as the analysed one")
+    graph = runnable_graph(analysis, runnable)
     x = runnable.example_input(seed)
     checks = []
     with torch.inference_mode():

@@ -1,0 +1,160 @@
+"""Measured profiles: latency of every prefix, suffix and layer; energy windows with an idle baseline."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from edgeprof.errors import EdgeprofError
+from edgeprof.profiler.calibrate import calibrate
+from edgeprof.profiler.energy.base import SamplingMeter
+from edgeprof.profiler.measure import MeasureSettings, measure_profile
+from edgeprof.profiler.models import load_model
+from edgeprof.profiler.schema import validate_profile
+from edgeprof.profiler.static import analyze
+from edgeprof.profiler.timing import LatencyStats, resolve_device, time_callable
+
+
+class BusyPower(SamplingMeter):
+    """A fake sensor: `idle_w` at rest, `busy_w` while a thread of this process burns CPU time."""
+
+    kind = "fake"
+    source = "fake:board"
+
+    def __init__(self, idle_w: float, busy_w: float) -> None:
+        super().__init__(interval_s=0.002)
+        self.idle_w, self.busy_w = idle_w, busy_w
+        self._cpu, self._wall = time.process_time(), time.monotonic()
+        self.closed = False
+
+    @property
+    def update_period_s(self) -> float:
+        return 0.002
+
+    def read_power_w(self) -> float:
+        cpu, wall = time.process_time(), time.monotonic()
+        busy = min(1.0, (cpu - self._cpu) / max(wall - self._wall, 1e-9))
+        self._cpu, self._wall = cpu, wall
+        return self.idle_w + (self.busy_w - self.idle_w) * busy
+
+    def metadata(self):
+        return {"rails": ["BOARD"]}
+
+    def close(self) -> None:
+        super().close()
+        self.closed = True
+
+
+@pytest.fixture(scope="module")
+def lenet():
+    return analyze(load_model("lenet7")), load_model("lenet7", device="cpu")
+
+
+def test_latency_statistics():
+    stats = LatencyStats((5.0, 1.0, 3.0, 2.0, 4.0))
+    assert stats.as_dict() == {"median": 3.0, "p10": 1.4, "p90": 4.6, "min": 1.0}
+
+
+def test_every_point_and_layer_gets_latency(lenet):
+    analysis, runnable = lenet
+    profile = validate_profile(measure_profile(analysis, runnable, MeasureSettings(energy="none", warmup=2,
+                                                                                   repeats=5, threads=1)))
+    assert profile["device"]["kind"] == "cpu" and profile["device"]["threads"] == 1
+    assert profile["timing"]["repeats"] == 5 and profile["timing"]["statistic"] == "median"
+    for point in profile["partition_points"]:
+        for key in ("device_latency_ms", "edge_latency_ms"):
+            stats = point[key]
+            assert 0 <= stats["min"] <= stats["p10"] <= stats["median"] <= stats["p90"]
+        assert point["device_energy_mj"] is None
+    assert all(layer["latency_ms"]["median"] > 0 for layer in profile["layers"])
+    whole = profile["device"]["whole_model_latency_ms"]["median"]
+    assert profile["device"]["flops_per_s"] == pytest.approx(profile["totals"]["flops"] / (whole / 1e3))
+    assert profile["device"]["joules_per_flop"] is None
+    assert "turned off" in profile["device"]["energy_unavailable"]
+
+
+def test_energy_windows_subtract_the_idle_baseline(lenet):
+    analysis, runnable = lenet
+    meter = BusyPower(idle_w=2.0, busy_w=10.0)
+    settings = MeasureSettings(energy="none", warmup=1, repeats=3, threads=1, min_window_s=0.05, idle_s=0.1)
+    profile = measure_profile(analysis, runnable, settings, meter=meter)
+    device = profile["device"]
+    assert meter.closed
+    assert device["energy_source"] == "fake:board" and device["sensor"] == {"rails": ["BOARD"]}
+    assert device["idle_power_w"] == pytest.approx(2.0, abs=1.0)
+    whole = device["whole_model_energy_mj"]
+    assert 0 < whole["dynamic"] < whole["total"]
+    latency_s = device["whole_model_latency_ms"]["median"] / 1e3
+    assert whole["total"] / 1e3 == pytest.approx(10.0 * latency_s, rel=0.6)  # busy power x time, loosely
+    assert device["joules_per_flop"] == pytest.approx(whole["dynamic"] / 1e3 / profile["totals"]["flops"])
+    first, last = profile["partition_points"][0], profile["partition_points"][-1]
+    assert first["device_energy_mj"] == {"total": 0.0, "dynamic": 0.0}  # z = 0 runs nothing on the device
+    assert last["edge_energy_mj"] == {"total": 0.0, "dynamic": 0.0}
+    assert last["device_energy_mj"]["total"] > 0 and first["edge_energy_mj"]["total"] > 0
+
+
+def test_cuda_timing_uses_events_and_one_final_sync(monkeypatch):
+    clock = {"now": 0.0, "syncs": 0}
+
+    class FakeEvent:
+        def __init__(self, enable_timing):
+            assert enable_timing
+
+        def record(self):
+            clock["now"] += 1.5
+            self.at = clock["now"]
+
+        def elapsed_time(self, other):
+            return other.at - self.at
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: clock.__setitem__("syncs", clock["syncs"] + 1))
+    stats = time_callable(lambda: None, torch.device("cuda", 0), warmup=2, repeats=4)
+    assert stats.samples_ms == (1.5, 1.5, 1.5, 1.5)
+    assert clock["syncs"] == 2  # after the warm-up and after the last repeat, not between repeats
+
+
+@pytest.mark.parametrize(("name", "message"), [("cuda", "no CUDA GPU is available"), ("mps", "unsupported device"),
+                                               ("gpu0", "unknown device")])
+def test_devices_that_are_not_here(name, message, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(EdgeprofError, match=message):
+        resolve_device(name)
+
+
+def test_zero_repeats_is_refused():
+    with pytest.raises(EdgeprofError, match="repeats must be at least 1"):
+        time_callable(lambda: None, torch.device("cpu"), warmup=0, repeats=0)
+
+
+def _measured(name: str, flops: int, latency_ms: float, device: str = "AMD EPYC", energy_mj: float | None = None):
+    return {
+        "model": {"name": name, "input_shape": [1, 3, 32, 32], "dtype": "float32"},
+        "totals": {"flops": flops},
+        "device": {"kind": "cpu", "name": device, "whole_model_latency_ms": {"median": latency_ms},
+                   "flops_per_s": flops / (latency_ms / 1e3),
+                   "whole_model_energy_mj": None if energy_mj is None else {"total": energy_mj, "dynamic": energy_mj},
+                   "joules_per_flop": None if energy_mj is None else energy_mj / 1e3 / flops},
+    }
+
+
+def test_calibrate_fits_speed_and_overhead():
+    # latency = 2 ms + FLOPs / 50 GFLOP/s; energy = 1 mJ + 10 pJ/FLOP
+    profiles = {f"m{i}.json": _measured(f"m{i}", flops, 2 + flops / 50e9 * 1e3, energy_mj=1 + flops * 10e-12 * 1e3)
+                for i, flops in enumerate([1e9, 4e9, 9e9])}
+    summary = calibrate(profiles)
+    assert summary["latency_fit"]["flops_per_s"] == pytest.approx(50e9)
+    assert summary["latency_fit"]["overhead_s"] == pytest.approx(2e-3)
+    assert summary["energy_fit"]["joules_per_flop"] == pytest.approx(10e-12)
+    assert summary["flops_per_s_median"] == pytest.approx(4e9 / (2e-3 + 4e9 / 50e9))
+
+
+def test_calibrate_refuses_mixed_devices_and_static_profiles():
+    with pytest.raises(EdgeprofError, match="different devices"):
+        calibrate({"a.json": _measured("a", 1e9, 1.0), "b.json": _measured("b", 1e9, 1.0, device="Jetson")})
+    static = _measured("s", 1e9, 1.0)
+    del static["device"]
+    with pytest.raises(EdgeprofError, match="s.json has no measurements"):
+        calibrate({"s.json": static})
