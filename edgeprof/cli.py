@@ -171,7 +171,7 @@ def _print_profile(profile: dict[str, Any], top: int | None) -> None:
 def _verify(analysis, runnable, seed: int, quiet: bool) -> None:
     from edgeprof.profiler.static import verify_cuts
 
-    with Progress(console=err_console, disable=quiet, transient=True) as progress:
+    with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as progress:
         task = progress.add_task("verifying cuts", total=len(analysis.cuts))
         checks = verify_cuts(analysis, runnable, seed=seed, progress=lambda z: progress.advance(task))
     failed = [c for c in checks if not c.ok]
@@ -186,12 +186,17 @@ def _verify(analysis, runnable, seed: int, quiet: bool) -> None:
         console.print(f"verify-cuts: all {len(checks)} points reproduce the model's output (max |diff| {worst:.2g})")
 
 
-def _measure(analysis, runnable, settings, quiet: bool) -> dict[str, Any]:
+def _measure(analysis, runnable, settings, sensor, quiet: bool) -> dict[str, Any]:
     from edgeprof.profiler.measure import measure_profile
 
-    with Progress(console=err_console, disable=quiet, transient=True) as progress:
-        task = progress.add_task(f"measuring on {settings.device}", total=len(analysis.cuts))
-        return measure_profile(analysis, runnable, settings, progress=lambda z: progress.advance(task))
+    with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as progress:
+        task = progress.add_task(f"measuring on {settings.device}", total=settings.repeats)
+
+        def report(stage: str, done: int, total: int) -> None:
+            label = "timing rounds" if stage == "timing" else "energy, partition points"
+            progress.update(task, description=f"{label} on {settings.device}", completed=done, total=total)
+
+        return measure_profile(analysis, runnable, settings, sensor, progress=report)
 
 
 @app.command("profile")
@@ -238,20 +243,27 @@ def profile_command(
     for path in (output, csv, layers_csv, plot):
         if path is not None:
             check_writable(path)
-    if measure:
-        resolve_device(device)  # a missing GPU is an error before any work
-    loaded = load_model(model, weights, input_size, batch, dtype.value, device="meta")
-    analysis = analyze(loaded, cuts.value)
-    runnable = None
-    if verify_cuts or measure:
-        runnable = load_model(model, weights, input_size, batch, dtype.value, device="cpu", seed=seed)
-    if verify_cuts:
-        _verify(analysis, runnable, seed, quiet)
-    if measure:
-        settings = MeasureSettings(device, energy.value, warmup, repeats, threads, seed=seed)
-        profile = _measure(analysis, runnable, settings, quiet)
-    else:
-        profile = static_profile(analysis)
+    sensor = (None, None)
+    if measure:  # a missing GPU or sensor is an error before any work
+        from edgeprof.profiler.energy import open_meter
+
+        sensor = open_meter(energy.value, str(resolve_device(device)))
+    try:
+        loaded = load_model(model, weights, input_size, batch, dtype.value, device="meta")
+        analysis = analyze(loaded, cuts.value)
+        runnable = None
+        if verify_cuts or measure:
+            runnable = load_model(model, weights, input_size, batch, dtype.value, device="cpu", seed=seed)
+        if verify_cuts:
+            _verify(analysis, runnable, seed, quiet)
+        if measure:
+            settings = MeasureSettings(device, energy.value, warmup, repeats, threads, seed=seed)
+            profile = _measure(analysis, runnable, settings, sensor, quiet)
+        else:
+            profile = static_profile(analysis)
+    finally:
+        if sensor[0] is not None:  # closing twice is harmless; this covers failures before measuring
+            sensor[0].close()
     if output:
         write_profile(profile, output)
     if csv:

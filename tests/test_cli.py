@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import fake_jetson
 import pandas as pd
 import pytest
+from fake_nvml import FakeNvml
 
 from edgeprof.profiler.schema import load_profile
 
@@ -135,3 +137,30 @@ def test_calibrate_refuses_a_static_profile(run_cli, tmp_path):
     run_cli("profile", "lenet7", "-q", "-o", out)
     result = run_cli("calibrate", out)
     assert result.code == 2 and "has no measurements" in result.err
+
+
+@pytest.mark.parametrize("sensor", ["nvml", "jetson", "rapl"])
+def test_asking_for_a_missing_sensor_is_exit_2(run_cli, tmp_path, monkeypatch, sensor):
+    monkeypatch.setenv("EDGEPROF_SYSFS_ROOT", str(tmp_path / "empty"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no tegrastats
+    monkeypatch.setattr("edgeprof.profiler.energy.nvml.load_library", lambda: FakeNvml(init_error=9))
+    result = run_cli("profile", "lenet7", "--measure", "--energy", sensor, "--repeats", "2", "-o", tmp_path / "o.json")
+    assert result.code == 2
+    assert result.err.startswith(f"edgeprof: error: --energy {sensor}: ") and len(result.err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_measure_on_a_fake_jetson_records_energy(run_cli, tmp_path, monkeypatch):
+    board = fake_jetson.build(tmp_path / "root", "orin_nano")
+    monkeypatch.setenv("EDGEPROF_SYSFS_ROOT", str(tmp_path / "root"))
+    (tmp_path / "root" / "etc").mkdir()
+    (tmp_path / "root" / "etc" / "nv_tegra_release").write_text("# R36 (release), REVISION: 4.0\n")
+    devices = run_cli("devices")
+    assert "jetson" in devices.out and "total VDD_IN" in devices.out
+    out = tmp_path / "j.json"
+    result = run_cli("profile", "lenet7", "--measure", "--device", "cpu", "--repeats", "3", "--warmup", "1", "-o", out)
+    assert result.code == 0, result.err
+    device = load_profile(out)["device"]
+    assert device["kind"] == "jetson" and device["energy_source"] == "ina3221:VDD_IN"
+    assert device["idle_power_w"] == pytest.approx(board.total_w, rel=0.02)
+    assert device["whole_model_energy_mj"]["total"] > 0

@@ -14,7 +14,7 @@ from edgeprof.profiler.measure import MeasureSettings, measure_profile
 from edgeprof.profiler.models import load_model
 from edgeprof.profiler.schema import validate_profile
 from edgeprof.profiler.static import analyze
-from edgeprof.profiler.timing import LatencyStats, resolve_device, time_callable
+from edgeprof.profiler.timing import LatencyStats, resolve_device, time_callable, time_callables
 
 
 class BusyPower(SamplingMeter):
@@ -79,7 +79,7 @@ def test_energy_windows_subtract_the_idle_baseline(lenet):
     analysis, runnable = lenet
     meter = BusyPower(idle_w=2.0, busy_w=10.0)
     settings = MeasureSettings(energy="none", warmup=1, repeats=3, threads=1, min_window_s=0.05, idle_s=0.1)
-    profile = measure_profile(analysis, runnable, settings, meter=meter)
+    profile = measure_profile(analysis, runnable, settings, sensor=(meter, None))
     device = profile["device"]
     assert meter.closed
     assert device["energy_source"] == "fake:board" and device["sensor"] == {"rails": ["BOARD"]}
@@ -158,3 +158,11 @@ def test_calibrate_refuses_mixed_devices_and_static_profiles():
     del static["device"]
     with pytest.raises(EdgeprofError, match="s.json has no measurements"):
         calibrate({"s.json": static})
+
+
+def test_callables_are_timed_round_robin():
+    calls = []
+    stats = time_callables([lambda: calls.append("a"), lambda: calls.append("b")], torch.device("cpu"), warmup=1,
+                           repeats=3)
+    assert calls == ["a", "b"] + ["a", "b"] * 3
+    assert [len(s.samples_ms) for s in stats] == [3, 3]

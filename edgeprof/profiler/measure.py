@@ -25,7 +25,7 @@ from torch import nn
 from edgeprof.profiler.energy import EnergyMeter, is_jetson, open_meter
 from edgeprof.profiler.models import LoadedModel
 from edgeprof.profiler.static import Analysis, runnable_graph, static_profile
-from edgeprof.profiler.timing import LatencyStats, fixed_threads, resolve_device, synchronize, time_callable
+from edgeprof.profiler.timing import LatencyStats, fixed_threads, resolve_device, synchronize, time_callables
 
 MAX_CALLS_PER_WINDOW = 100_000
 
@@ -131,24 +131,26 @@ def measure_profile(
     analysis: Analysis,
     runnable: LoadedModel,
     settings: MeasureSettings,
-    meter: EnergyMeter | None = None,
-    progress: Callable[[int], None] | None = None,
+    sensor: tuple[EnergyMeter | None, str | None] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """The static profile of `analysis` with measured latency (and energy when a sensor is available).
 
-    `runnable` is a real copy of the analysed model; it is moved to `settings.device`. `meter`
-    overrides the sensor `settings.energy` would choose (tests pass fakes).
+    `runnable` is a real copy of the analysed model; it is moved to `settings.device`. `sensor` is the
+    (meter, reason it is None) pair of `energy.open_meter`, when the caller opened it already (to fail
+    before any work, or to pass a fake); by default the sensor `settings.energy` names is opened here. The
+    meter is closed at the end. `progress(stage, done, total)` reports timing rounds, then energy points.
+
+    All timed work (whole model, every prefix, suffix and layer) runs round-robin, so that drift on a
+    shared machine hits every median alike.
     """
     device = resolve_device(settings.device)
     profile = static_profile(analysis)
-    reason = None
-    if meter is None:
-        meter, reason = open_meter(settings.energy, str(device))
+    meter, reason = sensor if sensor is not None else open_meter(settings.energy, str(device))
     model = runnable.module.to(device)
     graph = runnable_graph(analysis, runnable)
     graph.module.to(device)  # its own copies of buffers read through get_attr
     x = runnable.example_input(settings.seed).to(device)
-    time_it = lambda work: time_callable(work, device, settings.warmup, settings.repeats)  # noqa: E731
     try:
         with torch.inference_mode(), fixed_threads(settings.threads if device.type == "cpu" else None) as threads:
             info = describe_device(device, threads)
@@ -159,25 +161,26 @@ def measure_profile(
                 boundary = _as_tuple(prefix(x))
                 boundaries.append(boundary)
                 points.append((_Work(prefix, (x,), z == 0), _Work(suffix, boundary, z == len(analysis.cuts) - 1)))
-            whole_latency = time_it(whole)
-            latencies = []
-            for z, (prefix_work, suffix_work) in enumerate(points):
-                latencies.append((time_it(prefix_work), time_it(suffix_work)))
-                if progress:
-                    progress(z)
-            layer_latencies = [
-                time_it(_Work(graph.segment(start, stop), boundaries[z], False))
-                for z, (start, stop) in enumerate(zip(analysis.cuts, analysis.cuts[1:], strict=False), start=1)
-            ]
+            layers = [_Work(graph.segment(start, stop), boundaries[z], False)
+                      for z, (start, stop) in enumerate(zip(analysis.cuts, analysis.cuts[1:], strict=False), start=1)]
+            works = [whole, *(work for pair in points for work in pair), *layers]
+            report = (lambda r: progress("timing", r, settings.repeats)) if progress else None
+            stats = time_callables(works, device, settings.warmup, settings.repeats, on_round=report)
+            whole_latency, layer_latencies = stats[0], stats[1 + 2 * len(points):]
+            latencies = [(stats[1 + 2 * z], stats[2 + 2 * z]) for z in range(len(points))]
             energies, session = None, None
             if meter is not None:
                 session = _EnergySession(meter, device, settings.min_window_s)
                 session.measure_idle(settings.idle_s)
                 whole_energy = session.energy_mj(whole, whole_latency, "whole model")
-                energies = [
-                    (session.energy_mj(p, lp, f"prefix z={z}"), session.energy_mj(s, ls, f"suffix z={z}"))
-                    for z, ((p, s), (lp, ls)) in enumerate(zip(points, latencies, strict=True))
-                ]
+                energies = []
+                for z, ((prefix_work, suffix_work), (prefix_latency, suffix_latency)) in enumerate(
+                    zip(points, latencies, strict=True)
+                ):
+                    energies.append((session.energy_mj(prefix_work, prefix_latency, f"prefix z={z}"),
+                                     session.energy_mj(suffix_work, suffix_latency, f"suffix z={z}")))
+                    if progress:
+                        progress("energy", z + 1, len(points))
     finally:
         if meter is not None:
             meter.close()

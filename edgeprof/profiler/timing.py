@@ -86,24 +86,49 @@ def fixed_threads(threads: int | None) -> Iterator[int]:
         torch.set_num_threads(previous)
 
 
-def time_callable(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> LatencyStats:
-    """Time `fn()` `repeats` times on `device` after `warmup` untimed calls."""
+def time_callables(
+    fns: list[Callable[[], object]],
+    device: torch.device,
+    warmup: int,
+    repeats: int,
+    on_round: Callable[[int], None] | None = None,
+) -> list[LatencyStats]:
+    """Time each of `fns` `repeats` times on `device`, round-robin, after `warmup` untimed calls of each.
+
+    Round-robin (f1 f2 f3 f1 f2 f3 ...) rather than one after the other spreads slow drifts and stalls of a
+    shared machine over every callable alike, so that their medians stay comparable (a prefix plus its suffix
+    against the whole model, say). `on_round(r)` is called after each round, for progress bars.
+    """
     if repeats < 1 or warmup < 0:
         raise EdgeprofError(f"repeats must be at least 1 and warmup at least 0, got {repeats} and {warmup}")
-    for _ in range(warmup):
-        fn()
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
     synchronize(device)
     if device.type == "cuda":
-        events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(repeats)]
-        for start, end in events:
-            start.record()
-            fn()
-            end.record()
+        events = [[(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in fns]
+                  for _ in range(repeats)]
+        for r, round_events in enumerate(events, start=1):
+            for fn, (start, end) in zip(fns, round_events, strict=True):
+                start.record()
+                fn()
+                end.record()
+            if on_round:
+                on_round(r)
         synchronize(device)
-        return LatencyStats(tuple(start.elapsed_time(end) for start, end in events))
-    samples = []
-    for _ in range(repeats):
-        began = time.perf_counter_ns()
-        fn()
-        samples.append((time.perf_counter_ns() - began) / 1e6)
-    return LatencyStats(tuple(samples))
+        return [LatencyStats(tuple(round_events[i][0].elapsed_time(round_events[i][1]) for round_events in events))
+                for i in range(len(fns))]
+    samples: list[list[float]] = [[] for _ in fns]
+    for r in range(1, repeats + 1):
+        for fn, times in zip(fns, samples, strict=True):
+            began = time.perf_counter_ns()
+            fn()
+            times.append((time.perf_counter_ns() - began) / 1e6)
+        if on_round:
+            on_round(r)
+    return [LatencyStats(tuple(times)) for times in samples]
+
+
+def time_callable(fn: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> LatencyStats:
+    """Time `fn()` `repeats` times on `device` after `warmup` untimed calls."""
+    return time_callables([fn], device, warmup, repeats)[0]
