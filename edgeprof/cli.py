@@ -10,7 +10,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,6 +19,10 @@ from rich.table import Table
 
 from edgeprof.errors import EdgeprofError
 from edgeprof.files import check_writable
+
+if TYPE_CHECKING:
+    from edgeprof.optimize.split_advisor import Constraints, SplitAdvice, UplinkSweep
+    from edgeprof.sim.split import Link, PointCost, SplitProblem
 
 app = typer.Typer(
     name="edgeprof",
@@ -230,6 +234,8 @@ def profile_command(
     repeats: Annotated[int, typer.Option(min=1, help="With --measure: timed runs per measurement.")] = 50,
     threads: Annotated[int | None, typer.Option(min=1, help="With --measure on a CPU: intra-op threads (default: "
                                                             "torch's current count).")] = None,
+    leakage: Annotated[Path | None, typer.Option(help="Attach this leakage.csv (from `edgeprof leakage`) to the "
+                                                      "partition points.")] = None,
 ) -> None:
     """Count FLOPs, parameters and activation bytes of every layer and partition point of MODEL; with
     --measure, also its latency and energy on this machine."""
@@ -264,6 +270,10 @@ def profile_command(
     finally:
         if sensor[0] is not None:  # closing twice is harmless; this covers failures before measuring
             sensor[0].close()
+    if leakage:
+        from edgeprof.inversion.report import attach_leakage, read_leakage_table
+
+        attach_leakage(profile, read_leakage_table(leakage), f"edgeprof leakage: {leakage}")
     if output:
         write_profile(profile, output)
     if csv:
@@ -297,6 +307,78 @@ def validate_command(
         profile = load_profile(path)
         console.print(f"{path}: valid {profile['schema']} ({profile['model']['name']}, "
                       f"{len(profile['partition_points'])} partition points)")
+
+
+class Attack(str, Enum):
+    inverse_net = "inverse-net"
+    rmle = "rmle"
+
+
+class Preset(str, Enum):
+    smoke = "smoke"
+    default = "default"
+    paper = "paper"
+
+
+@app.command("leakage")
+def leakage_command(
+    model: Annotated[str, typer.Option("--model", help="MODEL as for `edgeprof profile`.")],
+    data: Annotated[str, typer.Option(help="A folder of images (ImageFolder or flat), or builtin: scikit-image's "
+                                           "bundled photos, for smoke tests only.")] = "builtin",
+    preset: Annotated[Preset, typer.Option(help="Attack budget: smoke (2 CPU cores, minutes), default (a GPU at "
+                                                "224 px), paper.")] = Preset.smoke,
+    input_size: Annotated[int | None, typer.Option(min=11, help="Image size (default: the preset's cap or the "
+                                                                "model's own size, whichever is smaller).")] = None,
+    points: Annotated[str, typer.Option(help="all, or comma-separated z of the profile's partition points.")] = "all",
+    attack: Annotated[Attack, typer.Option(help="inverse-net: a decoder trained on the attacker's images; rmle: "
+                                                "white-box optimisation of the input.")] = Attack.inverse_net,
+    weights: Annotated[str | None, typer.Option(help="Target weights, as for `edgeprof profile`.")] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "auto",
+    output: Annotated[Path, typer.Option("--output", "-o", help="OUTDIR for leakage.csv, leakage.json and the "
+                                                                "pictures.")] = Path("leakage"),
+    resume: Annotated[bool, typer.Option("--resume", help="Continue a run from OUTDIR's checkpoints.")] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the data split, crops, decoders and target init.")] = 0,
+    steps: Annotated[int | None, typer.Option(min=1, help="Override the preset's training steps per point.")] = None,
+    train_images: Annotated[int | None, typer.Option(min=1, help="Override the preset's attacker images.")] = None,
+    ssim_weight: Annotated[float, typer.Option(min=0, help="Add this x (1 - SSIM) to the decoder's MSE loss.")] = 0.0,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: torch's current count).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Train inversion attacks at each partition point and write an SSIM leakage table with pictures."""
+    from edgeprof.inversion.leakage import LeakageRequest, run_leakage
+    from edgeprof.inversion.report import write_outputs
+
+    request = LeakageRequest(model, output, data, preset.value, input_size, points, attack.value, weights, device,
+                             seed, resume, steps, train_images, ssim_weight, threads)
+    with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as progress:
+        tasks: dict[str, Any] = {}
+
+        def report(label: str, done: int, total: int) -> None:
+            key = "points" if label == "points" else "steps"
+            if key not in tasks:
+                tasks[key] = progress.add_task(label, total=total)
+            progress.update(tasks[key], description=label, completed=done, total=total)
+
+        result = run_leakage(request, report)
+    write_outputs(result, Path(output))
+    if quiet:
+        return
+    meta = result.metadata
+    console.print(f"[bold]{model}[/bold] ({meta['model']['weights']}) at {meta['model']['input_size']} px, "
+                  f"{attack.value}, {preset.value} preset, data: {meta['data']['source']}"
+                  + (" (smoke-test source)" if meta["data"]["smoke_test_only"] else ""))
+    if meta["random_init_warning"]:
+        console.print(f"[yellow]warning:[/yellow] {meta['random_init_warning']}")
+    table = Table(title=f"Leakage (SSIM; the dataset-mean image scores {meta['baseline_ssim']:.3f})")
+    for column in ("z", "after", "feature", "SSIM", "95% interval", "PSNR dB", "normalised", "> 0.3"):
+        table.add_column(column, justify="left" if column in ("after", "feature") else "right")
+    for row in result.rows:
+        psnr = "" if row["psnr_mean"] is None else f"{row['psnr_mean']:.1f}"
+        table.add_row(str(row["z"]), row["after"] or "(input)", row["feature_shape"], f"{row['ssim_mean']:.3f}",
+                      f"{row['ssim_ci95_low']:.3f}-{row['ssim_ci95_high']:.3f}", psnr, f"{row['leakage_norm']:.3f}",
+                      f"{row['share_ssim_above_0_3']:.2f}")
+    console.print(table)
+    console.print(f"wrote {output}/leakage.csv, leakage.json, reconstructions.png, leakage_curve.png")
 
 
 @app.command("devices")
@@ -351,6 +433,188 @@ def calibrate_command(
         fit = summary["latency_fit"]
         console.print(f"fit latency = {fit['overhead_s'] * 1e3:.3f} ms + FLOPs / ({fit['flops_per_s'] / 1e9:.2f} "
                       "GFLOP/s)", highlight=False)
+
+
+class SplitObjective(str, Enum):
+    latency = "latency"
+    energy = "energy"
+    privacy = "privacy"
+    weighted = "weighted"
+
+
+def _split_link(uplink: str | None, downlink: str | None, rtt: str, tx_power: str, sweep: str | None,
+                points: int) -> tuple[Link, list[float] | None]:
+    """The link of --uplink (or a template for the sweep) and the sweep's rates, parsed before any work."""
+    from edgeprof.optimize.split_advisor import log_spaced
+    from edgeprof.sim.split import Link
+    from edgeprof.units import parse_bitrate, parse_bitrate_range, parse_duration, parse_power
+
+    if uplink is None and sweep is None:
+        raise EdgeprofError("give the link's rate: --uplink RATE (e.g. 20Mbps), or --sweep-uplink LOW:HIGH")
+    rates = log_spaced(*parse_bitrate_range(sweep, "--sweep-uplink"), points) if sweep else None
+    link = Link(
+        uplink_bps=parse_bitrate(uplink, "--uplink") if uplink else rates[0],
+        downlink_bps=parse_bitrate(downlink, "--downlink") if downlink else None,
+        rtt_s=parse_duration(rtt, "--rtt"),
+        tx_power_w=parse_power(tx_power, "--tx-power"),
+    )
+    return link, rates
+
+
+def _split_constraints(max_latency: str | None, max_energy: str | None, max_leakage: float | None) -> Constraints:
+    from edgeprof.optimize.split_advisor import Constraints
+    from edgeprof.units import parse_duration, parse_energy
+
+    return Constraints(
+        max_latency_s=parse_duration(max_latency, "--max-latency") if max_latency else None,
+        max_energy_j=parse_energy(max_energy, "--max-energy") if max_energy else None,
+        max_leakage=max_leakage,
+    )
+
+
+def _after(cost: PointCost) -> str:
+    return cost.after or "(input)"
+
+
+def _print_split_points(problem: SplitProblem, advice: SplitAdvice) -> None:
+    from edgeprof.optimize.split_advisor import constraint_excess, pareto_dimensions
+    from edgeprof.units import format_bitrate, format_duration, format_energy
+
+    link = advice.link
+    console.print(f"link: uplink {format_bitrate(link.uplink_bps)}, downlink {format_bitrate(link.result_downlink_bps)}"
+                  f", RTT {format_duration(link.rtt_s)}, tx power {link.tx_power_w:.3g} W", highlight=False)
+    pareto = set(advice.pareto_z)
+    table = Table(title="Partition points: latency = device + upload + RTT + edge + download (z = L: device only)")
+    columns = ["z", "after", "upload", "device ms", "upload ms", "edge ms", "download ms", "latency ms"]
+    columns += (["device mJ"] if problem.has_energy else []) + (["SSIM"] if problem.has_leakage else []) + [""]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("after", "") else "right")
+    for cost in advice.costs:
+        marks = (["best"] if cost.z == advice.best.z else []) + (["pareto"] if cost.z in pareto else [])
+        marks += ["over limit"] if constraint_excess(cost, advice.constraints) else []
+        row = [str(cost.z), _after(cost), _bytes(cost.upload_bytes)]
+        row += [f"{getattr(cost, name) * 1e3:.3f}" for name in ("device_s", "upload_s", "edge_s", "download_s",
+                                                                 "latency_s")]
+        row += [f"{cost.device_energy_j * 1e3:.3f}"] if problem.has_energy else []
+        row += [f"{cost.leakage:.3f}"] if problem.has_leakage else []
+        table.add_row(*row, ", ".join(marks))
+    console.print(table)
+    best = advice.best
+    parts = [f"latency {format_duration(best.latency_s)}"]
+    parts += [f"device energy {format_energy(best.device_energy_j)}"] if best.device_energy_j is not None else []
+    parts += [f"leakage (SSIM) {best.leakage:.3g}"] if best.leakage is not None else []
+    where = f"after {best.after}" if best.after else "the input"
+    console.print(f"[bold]best for {advice.objective}: z={best.z} ({where})[/bold]: {', '.join(parts)}",
+                  highlight=False)
+    dimensions = {"latency_s": "latency", "device_energy_j": "device energy", "leakage": "leakage"}
+    names = ", ".join(dimensions[name] for name in pareto_dimensions(advice.costs))
+    console.print(f"Pareto front of ({names}): z = {', '.join(map(str, advice.pareto_z))}", highlight=False)
+
+
+def _print_split_sweep(problem: SplitProblem, sweep: UplinkSweep) -> None:
+    from edgeprof.units import format_bitrate, format_duration
+
+    link = sweep.links[0]
+    downlink = "downlink = uplink" if link.downlink_bps is None else f"downlink {format_bitrate(link.downlink_bps)}"
+    table = Table(title=f"Best point ({sweep.objective}) by uplink rate; {downlink}, RTT {format_duration(link.rtt_s)}")
+    columns = ["uplink", "best z", "after", "latency ms"] + (["device mJ"] if problem.has_energy else [])
+    for column in columns + (["SSIM"] if problem.has_leakage else []):
+        table.add_column(column, justify="left" if column == "after" else "right")
+    for each, best in zip(sweep.links, sweep.best, strict=True):
+        if best is None:
+            table.add_row(format_bitrate(each.uplink_bps), "-", "no point meets the limits", *[""] * (len(columns) - 3))
+            continue
+        row = [format_bitrate(each.uplink_bps), str(best.z), _after(best), f"{best.latency_s * 1e3:.3f}"]
+        row += [f"{best.device_energy_j * 1e3:.3f}"] if problem.has_energy else []
+        row += [f"{best.leakage:.3f}"] if problem.has_leakage else []
+        table.add_row(*row)
+    console.print(table)
+
+
+@app.command("split")
+def split_command(
+    device_profile: Annotated[Path, typer.Argument(help="Profile of the model on the device (edgeprof profile "
+                                                        "--measure, or a static one with --device-flops).")],
+    edge_profile: Annotated[Path, typer.Argument(help="Profile of the same model, input size and dtype on the edge "
+                                                      "server.")],
+    uplink: Annotated[str | None, typer.Option(
+        metavar="RATE", help="Uplink rate, e.g. 20Mbps (bits) or 2.5MB/s (bytes); needed unless --sweep-uplink "
+                             "is given.")] = None,
+    downlink: Annotated[str | None, typer.Option(
+        metavar="RATE", help="Rate the result comes back at (default: the uplink rate).")] = None,
+    rtt: Annotated[str, typer.Option(
+        metavar="TIME", help="Round-trip time, paid once by every point that offloads.")] = "0ms",
+    objective: Annotated[SplitObjective, typer.Option(help="What to minimise: latency, device energy, leakage "
+                                                           "(privacy), or a weighted sum.")] = SplitObjective.latency,
+    weights: Annotated[str | None, typer.Option(
+        metavar="WEIGHTS", help="With --objective weighted: weights per second, joule and SSIM, e.g. "
+                                "latency=1,energy=0.5,privacy=2.")] = None,
+    max_latency: Annotated[str | None, typer.Option(
+        metavar="TIME", help="Only points whose end-to-end latency is at most this, e.g. 100ms.")] = None,
+    max_energy: Annotated[str | None, typer.Option(
+        metavar="ENERGY", help="Only points whose device energy is at most this, e.g. 50mJ.")] = None,
+    max_leakage: Annotated[float | None, typer.Option(
+        metavar="SSIM", help="Only points whose leakage (SSIM) is at most this.")] = None,
+    batch: Annotated[int | None, typer.Option(min=1, help="Inputs per request (default: the profiles' batch; from "
+                                                          "batch-1 profiles, scaled linearly).")] = None,
+    tx_power: Annotated[str, typer.Option(
+        metavar="POWER", help="Radio transmit power while uploading: W, mW or dBm.")] = "0.2W",
+    device_flops: Annotated[str | None, typer.Option(
+        metavar="SPEED", help="Device speed, e.g. 50GFLOPS: device latency = FLOPs / speed instead of the profile's "
+                              "numbers.")] = None,
+    edge_flops: Annotated[str | None, typer.Option(
+        metavar="SPEED", help="Edge speed, e.g. 1.5TFLOPS: edge latency = FLOPs / speed instead of the profile's "
+                              "numbers.")] = None,
+    sweep_uplink: Annotated[str | None, typer.Option(
+        metavar="LOW:HIGH", help="e.g. 1Mbps:1Gbps: the best point at log-spaced uplink rates.")] = None,
+    sweep_points: Annotated[int, typer.Option(min=2, help="Rates in --sweep-uplink.")] = 25,
+    plot: Annotated[Path | None, typer.Option(help="PNG: latency of every point against the uplink rate with "
+                                                   "--sweep-uplink, else each point's latency parts.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the advice as JSON.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Where to split a model for one device, one edge server and one link (Neurosurgeon's question)."""
+    from edgeprof.files import write_text_atomic
+    from edgeprof.optimize import split_advisor as advisor
+    from edgeprof.profiler.schema import load_profile
+    from edgeprof.sim.split import build_split_problem
+    from edgeprof.units import parse_flop_rate
+
+    for path in (output, plot):
+        if path is not None:
+            check_writable(path)
+    link, rates = _split_link(uplink, downlink, rtt, tx_power, sweep_uplink, sweep_points)
+    constraints = _split_constraints(max_latency, max_energy, max_leakage)
+    weight_map = advisor.parse_weights(weights) if weights else None
+    advisor.objective_weights(objective.value, weight_map)  # a bad objective/weights pair fails before reading files
+    problem = build_split_problem(
+        load_profile(device_profile), load_profile(edge_profile), batch=batch,
+        device_flops_per_s=parse_flop_rate(device_flops, "--device-flops") if device_flops else None,
+        edge_flops_per_s=parse_flop_rate(edge_flops, "--edge-flops") if edge_flops else None,
+    )
+    advice = advisor.advise(problem, link, objective.value, weight_map, constraints) if uplink else None
+    sweep = advisor.sweep_uplink(problem, rates, link, objective.value, weight_map, constraints) if rates else None
+    if output:
+        write_text_atomic(output, json.dumps(advisor.split_report(problem, advice, sweep), indent=1) + "\n")
+    if plot:
+        if sweep is not None:
+            advisor.plot_sweep(problem, sweep, plot)
+        else:
+            advisor.plot_advice(problem, advice, plot)
+    if quiet:
+        return
+    model = problem.model
+    console.print(f"[bold]{model['name']}[/bold]  input {_shape(model['input_shape'])} {model['dtype']}  batch "
+                  f"{problem.batch}", highlight=False)
+    console.print("basis: " + "; ".join(f"{name.replace('_', ' ')}: {basis}" for name, basis in problem.basis.items()),
+                  highlight=False, markup=False)
+    for name, why in problem.missing.items():
+        console.print(f"{name.replace('_', ' ')} unavailable: {why}", highlight=False, markup=False)
+    console.print("; ".join(problem.notes), highlight=False, markup=False)
+    if advice is not None:
+        _print_split_points(problem, advice)
+    if sweep is not None:
+        _print_split_sweep(problem, sweep)
 
 
 def _is_click_exception(error: BaseException) -> bool:

@@ -42,3 +42,13 @@ def not_a_module() -> str:
 
 def broken_factory() -> nn.Module:
     raise RuntimeError("this factory always fails")
+
+
+def small_vgg() -> nn.Module:
+    """A VGG-style network for 32x32 inputs: five 3x3 convs in three pooled stages and a linear head."""
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 4 * 4, 10),
+    )

@@ -40,7 +40,7 @@ def _is_single_tensor(crossing: list[fx.Node], costs: dict[fx.Node, NodeCost]) -
 def _modules_split(graph: ModelGraph, k: int) -> int:
     """How many modules hold both the node at position k and the next one, i.e. are cut open at k."""
     before, after = graph.module_stack(graph.work[k - 1]), graph.module_stack(graph.work[k])
-    return len(list(itertools.takewhile(lambda pair: pair[0] == pair[1], zip(before, after))))
+    return len(list(itertools.takewhile(lambda pair: pair[0] == pair[1], zip(before, after, strict=False))))
 
 
 def choose_cuts(
@@ -52,7 +52,7 @@ def choose_cuts(
     n = graph.num_positions
     starts = [graph.position[node] for node in graph.work if costs[node].flops > 0]
     cuts = [0]
-    for begin, next_start in zip(starts, starts[1:]):
+    for begin, next_start in zip(starts, starts[1:], strict=False):
         stretch = range(begin, next_start)
         clean = [k for k in stretch if _is_single_tensor(crossing[k], costs)]
         if clean:
@@ -96,7 +96,7 @@ def build_layers(graph: ModelGraph, costs: dict[fx.Node, NodeCost], cuts: list[i
         for path in graph.module_stack(node):
             nodes_under[path] = nodes_under.get(path, 0) + 1
     layers = []
-    for begin, end in zip(cuts, cuts[1:]):
+    for begin, end in zip(cuts, cuts[1:], strict=False):
         nodes = graph.work[begin:end]
         anchor = next((n for n in nodes if costs[n].flops > 0), nodes[0])
         inside: dict[str, int] = {}

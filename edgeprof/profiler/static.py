@@ -258,8 +258,9 @@ def verify_cuts(
         for z, k in enumerate(analysis.cuts):
             prefix, suffix = graph.split(k)
             got = [t for t in tree_flatten(run_split(prefix, suffix, x))[0] if isinstance(t, torch.Tensor)]
-            same_shapes = len(got) == len(expected) and all(a.shape == b.shape for a, b in zip(got, expected))
-            diff = max(((a - b).abs().max().item() for a, b in zip(got, expected) if a.numel()), default=0.0)
+            same_shapes = [a.shape for a in got] == [b.shape for b in expected]
+            pairs = zip(got, expected, strict=False)
+            diff = max(((a - b).abs().max().item() for a, b in pairs if a.numel()), default=0.0)
             diff = diff if same_shapes else math.inf
             checks.append(CutCheck(z, diff, diff <= atol + rtol * scale))
             if progress:

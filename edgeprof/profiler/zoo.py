@@ -51,7 +51,7 @@ class LeNet(nn.Module):
         self.features = nn.Sequential(*layers)
         dims = [channels * size * size, *hidden]
         classifier: list[nn.Module] = []
-        for d_in, d_out in zip(dims, dims[1:]):
+        for d_in, d_out in zip(dims, dims[1:], strict=False):
             classifier += [nn.Linear(d_in, d_out), nn.ReLU(inplace=True)]
         classifier.append(nn.Linear(dims[-1], num_classes))
         self.classifier = nn.Sequential(*classifier)

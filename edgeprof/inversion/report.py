@@ -1,0 +1,133 @@
+"""Leakage outputs (CSV, JSON, pictures) and attaching a leakage table to a profile.
+
+OUTDIR/leakage.csv has a row per partition point; leakage.json holds the run's metadata and the same rows;
+reconstructions.png shows originals over each point's reconstructions; leakage_curve.png plots SSIM and the
+no-information baseline against z. Reading a table back needs neither torch nor the attack code.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+from edgeprof.errors import EdgeprofError
+from edgeprof.files import atomic_output, write_text_atomic
+
+COLUMNS = [
+    "z", "after", "layer", "model", "input_size", "feature_shape", "decoder_input", "feature_bytes", "attack",
+    "train_images",
+    "steps", "eval_images", "ssim_mean", "ssim_std", "ssim_ci95_low", "ssim_ci95_high", "psnr_mean", "mse_mean",
+    "baseline_ssim", "leakage_norm", "share_ssim_above_0_3",
+]
+
+
+def write_outputs(result: Any, outdir: Path) -> list[Path]:
+    """Write the four outputs of a `LeakageResult` into `outdir`; returns their paths."""
+    paths = [outdir / name for name in ("leakage.csv", "leakage.json", "reconstructions.png", "leakage_curve.png")]
+    with atomic_output(paths[0]) as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in result.rows:
+            writer.writerow({key: "" if row.get(key) is None else row[key] for key in COLUMNS})
+    write_text_atomic(paths[1], json.dumps({**result.metadata, "rows": result.rows}, indent=1) + "\n")
+    _plot_reconstructions(result, paths[2])
+    _plot_curve(result, paths[3])
+    return paths
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot_reconstructions(result: Any, path: Path) -> None:
+    plt = _pyplot()
+    originals = result.originals
+    rows = [("original", originals)] + [
+        (f"z={row['z']}\n{row['after']}", result.samples[row["z"]]) for row in result.rows if row["z"] in result.samples
+    ]
+    columns = len(originals)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.3 * columns + 1.2, 1.3 * len(rows)), squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        for c in range(columns):
+            axis = axes[r][c]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if c < len(images):
+                axis.imshow(images[c].permute(1, 2, 0).numpy())
+            if c == 0:
+                axis.set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
+    fig.suptitle(f"{result.metadata['model']['name']}: originals over reconstructions", fontsize=9)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+def _plot_curve(result: Any, path: Path) -> None:
+    plt = _pyplot()
+    rows = result.rows
+    z = [row["z"] for row in rows]
+    fig, axis = plt.subplots(figsize=(max(6.0, 0.3 * len(rows) + 2.5), 4), layout="constrained")
+    axis.fill_between(z, [row["ssim_ci95_low"] for row in rows], [row["ssim_ci95_high"] for row in rows],
+                      alpha=0.25, color="tab:blue", label="95% interval")
+    axis.plot(z, [row["ssim_mean"] for row in rows], "o-", color="tab:blue", label="SSIM of reconstructions")
+    axis.axhline(result.metadata["baseline_ssim"], color="gray", linestyle="--",
+                 label="dataset-mean image (no information)")
+    axis.axhline(0.3, color="tab:red", linestyle=":", label="0.3: unrecognisable below (He et al.)")
+    axis.set_ylim(0, 1.05)
+    axis.set_xlabel("partition point z")
+    axis.set_ylabel("SSIM")
+    if len(rows) <= 40:
+        axis.set_xticks(z, ["input" if row["z"] == 0 else (row["after"] or "") for row in rows], rotation=75,
+                        fontsize=7)
+    meta = result.metadata
+    source = "builtin images (smoke test)" if meta["data"]["smoke_test_only"] else meta["data"]["source"]
+    axis.set_title(f"{meta['model']['name']} ({meta['model']['weights']}), {meta['attack']['name']}, "
+                   f"{meta['preset']} preset, {source}", fontsize=9)
+    axis.legend(fontsize=7, loc="upper right")
+    axis.grid(alpha=0.3)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=150, format="png")
+    plt.close(fig)
+
+
+def read_leakage_table(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a leakage.csv, with numbers parsed."""
+    path = Path(path)
+    try:
+        with path.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as error:
+        raise EdgeprofError(f"cannot read leakage table {path}: {error.strerror or error}") from None
+    if not rows or not {"z", "ssim_mean", "model", "input_size"} <= set(rows[0]):
+        raise EdgeprofError(f"{path} is not a leakage table (expected the columns of `edgeprof leakage`)")
+
+    def number(text: str) -> float | None:
+        return None if text in ("", "None") else float(text)
+
+    return [{**row, "z": int(row["z"]), "input_size": int(row["input_size"]), "ssim_mean": float(row["ssim_mean"]),
+             "psnr_mean": number(row.get("psnr_mean", "")), "baseline_ssim": number(row.get("baseline_ssim", ""))}
+            for row in rows]
+
+
+def attach_leakage(profile: dict[str, Any], rows: list[dict[str, Any]], source: str) -> dict[str, Any]:
+    """Set `leakage` on the profile's partition points from a table of the same model and input size."""
+    model = profile["model"]
+    table_model, table_size = rows[0]["model"], rows[0]["input_size"]
+    if table_model != model["name"] or table_size != model["input_shape"][-1]:
+        raise EdgeprofError(f"the leakage table is for {table_model} at {table_size} px, the profile for "
+                            f"{model['name']} at {model['input_shape'][-1]} px")
+    points = profile["partition_points"]
+    for row in rows:
+        if not 0 <= row["z"] < len(points) or (row.get("after") or None) != points[row["z"]]["after"]:
+            raise EdgeprofError(f"leakage row z={row['z']} (after {row.get('after') or 'input'}) does not match the "
+                                "profile's partition points: profile and table used different cuts")
+        points[row["z"]]["leakage"] = {"ssim": row["ssim_mean"], "psnr": row["psnr_mean"],
+                                       "baseline_ssim": row["baseline_ssim"], "source": source}
+    return profile

@@ -1,0 +1,1 @@
+"""System models that consume profiles (links, per-point costs); pure Python and numpy, never torch."""

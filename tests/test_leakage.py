@@ -1,0 +1,133 @@
+"""Leakage tables: the inversion attacks, the by-definition ends, resume, outputs and attaching to profiles."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from edgeprof.errors import EdgeprofError
+from edgeprof.inversion.leakage import LeakageRequest, run_leakage
+from edgeprof.inversion.report import attach_leakage, read_leakage_table, write_outputs
+from edgeprof.profiler.static import profile_model
+
+TINY = {"model": "lenet7", "steps": 20, "train_images": 48}
+
+
+def _request(outdir: Path, **overrides) -> LeakageRequest:
+    return LeakageRequest(**{**TINY, "outdir": outdir, "device": "cpu", "threads": 1, **overrides})
+
+
+def test_small_vgg_smoke_preset_leaks_at_the_first_conv_and_less_at_the_deepest(tmp_path):
+    result = run_leakage(LeakageRequest("edgeprof_testmodels:small_vgg", tmp_path, input_size=32, points="1,5",
+                                        device="cpu", threads=2))
+    first, deepest = result.rows
+    assert (first["after"], deepest["feature_shape"], deepest["decoder_input"]) == ("1", "1024", "64x4x4")
+    assert first["ssim_mean"] > 0.8
+    assert deepest["ssim_mean"] <= first["ssim_mean"] - 0.2
+    assert first["ssim_ci95_low"] <= first["ssim_mean"] <= first["ssim_ci95_high"]
+    assert 0.1 < result.metadata["baseline_ssim"] < 0.45
+    assert result.metadata["data"]["smoke_test_only"] is True
+
+
+def test_the_ends_score_one_and_zero_by_definition(tmp_path):
+    result = run_leakage(_request(tmp_path, points="0,5"))
+    assert [(r["z"], r["ssim_mean"], r["attack"], r["steps"]) for r in result.rows] == [
+        (0, 1.0, "by definition", 0), (5, 0.0, "by definition", 0)]
+
+
+def _interrupt_after_first_point(label, done, total):
+    if label == "points" and done == 1:
+        raise KeyboardInterrupt
+
+
+def test_resume_after_a_kill_gives_the_same_table(tmp_path):
+    straight = run_leakage(_request(tmp_path / "straight", points="1,2,3"))
+    write_outputs(straight, tmp_path / "straight")
+    with pytest.raises(KeyboardInterrupt):
+        run_leakage(_request(tmp_path / "killed", points="1,2,3"), _interrupt_after_first_point)
+    assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()) == ["run.json", "z1.json", "z1.pt"]
+    with pytest.raises(EdgeprofError, match="pass --resume"):
+        run_leakage(_request(tmp_path / "killed", points="1,2,3"))
+    resumed = run_leakage(_request(tmp_path / "killed", points="1,2,3", resume=True))
+    write_outputs(resumed, tmp_path / "killed")
+    assert (tmp_path / "killed" / "leakage.csv").read_text() == (tmp_path / "straight" / "leakage.csv").read_text()
+    with pytest.raises(EdgeprofError, match="other settings"):
+        run_leakage(_request(tmp_path / "killed", points="1,2,3", resume=True, seed=7))
+
+
+def test_outputs_and_attaching_to_a_profile(tmp_path):
+    result = run_leakage(_request(tmp_path, points="all"))
+    paths = write_outputs(result, tmp_path)
+    assert [p.name for p in paths] == ["leakage.csv", "leakage.json", "reconstructions.png", "leakage_curve.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths[2:])
+    metadata = json.loads(paths[1].read_text())
+    assert metadata["model"]["weights"] == "random init" and metadata["ssim"].startswith("SSIM (Wang et al. 2004)")
+    rows = list(csv.DictReader(paths[0].open()))
+    assert [int(r["z"]) for r in rows] == list(range(6))
+    profile = attach_leakage(profile_model("lenet7"), read_leakage_table(paths[0]), "test")
+    assert [p["leakage"]["ssim"] for p in profile["partition_points"]] == [r["ssim_mean"] for r in result.rows]
+    with pytest.raises(EdgeprofError, match="is for lenet7 at 32 px, the profile for lenet9"):
+        attach_leakage(profile_model("lenet9"), read_leakage_table(paths[0]), "test")
+
+
+def test_rmle_attack_reconstructs_a_shallow_point(tmp_path):
+    result = run_leakage(_request(tmp_path, points="1", attack="rmle"))
+    row = result.rows[0]
+    assert row["attack"] == "rmle" and row["eval_images"] == 8 and row["train_images"] == 0
+    assert row["ssim_mean"] > result.metadata["baseline_ssim"] + 0.2
+
+
+def test_unknown_points_and_a_file_as_outdir(tmp_path):
+    with pytest.raises(EdgeprofError, match=r"unknown partition points \[9\]: this model has z = 0..5"):
+        run_leakage(_request(tmp_path, points="1,9"))
+    with pytest.raises(EdgeprofError, match="must be 'all' or comma-separated integers"):
+        run_leakage(_request(tmp_path, points="first"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(EdgeprofError, match="not a directory"):
+        run_leakage(_request(tmp_path / "file", points="1"))
+
+
+def _folder_of(tmp_path: Path, count: int, size: int) -> Path:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(count):
+        Image.new("RGB", (size, size), (10 * i, 20, 30)).save(folder / f"{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("make_data", "message"),
+    [
+        (lambda t: t / "missing", "does not exist"),
+        (lambda t: (t / "empty").mkdir() or t / "empty", "holds no image files"),
+        (lambda t: _folder_of(t, 4, 8), "use a smaller --input-size"),
+    ],
+)
+def test_bad_data_is_exit_2_with_nothing_written(run_cli, tmp_path, make_data, message):
+    outdir = tmp_path / "out"
+    result = run_cli("leakage", "--model", "lenet7", "--data", make_data(tmp_path), "--steps", "5", "-o", outdir)
+    assert result.code == 2 and message in result.err and len(result.err.strip().splitlines()) == 1
+    assert not (outdir / "leakage.csv").exists()
+
+
+def test_cli_writes_the_table_and_profile_attaches_it(run_cli, tmp_path):
+    outdir = tmp_path / "leak"
+    result = run_cli("leakage", "--model", "lenet7", "--points", "0,1,5", "--steps", "10", "--train-images", "32",
+                     "--device", "cpu", "-o", outdir)
+    assert result.code == 0, result.err
+    assert "Leakage (SSIM" in result.out and (outdir / "leakage.csv").exists()
+    profile = tmp_path / "p.json"
+    assert run_cli("profile", "lenet7", "--leakage", outdir / "leakage.csv", "-o", profile, "-q").code == 0
+    points = json.loads(profile.read_text())["partition_points"]
+    assert points[0]["leakage"]["ssim"] == 1.0 and "leakage" not in points[2]
+    wrong = run_cli("profile", "lenet9", "--leakage", outdir / "leakage.csv", "-q")
+    assert wrong.code == 2 and "is for lenet7" in wrong.err
+
+
+def test_unwritable_outdir_is_exit_2(run_cli, tmp_path):
+    result = run_cli("leakage", "--model", "lenet7", "--steps", "5", "-o", tmp_path / "no" / "such" / "dir")
+    assert result.code == 2 and "does not exist" in result.err
