@@ -146,7 +146,7 @@ def test_a_counter_that_disappears_fails_the_window(powercap):
     with rapl.open_meter() as meter:
         meter.begin_window("w")
         (powercap / "intel-rapl:0" / "energy_uj").unlink()
-        with pytest.raises(SensorUnavailable, match=r"intel-rapl:0/energy_uj: unreadable \(No such file"):
+        with pytest.raises(SensorUnavailable, match=r"cannot read .*intel-rapl:0/energy_uj: No such file"):
             meter.end_window("w")
 
 

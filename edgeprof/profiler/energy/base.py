@@ -41,6 +41,26 @@ class SensorUnavailable(Exception):
     """A sensor that is missing or unreadable; the message is the reason, for `edgeprof devices`."""
 
 
+def read_sysfs_text(path: Path, when_denied: str = "") -> str:
+    """A sysfs file's text; a missing or unreadable file is `SensorUnavailable` naming it (and, when access
+    is denied, `when_denied`: what to do about it)."""
+    try:
+        return path.read_text().strip()
+    except PermissionError:
+        raise SensorUnavailable(f"{path}: permission denied{': ' + when_denied if when_denied else ''}") from None
+    except OSError as error:
+        raise SensorUnavailable(f"cannot read {path}: {error.strerror or error}") from None
+
+
+def read_sysfs_int(path: Path, when_denied: str = "") -> int:
+    """A sysfs file holding an integer (all the power and energy nodes do)."""
+    text = read_sysfs_text(path, when_denied)
+    try:
+        return int(text)
+    except ValueError:
+        raise SensorUnavailable(f"{path} holds {text!r}, not an integer") from None
+
+
 @dataclass(frozen=True)
 class EnergyReading:
     """The energy a sensor saw over one window."""

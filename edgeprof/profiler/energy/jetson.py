@@ -23,27 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeprof.profiler.energy.base import EnergyMeter, SamplingMeter, SensorUnavailable, system_path
+from edgeprof.profiler.energy.base import (
+    EnergyMeter,
+    SamplingMeter,
+    SensorUnavailable,
+    read_sysfs_int,
+    read_sysfs_text,
+    system_path,
+)
 from edgeprof.profiler.energy.tegrastats import board_total_w, describe_total, parse_line, total_rails
 
 IIO_DRIVER = "/sys/bus/i2c/drivers/ina3221x"
 HWMON_DRIVER = "/sys/bus/i2c/drivers/ina3221"
 COMMAND_TIMEOUT_S = 10.0
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text().strip()
-    except OSError as error:
-        raise SensorUnavailable(f"cannot read {path}: {error.strerror or error}") from None
-
-
-def _read_number(path: Path) -> float:
-    text = _read_text(path)
-    try:
-        return float(text)
-    except ValueError:
-        raise SensorUnavailable(f"{path} holds {text!r}, not a number") from None
 
 
 @dataclass(frozen=True)
@@ -54,7 +46,7 @@ class IioRail:
     power_file: Path  # milliwatts
 
     def power_w(self) -> float:
-        return _read_number(self.power_file) / 1e3
+        return read_sysfs_int(self.power_file) / 1e3
 
 
 @dataclass(frozen=True)
@@ -66,7 +58,7 @@ class HwmonRail:
     current_file: Path  # milliamps
 
     def power_w(self) -> float:
-        return _read_number(self.voltage_file) / 1e3 * _read_number(self.current_file) / 1e3
+        return read_sysfs_int(self.voltage_file) / 1e3 * read_sysfs_int(self.current_file) / 1e3
 
 
 Rail = IioRail | HwmonRail
@@ -94,7 +86,7 @@ def _iio_monitors() -> list[Monitor]:
         rails = []
         for label_file in chip.glob("rail_name_*"):
             channel = label_file.name.removeprefix("rail_name_")
-            label = _read_text(label_file)
+            label = read_sysfs_text(label_file)
             if _is_rail(label):
                 rails.append(IioRail(label, chip / f"in_power{channel}_input"))
         monitors.append(Monitor(chip.parent.name, "iio", tuple(sorted(rails, key=lambda rail: rail.name))))
@@ -102,7 +94,7 @@ def _iio_monitors() -> list[Monitor]:
 
 
 def _optional_number(path: Path) -> float | None:
-    return _read_number(path) if path.exists() else None
+    return read_sysfs_int(path) if path.exists() else None
 
 
 def _hwmon_monitors() -> list[Monitor]:
@@ -111,7 +103,7 @@ def _hwmon_monitors() -> list[Monitor]:
         rails = []
         for label_file in chip.glob("in*_label"):
             channel = label_file.name.removeprefix("in").removesuffix("_label")
-            label = _read_text(label_file)
+            label = read_sysfs_text(label_file)
             if _is_rail(label):
                 rails.append(HwmonRail(label, chip / f"in{channel}_input", chip / f"curr{channel}_input"))
         update_interval_ms = _optional_number(chip / "update_interval")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeprof.profiler.energy.base import CounterMeter, SensorUnavailable, system_path
+from edgeprof.profiler.energy.base import CounterMeter, SensorUnavailable, read_sysfs_int, read_sysfs_text, system_path
 
 POWERCAP = "/sys/class/powercap"
 PACKAGE_ZONE = re.compile(r"intel-rapl:\d+")  # a top-level zone; sub-zones add ":<M>"
@@ -27,24 +27,13 @@ UPDATE_PERIOD_S = 0.001
 
 
 def _read(path: Path) -> str:
-    """A sysfs file's text, or `SensorUnavailable` naming the file and what to do about it."""
-    try:
-        return path.read_text().strip()
-    except PermissionError:
-        raise SensorUnavailable(
-            f"{path}: permission denied: run as root or make the RAPL counters readable "
-            f"(sudo chmod a+r {path.parent.parent}/intel-rapl:*/energy_uj)"
-        ) from None
-    except OSError as error:
-        raise SensorUnavailable(f"{path}: unreadable ({error.strerror or error})") from None
+    return read_sysfs_text(path, "run as root or make the RAPL counters readable "
+                                 f"(sudo chmod a+r {path.parent.parent}/intel-rapl:*/energy_uj)")
 
 
 def _read_number(path: Path) -> int:
-    text = _read(path)
-    try:
-        return int(text)
-    except ValueError:
-        raise SensorUnavailable(f"{path}: {text!r} is not a number") from None
+    return read_sysfs_int(path, "run as root or make the RAPL counters readable "
+                                f"(sudo chmod a+r {path.parent.parent}/intel-rapl:*/energy_uj)")
 
 
 @dataclass
