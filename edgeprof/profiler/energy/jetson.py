@@ -276,8 +276,12 @@ def probe() -> str:
     return f"INA3221 {layouts}, rails {', '.join(names)}; total {describe_total(names)}"
 
 
-def open_meter(interval_s: float = 0.01) -> EnergyMeter:
-    """A meter of the board's power: the INA3221 sysfs polled every `interval_s`, or tegrastats at that interval."""
+def open_meter(interval_s: float = 0.02) -> EnergyMeter:
+    """A meter of the board's power: the INA3221 sysfs polled every `interval_s`, or tegrastats at that interval.
+
+    20 ms: polling every 10 ms cost a 2-core CPU up to 4% of a model's speed (benchmarks/measure_overhead.py),
+    20 ms under 2%, and an energy window of at least 0.25 s still integrates a dozen samples or more.
+    """
     try:
         monitors = find_monitors()
     except SensorUnavailable as problem:
