@@ -617,6 +617,51 @@ def split_command(
         _print_split_sweep(problem, sweep)
 
 
+scenario_app = typer.Typer(help="Scenarios of seed 001's edge system (TOML).", no_args_is_help=True)
+app.add_typer(scenario_app, name="scenario")
+
+
+@scenario_app.command("show")
+def scenario_show_command(
+    scenario: Annotated[str, typer.Argument(help="paper, small, or a TOML file.")] = "paper",
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="section.field=value (TOML syntax); "
+                                                                      "repeatable.")] = None,
+) -> None:
+    """Print a scenario as documented TOML: a starting point for your own scenario file."""
+    from edgeprof.sim.scenario import load_scenario, to_toml
+
+    print(to_toml(load_scenario(scenario, overrides).fields), end="")
+
+
+data_app = typer.Typer(help="The shipped profiles of the papers' model zoo.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("build")
+def data_build_command(
+    models: Annotated[str | None, typer.Option(help="Comma-separated models (default: the whole shipped zoo).")] = None,
+    workdir: Annotated[Path, typer.Option(help="Leakage runs and their checkpoints (a rerun resumes).")] = Path(
+        "edgeprof-data-work"),
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Where to write the profiles (default: "
+                                                                      "the installed package's data).")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="CPU threads for the leakage attacks.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the leakage attacks.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Profile the papers' model zoo and attach a leakage table to each profile (hours on a laptop CPU)."""
+    from edgeprof.data.build import SHIPPED_MODELS, BuildSettings, build_one
+
+    names = tuple(models.split(",")) if models else SHIPPED_MODELS
+    settings = BuildSettings(names, output, workdir, seed=seed, threads=threads)
+    for name in names:
+        with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
+            task = bar.add_task(name, total=None)
+            path = build_one(name, settings, lambda label, done, total: bar.update(
+                task, description=f"{name}: {label}", completed=done, total=total))
+        if not quiet:
+            console.print(f"{name}: wrote {path}", highlight=False)
+
+
 def _is_click_exception(error: BaseException) -> bool:
     """Click's usage errors, whether typer uses click itself or its own vendored copy of it."""
     return any(cls.__name__ == "ClickException" for cls in type(error).__mro__)

@@ -116,11 +116,15 @@ def read_leakage_table(path: str | Path) -> list[dict[str, Any]]:
             for row in rows]
 
 
-def attach_leakage(profile: dict[str, Any], rows: list[dict[str, Any]], source: str) -> dict[str, Any]:
-    """Set `leakage` on the profile's partition points from a table of the same model and input size."""
+def attach_leakage(
+    profile: dict[str, Any], rows: list[dict[str, Any]], source: str, allow_other_size: bool = False
+) -> dict[str, Any]:
+    """Set `leakage` on the profile's partition points from a table of the same model and input size (or,
+    with `allow_other_size`, of another size with the same partition points; say so in `source`)."""
     model = profile["model"]
     table_model, table_size = rows[0]["model"], rows[0]["input_size"]
-    if table_model != model["name"] or table_size != model["input_shape"][-1]:
+    other_size = table_size != model["input_shape"][-1] and not allow_other_size
+    if table_model != model["name"] or other_size:
         raise EdgeprofError(f"the leakage table is for {table_model} at {table_size} px, the profile for "
                             f"{model['name']} at {model['input_shape'][-1]} px")
     points = profile["partition_points"]

@@ -1,0 +1,1 @@
+"""Shipped profiles of the papers' model zoo (with leakage attached) and the command that builds them."""
