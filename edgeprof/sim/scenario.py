@@ -62,13 +62,14 @@ PAPER: dict[str, dict[str, Any]] = {
         "min_distance_m": 1.0,
     },
     "privacy": {"alpha1": 0.31, "alpha2": 1.88, "data_unit_bytes": 1e6},
-    "cost": {"mu_privacy": 5.0, "mu_energy": 5.0, "mu_hit": 1.0, "mu_migration": 0.1},
+    "cost": {"mu_privacy": 5.0, "mu_energy": 5.0, "mu_delay_violation": 0.1, "failure_reward": -500.0,
+             "mu_hit": 1.0, "mu_migration": 0.1},
 }
 
 SMALL_OVERRIDES: dict[str, dict[str, Any]] = {
     "system": {"num_servers": 3, "num_users": 6, "area_m": 300.0},
     "services": {"models": ["lenet7", "lenet12", "resnet18", "vgg13"], "services_per_model": 1},
-    "servers": {"storage_gb": [0.6, 0.8]},
+    "servers": {"storage_gb": [0.2, 0.6]},
 }
 
 FIELD_DOCS: dict[str, str] = {
@@ -114,7 +115,9 @@ FIELD_DOCS: dict[str, str] = {
                                 "puts privacy cost on the scale of energy in joules"),
     "cost.mu_privacy": "mu_1 of eq. 12",
     "cost.mu_energy": "mu_2 of eq. 12",
-    "cost.mu_hit": "mu_hit of eq. 24",
+    "cost.mu_delay_violation": "mu_3 of eq. 25: user reward per second of delay above tau-bar",
+    "cost.failure_reward": "R_fail of eq. 25: a user's reward when its service is not at its server (<= 0)",
+    "cost.mu_hit": "mu_hit of eq. 24 (an interval's deployment reward: its hits minus the migration at its start)",
     "cost.mu_migration": "mu_mig of eq. 24 (every tuned public run used 0.02)",
 }
 
@@ -126,6 +129,7 @@ _CHOICES = {
 _POSITIVE_INTS = {"system.num_servers", "system.num_users", "system.slots_per_deployment",
                   "services.services_per_model"}
 _UNIT_INTERVAL_RANGES = {"users.privacy_preference"}
+_NON_POSITIVE = {"cost.failure_reward"}
 
 
 def preset(name: str) -> dict[str, dict[str, Any]]:
@@ -162,7 +166,9 @@ def _check_value(key: str, value: Any, default: Any) -> Any:
         value = float(value)
         if value != value or value in (float("inf"), float("-inf")):
             raise _fail(key, f"must be finite, got {value}")
-        signed = key.endswith(("_db", "_dbm", "_dbm_per_hz"))
+        if key in _NON_POSITIVE and value > 0:
+            raise _fail(key, f"must not be positive, got {value}")
+        signed = key.endswith(("_db", "_dbm", "_dbm_per_hz")) or key in _NON_POSITIVE
         if not signed and value < 0:
             raise _fail(key, f"must not be negative, got {value}")
         return value

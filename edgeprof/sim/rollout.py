@@ -1,0 +1,99 @@
+"""Running a policy through an `EdgeSystem` and summarising what happened (`edgeprof simulate`).
+
+A policy is anything with the three decisions of seed 001's layers (the `Policy` protocol); the heuristics
+of `edgeprof.optimize` and the RL solvers implement it. Metrics are means over every request of every slot
+(and environment): delay, energy, privacy cost, the per-request cost mu1 C_priv + mu2 e (eq. 12's terms, so
+`cost` is eq. 12 averaged over slots) and the success rate; the same over successful requests only
+(`*_success`); and per-user means.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from edgeprof.sim.core import Outcome
+from edgeprof.sim.env import EdgeSystem
+
+METRICS = ("delay_s", "energy_j", "privacy_cost", "cost")
+
+
+class Policy(Protocol):
+    name: str
+
+    def deploy(self, system: EdgeSystem) -> np.ndarray:
+        """The deployment (E, I, J) bool for the interval starting now."""
+
+    def act(self, system: EdgeSystem) -> tuple[np.ndarray, np.ndarray]:
+        """Each user's server (E, K) and partition point (E, K) for the current requests."""
+
+    def allocate(self, system: EdgeSystem, association: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each user's compute and bandwidth shares (E, K) of its server."""
+
+
+@dataclass
+class _Totals:
+    """Running sums over slots, per environment and user (E, K)."""
+
+    shape: tuple[int, int]
+    sums: dict[str, np.ndarray] = field(default_factory=dict)
+    success_sums: dict[str, np.ndarray] = field(default_factory=dict)
+    successes: np.ndarray | None = None
+    slots: int = 0
+
+    def add(self, values: dict[str, np.ndarray], success: np.ndarray) -> None:
+        for name, value in values.items():
+            self.sums[name] = self.sums.get(name, np.zeros(self.shape)) + value
+            self.success_sums[name] = self.success_sums.get(name, np.zeros(self.shape)) + np.where(success, value, 0)
+        self.successes = (0 if self.successes is None else self.successes) + success
+        self.slots += 1
+
+
+def request_values(system: EdgeSystem, outcome: Outcome) -> dict[str, np.ndarray]:
+    """The per-request values that metrics average: delay, energy, privacy cost, and their weighted cost."""
+    cost = system.scenario["cost.mu_privacy"] * outcome.privacy_cost + system.scenario["cost.mu_energy"] * \
+        outcome.energy_j
+    return {"delay_s": outcome.delay_s, "energy_j": outcome.energy_j, "privacy_cost": outcome.privacy_cost,
+            "cost": cost}
+
+
+def run_policy(
+    system: EdgeSystem, policy: Policy, slots: int, progress: Callable[[int], None] | None = None
+) -> dict[str, Any]:
+    """Run `policy` for `slots` slots from the system's current state and return the metrics."""
+    if slots < 1:
+        raise ValueError(f"slots must be at least 1, got {slots}")
+    totals = _Totals((system.num_envs, system.num_users))
+    for slot in range(slots):
+        if system.deployment_due:
+            system.deploy(policy.deploy(system))
+        association, z = policy.act(system)
+        compute_share, bandwidth_share = policy.allocate(system, association, z)
+        outcome = system.step(association, z, compute_share, bandwidth_share)
+        totals.add(request_values(system, outcome), outcome.success)
+        if progress:
+            progress(slot + 1)
+    return summarise(totals, system)
+
+
+def summarise(totals: _Totals, system: EdgeSystem) -> dict[str, Any]:
+    requests = totals.slots * system.num_envs * system.num_users
+    successes = int(totals.successes.sum())
+    metrics: dict[str, Any] = {name: float(totals.sums[name].sum() / requests) for name in METRICS}
+    metrics["success_rate"] = successes / requests
+    for name in METRICS:
+        metrics[f"{name}_success"] = float(totals.success_sums[name].sum() / successes) if successes else None
+    metrics["delay_constraint_s"] = system.scenario["system.delay_constraint_s"]
+    metrics["delay_constraint_met"] = metrics["delay_s"] <= metrics["delay_constraint_s"]
+    per_user_requests = totals.slots * system.num_envs
+    metrics["per_user"] = {
+        **{name: (totals.sums[name].sum(axis=0) / per_user_requests).tolist() for name in METRICS},
+        "success_rate": (totals.successes.sum(axis=0) / per_user_requests).tolist(),
+    }
+    metrics["requests"] = requests
+    metrics["slots"] = totals.slots
+    metrics["environments"] = system.num_envs
+    return metrics
