@@ -703,8 +703,11 @@ def data_build_command(
     for name in names:
         with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
             task = bar.add_task(name, total=None)
-            path = build_one(name, settings, lambda label, done, total: bar.update(
-                task, description=f"{name}: {label}", completed=done, total=total))
+
+            def report(label: str, done: int, total: int, model: str = name, task: Any = task) -> None:
+                bar.update(task, description=f"{model}: {label}", completed=done, total=total)
+
+            path = build_one(name, settings, report)
         if not quiet:
             console.print(f"{name}: wrote {path}", highlight=False)
 

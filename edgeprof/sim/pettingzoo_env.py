@@ -2,11 +2,12 @@
 
 Each user k is an agent `user_k` choosing (server, partition point) every slot (eq. 20); deployment and
 allocation come from a given policy's `deploy` and `allocate` (e.g. `edgeprof.optimize.heuristics.LocalOnly()`:
-popularity deployment and equal shares). Observations follow the paper's user observation: [requested service, D_in, user index, which of the
-J servers host the requested service], with the action mask next to it: a pair (J allowed servers, Lmax + 1
-allowed partition points), as `MultiDiscrete.sample(mask=...)` takes it. A partition point beyond the requested model's L_i is clipped to L_i (and the step's info
-says so), so every action is feasible. Rewards are eq. 25; `infos[agent]["cost"]` is the raw delay of eq. 5,
-the Lagrangian's constraint signal.
+popularity deployment and equal shares). Observations follow the paper's user observation: [requested
+service, D_in, user index, which of the J servers host the requested service], with the action mask next to
+it: a pair (J allowed servers, Lmax + 1 allowed partition points), as `MultiDiscrete.sample(mask=...)` takes
+it. A partition point beyond the requested model's L_i is clipped to L_i (and the step's info says so), so
+every action is feasible. Rewards are eq. 25; `infos[agent]["cost"]` is the raw delay of eq. 5, the
+Lagrangian's constraint signal.
 """
 
 from __future__ import annotations
