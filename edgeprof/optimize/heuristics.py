@@ -3,6 +3,9 @@
 - Local-Only: every request runs on its device (z = L_i).
 - Edge-Only: every request is offloaded whole (z = 0).
 - Random: random deployment, association among the allowed servers and partition point.
+- Greedy: the deepest partition point whose equal-share delay estimate stays within tau-bar.
+- Neurosurgeon: each user's fastest partition point under equal shares.
+- LRU: Greedy with least-recently-used deployment instead of popularity.
 
 All three associate by channel (the strongest server that hosts the requested service), share each server's
 compute and bandwidth equally among its users, and deploy by popularity (each server takes the services most
@@ -122,7 +125,86 @@ class RandomPolicy(LocalOnly):
         return random_association(system, self.rng), random_points(system, self.rng)
 
 
-POLICIES = {"random": RandomPolicy, "local-only": LocalOnly, "edge-only": EdgeOnly}
+def estimated_delays(system: EdgeSystem, association: np.ndarray, compute_share: np.ndarray,
+                     bandwidth_share: np.ndarray) -> np.ndarray:
+    """(E, K, Lmax + 1): each user's delay at every partition point of its requested model, with the given
+    server and shares, from the simulator's own formulas (points beyond a model's L_i are +inf)."""
+    limit = local_points(system)
+    cache = system.cache.depth if system.scenario["users.prefix_cache"] else None
+    delays = np.full((*limit.shape, system.table.max_points + 1), np.inf)
+    for point in range(system.table.max_points + 1):
+        z = np.minimum(point, limit)
+        outcome = core.evaluate(system.table, system.scenario, system.entities, system.slot, system.deployment,
+                                association, z, compute_share, bandwidth_share, cache)
+        delays[..., point] = np.where(point <= limit, outcome.delay_s, np.inf)
+    return delays
+
+
+def deepest_within(delays: np.ndarray, limit_s: float) -> np.ndarray:
+    """(E, K): the deepest point whose delay is within `limit_s`, else the fastest point."""
+    points = np.arange(delays.shape[-1])
+    within = np.where(delays <= limit_s, points, -1).max(axis=-1)
+    return np.where(within >= 0, within, delays.argmin(axis=-1))
+
+
+class Greedy(LocalOnly):
+    """Seed 001's Greedy: the strongest server hosting the service, then the deepest partition point whose
+    delay under equal shares stays within tau-bar (deeper means less leakage), popularity deployment."""
+
+    name = "greedy"
+
+    def act(self, system: EdgeSystem) -> tuple[np.ndarray, np.ndarray]:
+        association = channel_association(system)
+        share = core.equal_shares(association, system.num_servers)
+        delays = estimated_delays(system, association, share, share)
+        return association, deepest_within(delays, system.scenario["system.delay_constraint_s"])
+
+
+class Neurosurgeon(LocalOnly):
+    """Neurosurgeon's rule per user: the partition point with the least delay under equal shares, at the
+    strongest server hosting the service (popularity deployment)."""
+
+    name = "neurosurgeon"
+
+    def act(self, system: EdgeSystem) -> tuple[np.ndarray, np.ndarray]:
+        association = channel_association(system)
+        share = core.equal_shares(association, system.num_servers)
+        return association, estimated_delays(system, association, share, share).argmin(axis=-1)
+
+
+class LeastRecentlyUsed(Greedy):
+    """Greedy's decisions with LRU deployment: each server keeps the services its users requested most
+    recently (those never requested after them, in popularity order) while they fit its storage."""
+
+    name = "lru"
+
+    def __init__(self) -> None:
+        self.last_requested: np.ndarray | None = None  # (E, J, I) slot of the latest request, -1 if none
+
+    def deploy(self, system: EdgeSystem) -> np.ndarray:
+        if self.last_requested is None or system.t == 0:
+            return popularity_deployment(system)
+        counts = system.interval_requests
+        deployment = np.zeros_like(system.deployment)
+        for env in range(system.num_envs):
+            for server in range(system.num_servers):
+                order = np.lexsort((-counts[env], -self.last_requested[env, server]))
+                capacity = system.entities.server_storage_bytes[env, server]
+                deployment[env, :, server] = _greedy_fill(order, system.table.model_bytes, capacity)
+        return deployment
+
+    def act(self, system: EdgeSystem) -> tuple[np.ndarray, np.ndarray]:
+        association, z = super().act(system)
+        if self.last_requested is None or system.t == 0:
+            shape = (system.num_envs, system.num_servers, system.table.num_services)
+            self.last_requested = np.full(shape, -1, dtype=np.int64)
+        envs = np.arange(system.num_envs)[:, None]
+        self.last_requested[envs, association, system.slot.requests] = system.t
+        return association, z
+
+
+POLICIES = {"random": RandomPolicy, "local-only": LocalOnly, "edge-only": EdgeOnly, "greedy": Greedy,
+            "neurosurgeon": Neurosurgeon, "lru": LeastRecentlyUsed}
 
 
 def make_policy(name: str, seed: int = 0):

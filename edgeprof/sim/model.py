@@ -114,6 +114,18 @@ def slot_cost(
     return mu_privacy * mean_privacy_cost + mu_energy * mean_energy_j
 
 
+def slot_objective(
+    privacy_cost: np.ndarray, energy_j: np.ndarray, delay_s: np.ndarray, success: np.ndarray,
+    mu_privacy: float, mu_energy: float, failure_penalty: float, delay_weight: float = 0.0,
+) -> np.ndarray:
+    """The per-slot objective every optimizer is scored on, per environment (E,) from (E, K) values:
+    eq. 12 (mean over users of mu1 C_priv + mu2 e) + failure_penalty x the share of failed requests (a
+    failed request has no energy or privacy cost, so without the penalty failing everyone would look optimal)
+    + delay_weight x the mean delay (lambda: the inner problem of a primal-dual method on C8; 0 by default)."""
+    per_user = mu_privacy * privacy_cost + mu_energy * energy_j + failure_penalty * ~success
+    return per_user.mean(axis=-1) + delay_weight * delay_s.mean(axis=-1)
+
+
 def served_by_deployment(deployment: np.ndarray, requests: np.ndarray, association: np.ndarray) -> np.ndarray:
     """(E, K) x_{i_k, j_k}: whether each user's requested service is deployed at its server.
 

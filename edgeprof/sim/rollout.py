@@ -3,7 +3,8 @@
 A policy is anything with the three decisions of seed 001's layers (the `Policy` protocol); the heuristics
 of `edgeprof.optimize` and the RL solvers implement it. Metrics are means over every request of every slot
 (and environment): delay, energy, privacy cost, the per-request cost mu1 C_priv + mu2 e (eq. 12's terms, so
-`cost` is eq. 12 averaged over slots) and the success rate; the same over successful requests only
+`cost` is eq. 12 averaged over slots), `objective` (the slot objective optimizers are scored on: cost plus the
+failure penalty -R_fail for each failed request, `sim.model.slot_objective`) and the success rate; the same over successful requests only
 (`*_success`); and per-user means.
 """
 
@@ -18,7 +19,7 @@ import numpy as np
 from edgeprof.sim.core import Outcome
 from edgeprof.sim.env import EdgeSystem
 
-METRICS = ("delay_s", "energy_j", "privacy_cost", "cost")
+METRICS = ("delay_s", "energy_j", "privacy_cost", "cost", "objective")
 
 
 class Policy(Protocol):
@@ -53,11 +54,13 @@ class _Totals:
 
 
 def request_values(system: EdgeSystem, outcome: Outcome) -> dict[str, np.ndarray]:
-    """The per-request values that metrics average: delay, energy, privacy cost, and their weighted cost."""
-    cost = system.scenario["cost.mu_privacy"] * outcome.privacy_cost + system.scenario["cost.mu_energy"] * \
-        outcome.energy_j
+    """The per-request values that metrics average: delay, energy, privacy cost, their weighted cost, and
+    the slot objective's share of each request (`model.slot_objective` with lambda = 0)."""
+    scenario = system.scenario
+    cost = scenario["cost.mu_privacy"] * outcome.privacy_cost + scenario["cost.mu_energy"] * outcome.energy_j
+    objective = cost - scenario["cost.failure_reward"] * ~outcome.success
     return {"delay_s": outcome.delay_s, "energy_j": outcome.energy_j, "privacy_cost": outcome.privacy_cost,
-            "cost": cost}
+            "cost": cost, "objective": objective}
 
 
 def run_policy(
