@@ -638,7 +638,8 @@ def simulate_command(
     scenario: Annotated[str, typer.Option(help="paper, small, or a scenario TOML file.")] = "paper",
     overrides: Annotated[list[str] | None, typer.Option("--set", help="section.field=value (TOML syntax); "
                                                                       "repeatable.")] = None,
-    policy: Annotated[str, typer.Option(help="random, local-only or edge-only (seed 001, section V-A).")] = "random",
+    policy: Annotated[str, typer.Option(help="random, local-only, edge-only, greedy, neurosurgeon or lru (seed 001 "
+                                             "section V-A; README).")] = "random",
     slots: Annotated[int, typer.Option(min=1, help="Slots to simulate.")] = 100,
     envs: Annotated[int, typer.Option(min=1, help="Independent environments run in parallel (batched).")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the system draws and of the random policy.")] = 0,
