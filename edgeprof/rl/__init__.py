@@ -1,0 +1,38 @@
+"""Shared, tested pieces for the reinforcement-learning solvers (one readable file per algorithm builds on them).
+
+- `buffers`: rollout storage per layer and timescale (`RolloutBuffer`, `Phase`, `Field`);
+- `gae`: GAE(lambda) with truncation bootstrapping (`gae`, `decision_gamma`);
+- `normalizers`: running statistics for value targets and observations;
+- `distributions`: masked, multi-head and auto-regressive categoricals;
+- `lagrange`: the multiplier of the delay constraint (projected dual ascent, PID);
+- `losses`: PPO's policy and value losses with strict shapes;
+- `seeding`, `checkpoint`: one seed for everything, and resumable runs.
+
+Call `torch.set_num_threads(1)` once at start-up (the caller's job): results on CPU are then reproducible bit
+for bit, and these small networks run faster on a small shared machine.
+"""
+
+from edgeprof.rl.buffers import Field, Phase, RolloutBuffer
+from edgeprof.rl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from edgeprof.rl.distributions import (
+    ChoiceMasker,
+    MaskedCategorical,
+    MultiHeadMaskedCategorical,
+    SequenceResult,
+    StepPolicy,
+    StorageMasker,
+    autoregressive_sequence,
+)
+from edgeprof.rl.gae import decision_gamma, gae
+from edgeprof.rl.lagrange import LagrangeMultiplier, PIDLagrangeMultiplier, lagrangian_advantages
+from edgeprof.rl.losses import PolicyLoss, normalize_advantages, ppo_policy_loss, value_loss
+from edgeprof.rl.normalizers import ObservationNormalizer, RunningMeanStd, ValueNormalizer
+from edgeprof.rl.seeding import generator_state, rng_state, seed_everything, set_generator_state, set_rng_state
+
+__all__ = [
+    "Checkpoint", "ChoiceMasker", "Field", "LagrangeMultiplier", "MaskedCategorical", "MultiHeadMaskedCategorical",
+    "ObservationNormalizer", "PIDLagrangeMultiplier", "Phase", "PolicyLoss", "RolloutBuffer", "RunningMeanStd",
+    "SequenceResult", "StepPolicy", "StorageMasker", "ValueNormalizer", "autoregressive_sequence", "decision_gamma",
+    "gae", "generator_state", "lagrangian_advantages", "load_checkpoint", "normalize_advantages", "ppo_policy_loss",
+    "rng_state", "save_checkpoint", "seed_everything", "set_generator_state", "set_rng_state", "value_loss",
+]

@@ -1,0 +1,300 @@
+"""Rollout storage for (E environments x N agents) that decide on their own timescale.
+
+Seed 001's layers decide at different rates (`sim/env.py`): deployment agents every delta-T slots, user and
+allocation agents every slot. A `RolloutBuffer` belongs to one `Phase`, a layer's name and its interval in
+slots, and takes its data in the order it happens:
+
+1. `add_decision(slot, ...)` when the agents act: observations, actions and masks (the `fields` declared at
+   construction), log-probabilities, values (and cost values, for a constrained layer);
+2. `add_outcome(reward, ...)` when the consequence is known: for a per-slot layer after `EdgeSystem.step`; for
+   deployment at the next decision, when `EdgeSystem.deploy` returns the reward of the interval that ended
+   (so there the outcome of decision n is added just before decision n+1).
+
+Anything else is refused with a message that says what was expected: a decision before the previous one's
+outcome, an outcome without a decision, a slot that is not `interval` after the previous one (after an episode
+end in every environment, the slot count may restart), a wrong shape, dtype or a NaN.
+
+`finish` closes the rollout. A decision still waiting for its outcome (the last deployment of a rollout: its
+reward only comes at the next deploy) is left out, and its value bootstraps the decision before it, which is
+right because it is the value of the state that decision led to. Otherwise `finish` needs the values of the
+state after the last step. Then `compute_returns` runs GAE (`rl.gae`) and `minibatches` yields shuffled,
+flattened samples (every environment, agent and step is one sample, for parameter-shared actors and critics).
+
+Values are stored in return units: denormalise the critic's output before adding it. Log-probabilities are
+stored without rounding (a float64 policy needs a float64 buffer), so the first PPO ratio is exactly 1.
+
+Example, the user layer of E environments and K users:
+
+    buffer = RolloutBuffer(Phase("user", 1), capacity=200, num_envs=E, num_agents=K, with_costs=True, fields={
+        "obs": Field((obs_dim,)), "state": Field((state_dim,)), "action": Field((2,), torch.long),
+        "server_mask": Field((J,), torch.bool), "point_mask": Field((L + 1,), torch.bool)})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from edgeprof.rl.gae import gae
+
+_SCALARS = ("log_prob", "value", "reward", "next_value", "advantage", "return")
+_COST_SCALARS = ("cost", "cost_value", "next_cost_value", "cost_advantage", "cost_return")
+_SAMPLED = ("log_prob", "value", "reward", "advantage", "return", "cost", "cost_value", "cost_advantage",
+            "cost_return")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A layer and its timescale: it decides every `interval` slots (1 per slot, delta-T for deployment)."""
+
+    name: str
+    interval: int
+
+    def __post_init__(self) -> None:
+        if self.interval < 1:
+            raise ValueError(f"phase {self.name!r}: the interval must be at least 1 slot, got {self.interval}")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One per-agent quantity stored at each decision: its shape per agent and its dtype."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype = torch.float32
+
+
+class RolloutBuffer:
+    """Decisions of one layer over one rollout, (capacity, E, N, ...) per quantity."""
+
+    def __init__(self, phase: Phase, capacity: int, num_envs: int, num_agents: int, fields: Mapping[str, Field],
+                 with_costs: bool = False, device: str | torch.device = "cpu",
+                 dtype: torch.dtype = torch.float32) -> None:
+        if capacity < 1 or num_envs < 1 or num_agents < 1:
+            raise ValueError(f"capacity, num_envs and num_agents must be positive, got {capacity}, {num_envs}, "
+                             f"{num_agents}")
+        reserved = set(fields) & {*_SCALARS, *_COST_SCALARS, "terminated", "truncated"}
+        if reserved:
+            raise ValueError(f"field names {sorted(reserved)} are reserved for the buffer's own quantities")
+        self.phase, self.capacity, self.with_costs = phase, capacity, with_costs
+        self.num_envs, self.num_agents = num_envs, num_agents
+        self.fields = dict(fields)
+        self.device, self.dtype = torch.device(device), dtype
+        agents = (capacity, num_envs, num_agents)
+        self._data: dict[str, torch.Tensor] = {
+            name: torch.zeros((*agents, *field.shape), dtype=field.dtype, device=self.device)
+            for name, field in self.fields.items()}
+        for name in (*_SCALARS, *(_COST_SCALARS if with_costs else ())):
+            self._data[name] = torch.zeros(agents, dtype=dtype, device=self.device)
+        for name in ("terminated", "truncated"):
+            self._data[name] = torch.zeros((capacity, num_envs), dtype=torch.bool, device=self.device)
+        self.reset()
+
+    def reset(self) -> None:
+        """Empty the buffer for the next rollout (the storage is reused)."""
+        self.num_decisions = 0  # decisions added, including one waiting for its outcome
+        self.pending = False
+        self.finished = False
+        self.returns_ready = False
+        self.last_slot: int | None = None
+        self._all_ended = False
+
+    @property
+    def num_steps(self) -> int:
+        """Decisions with an outcome: what GAE and the minibatches use."""
+        return self.num_decisions - self.pending
+
+    def add_decision(self, slot: int, log_prob: Any, value: Any, cost_value: Any = None, **fields: Any) -> None:
+        """The agents' decision at `slot`: every declared field, and log-probabilities and values (E, N)."""
+        self._expect_open()
+        if self.pending:
+            raise ValueError(f"{self._name}: the decision at slot {self.last_slot} has no outcome yet; add its "
+                             "outcome before the next decision")
+        self._check_slot(slot)
+        if self.num_decisions == self.capacity:
+            raise ValueError(f"{self._name}: full ({self.capacity} decisions); finish and reset it for a new rollout")
+        missing, unknown = set(self.fields) - set(fields), set(fields) - set(self.fields)
+        if missing or unknown:
+            raise ValueError(f"{self._name}: fields missing {sorted(missing)}, unknown {sorted(unknown)}; declared: "
+                             f"{sorted(self.fields)}")
+        self._check_cost_args("cost_value", cost_value)
+        index = self.num_decisions
+        values = {"log_prob": log_prob, "value": value, **({"cost_value": cost_value} if self.with_costs else {})}
+        checked = {name: self._tensor(name, item, (), self.dtype) for name, item in values.items()}
+        given = torch.as_tensor(log_prob).dtype
+        if torch.finfo(given).bits > torch.finfo(self.dtype).bits:
+            raise ValueError(f"{self._name}: log_prob is {given} but the buffer stores {self.dtype}; rounding would "
+                             f"make the first PPO ratio differ from 1: make the buffer with dtype={given}")
+        checked.update({name: self._tensor(name, item, self.fields[name].shape, self.fields[name].dtype)
+                        for name, item in fields.items()})
+        for name, tensor in checked.items():
+            self._data[name][index] = tensor
+        if index > 0:  # this decision's values are the next values of the previous one, unless its episode ended
+            carried = ~(self._data["terminated"][index - 1] | self._data["truncated"][index - 1]).unsqueeze(-1)
+            for value_name in self._value_names:
+                previous = self._data[f"next_{value_name}"][index - 1]
+                previous.copy_(torch.where(carried, checked[value_name], previous))
+        self.num_decisions += 1
+        self.pending = True
+        self.last_slot = slot
+
+    def add_outcome(self, reward: Any, cost: Any = None, terminated: Any = None, truncated: Any = None,
+                    final_value: Any = None, final_cost_value: Any = None) -> None:
+        """The outcome of the last decision: rewards (and costs) (E, N); episode ends (E,) bool.
+
+        Where an episode was truncated, `final_value` (E, N) is the value of the state it reached (the
+        bootstrap); a terminated episode bootstraps from 0.
+        """
+        self._expect_open()
+        if not self.pending:
+            raise ValueError(f"{self._name}: an outcome needs a decision first (no decision is waiting for one)")
+        self._check_cost_args("cost", cost)
+        self._check_cost_args("final_cost_value", final_cost_value)
+        ends = {name: torch.zeros(self.num_envs, dtype=torch.bool, device=self.device) if flags is None
+                else self._tensor(name, flags, (), torch.bool, per_agent=False)
+                for name, flags in (("terminated", terminated), ("truncated", truncated))}
+        if bool((ends["terminated"] & ends["truncated"]).any()):
+            raise ValueError(f"{self._name}: an episode cannot be both terminated and truncated")
+        outcome = {"reward": reward, **({"cost": cost} if self.with_costs else {})}
+        checked = {name: self._tensor(name, item, (), self.dtype) for name, item in outcome.items()}
+        next_values = {}  # bootstraps: 0 unless truncated (then the final value); later decisions fill the rest
+        for value_name, final in zip(self._value_names, (final_value, final_cost_value), strict=False):
+            next_values[value_name] = torch.zeros(self.num_envs, self.num_agents, dtype=self.dtype,
+                                                  device=self.device)
+            if bool(ends["truncated"].any()):
+                if final is None:
+                    raise ValueError(f"{self._name}: truncated episodes need final_{value_name} (E, N), the value "
+                                     "of the state they reached, to bootstrap from")
+                final = self._tensor(f"final_{value_name}", final, (), self.dtype)
+                next_values[value_name] = torch.where(ends["truncated"].unsqueeze(-1), final, 0.0)
+        index = self.num_decisions - 1
+        for name, tensor in {**checked, **ends}.items():
+            self._data[name][index] = tensor
+        for value_name, tensor in next_values.items():
+            self._data[f"next_{value_name}"][index] = tensor
+        self._all_ended = bool((ends["terminated"] | ends["truncated"]).all())
+        self.pending = False
+
+    def finish(self, last_value: Any = None, last_cost_value: Any = None) -> None:
+        """Close the rollout. `last_value` (E, N) bootstraps the last step; a pending decision is left out."""
+        self._expect_open()
+        if self.num_steps == 0:
+            raise ValueError(f"{self._name}: no decision with an outcome in this rollout")
+        if self.pending:
+            if last_value is not None or last_cost_value is not None:
+                raise ValueError(f"{self._name}: the last decision has no outcome, so it is left out and its values "
+                                 "bootstrap the step before; do not pass last values as well")
+            self.pending = False
+            self.num_decisions -= 1
+        else:
+            self._check_cost_args("last_cost_value", last_cost_value)
+            index = self.num_decisions - 1
+            ended = (self._data["terminated"][index] | self._data["truncated"][index]).unsqueeze(-1)
+            bootstraps = {}
+            for value_name, last in zip(self._value_names, (last_value, last_cost_value), strict=False):
+                if last is None and not bool(ended.all()):
+                    raise ValueError(f"{self._name}: finish needs last_{value_name} (E, N), the value of the state "
+                                     "after the last step, to bootstrap from")
+                if last is not None:
+                    bootstraps[value_name] = self._tensor(f"last_{value_name}", last, (), self.dtype)
+            for value_name, last in bootstraps.items():
+                target = self._data[f"next_{value_name}"][index]
+                target.copy_(torch.where(ended, target, last))
+        self.finished = True
+
+    def compute_returns(self, gamma: float, lam: float, cost_gamma: float | None = None,
+                        cost_lam: float | None = None) -> None:
+        """GAE advantages and returns for rewards (and costs; their discounts default to the rewards').
+
+        For a layer that decides every delta-T slots, `gamma` is the discount per decision
+        (`rl.gae.decision_gamma`).
+        """
+        if not self.finished:
+            raise ValueError(f"{self._name}: finish the rollout before computing returns")
+        steps = self.num_steps
+        ends = {name: self._data[name][:steps].unsqueeze(-1).expand(-1, -1, self.num_agents)
+                for name in ("terminated", "truncated")}
+        signals = [("reward", "value", "", gamma, lam)]
+        if self.with_costs:
+            signals.append(("cost", "cost_value", "cost_", cost_gamma if cost_gamma is not None else gamma,
+                            cost_lam if cost_lam is not None else lam))
+        for signal, value_name, prefix, signal_gamma, signal_lam in signals:
+            advantages, returns = gae(self._data[signal][:steps], self._data[value_name][:steps],
+                                      self._data[f"next_{value_name}"][:steps], ends["terminated"],
+                                      ends["truncated"], signal_gamma, signal_lam)
+            self._data[f"{prefix}advantage"][:steps] = advantages
+            self._data[f"{prefix}return"][:steps] = returns
+        self.returns_ready = True
+
+    def stored(self, name: str) -> torch.Tensor:
+        """The complete steps of one quantity, (steps, E, N, ...) ((steps, E) for the episode-end flags)."""
+        if name not in self._data:
+            raise KeyError(f"{self._name} stores {sorted(self._data)}, not {name!r}")
+        if name in ("advantage", "return", "cost_advantage", "cost_return") and not self.returns_ready:
+            raise ValueError(f"{self._name}: {name} is known after compute_returns")
+        return self._data[name][:self.num_steps]
+
+    def minibatches(self, num_minibatches: int, generator: torch.Generator | None = None
+                    ) -> Iterator[dict[str, torch.Tensor]]:
+        """Shuffled minibatches of flattened samples, (B, ...) per quantity: the fields, log_prob, value, reward,
+        advantage, return (and cost, cost_value, cost_advantage, cost_return). Shuffled with `generator`."""
+        if not self.returns_ready:
+            raise ValueError(f"{self._name}: compute returns before drawing minibatches")
+        samples = self.num_steps * self.num_envs * self.num_agents
+        if not 1 <= num_minibatches <= samples:
+            raise ValueError(f"num_minibatches must lie in [1, {samples}] (the samples stored), got {num_minibatches}")
+        names = [*self.fields, *(name for name in _SAMPLED if name in self._data)]
+        flat = {name: self.stored(name).reshape(samples, *self._data[name].shape[3:]) for name in names}
+        order = torch.randperm(samples, generator=generator).to(self.device)
+        for indices in order.tensor_split(num_minibatches):
+            yield {name: tensor[indices] for name, tensor in flat.items()}
+
+    @property
+    def _value_names(self) -> tuple[str, ...]:
+        return ("value", "cost_value") if self.with_costs else ("value",)
+
+    @property
+    def _name(self) -> str:
+        return f"{self.phase.name} buffer"
+
+    def _expect_open(self) -> None:
+        if self.finished:
+            raise ValueError(f"{self._name}: the rollout is finished; reset the buffer before adding to it")
+
+    def _check_slot(self, slot: int) -> None:
+        interval = self.phase.interval
+        if self.last_slot is None or self._all_ended:
+            if slot % interval:
+                raise ValueError(f"{self._name}: decisions come every {interval} slots, at multiples of "
+                                 f"{interval}; got slot {slot}")
+        elif slot != self.last_slot + interval:
+            raise ValueError(f"{self._name}: decisions come every {interval} slot(s); after slot {self.last_slot} "
+                             f"the next is {self.last_slot + interval}, got {slot}")
+
+    def _check_cost_args(self, name: str, item: Any) -> None:
+        if self.with_costs and item is None and name in ("cost", "cost_value"):
+            raise ValueError(f"{self._name}: a constrained layer needs {name} (E, N)")
+        if not self.with_costs and item is not None:
+            raise ValueError(f"{self._name}: {name} given, but the buffer was made with_costs=False")
+
+    def _tensor(self, name: str, item: Any, shape: tuple[int, ...], dtype: torch.dtype,
+                per_agent: bool = True) -> torch.Tensor:
+        """`item` as a tensor of `dtype`, after checking its shape and that its kind (bool, int, float) fits."""
+        tensor = torch.as_tensor(item, device=self.device).detach()
+        expected = (self.num_envs, self.num_agents, *shape) if per_agent else (self.num_envs, *shape)
+        if tuple(tensor.shape) != expected:
+            what = "(E, N" + "".join(f", {size}" for size in shape) + ")" if per_agent else "(E,)"
+            raise ValueError(f"{self._name}: {name} must have shape {what} = {expected}, got {tuple(tensor.shape)}")
+        if _kind(tensor.dtype) != _kind(dtype):
+            raise ValueError(f"{self._name}: {name} must be {_kind(dtype)} ({dtype}), got {tensor.dtype}")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ValueError(f"{self._name}: {name} contains NaN or infinite values")
+        return tensor.to(dtype)
+
+
+def _kind(dtype: torch.dtype) -> str:
+    if dtype == torch.bool:
+        return "bool"
+    return "float" if dtype.is_floating_point else "integer"

@@ -1,0 +1,94 @@
+"""Save and restore a training run whole, so that a resumed run continues exactly as an uninterrupted one.
+
+A checkpoint holds the iteration counter, the state of every named component (models, optimisers, normalisers,
+the multiplier: anything with `state_dict`/`load_state_dict`, and torch or numpy generator objects), the global
+generators of python, numpy and torch, and small `extra` data (plain python values and tensors). Rollout
+buffers are not saved: checkpoint between iterations, when they are empty. The file is written to a temporary
+name and renamed, so a kill during the save leaves the previous checkpoint intact. It is read back with
+`torch.load(weights_only=True)`: loading a checkpoint runs no code from it.
+
+Equality after resume also needs what `seeding` says (one thread) and an environment whose state is either
+rebuilt from the seed and the iteration (a reset per rollout) or saved as well (its generator in `components`).
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from edgeprof.errors import EdgeprofError
+from edgeprof.files import atomic_output
+from edgeprof.rl.seeding import generator_state, rng_state, set_generator_state, set_rng_state
+
+FORMAT = "edgeprof.rl.checkpoint/1"
+
+
+class Stateful(Protocol):
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
+
+
+Component = Stateful | torch.Generator | np.random.Generator
+
+
+@dataclass
+class Checkpoint:
+    """What `load_checkpoint` returns besides the restored components."""
+
+    iteration: int
+    extra: dict[str, Any]
+
+
+def save_checkpoint(path: str | Path, iteration: int, components: Mapping[str, Component],
+                    extra: Mapping[str, Any] | None = None) -> None:
+    """Write the run's state after `iteration` completed iterations to `path`, atomically."""
+    payload = {
+        "format": FORMAT,
+        "iteration": int(iteration),
+        "components": {name: _state_of(component) for name, component in components.items()},
+        "rng": rng_state(),
+        "extra": dict(extra or {}),
+    }
+    with atomic_output(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path, components: Mapping[str, Component]) -> Checkpoint:
+    """Restore `components` (the same names as when saved) and the global generators from `path`."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeprofError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise EdgeprofError(f"{path} is not a readable checkpoint: {error}") from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise EdgeprofError(f"{path} is not an {FORMAT} checkpoint")
+    saved, wanted = set(payload["components"]), set(components)
+    if saved != wanted:
+        raise EdgeprofError(f"checkpoint {path} holds components {sorted(saved)} but this run has {sorted(wanted)}: "
+                            "was it written by another algorithm or configuration?")
+    for name, component in components.items():
+        _load_into(component, payload["components"][name])
+    set_rng_state(payload["rng"])
+    return Checkpoint(payload["iteration"], payload["extra"])
+
+
+def _state_of(component: Component) -> Any:
+    if isinstance(component, (torch.Generator, np.random.Generator)):
+        return generator_state(component)
+    return component.state_dict()
+
+
+def _load_into(component: Component, state: Any) -> None:
+    if isinstance(component, (torch.Generator, np.random.Generator)):
+        set_generator_state(component, state)
+    else:
+        component.load_state_dict(state)
