@@ -169,7 +169,7 @@ def test_simulate_cli_writes_metrics(run_cli, tmp_path, scenario):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--policy", "greedy"], "unknown policy 'greedy'"),
+        (["--policy", "magic"], "unknown policy 'magic'"),
         (["--set", "system.num_servers=0"], "system.num_servers: must be at least 1"),
         (["--set", "servers.compute_gflops=[-1, 5]"], "must not be negative"),
         (["--set", 'services.profiles={lenet7 = "/no/such/file.json"}'], "the profile of lenet7 (/no/such/file.json) does not exist"),
