@@ -300,7 +300,7 @@ def check_actions(
     _check_shares("bandwidth_share", bandwidth_share, association, num_servers, "C6")
 
 
-def _cached_prefix_bytes(table: ServiceTable, requests: np.ndarray, cache_depth: np.ndarray) -> np.ndarray:
+def cached_prefix_bytes(table: ServiceTable, requests: np.ndarray, cache_depth: np.ndarray) -> np.ndarray:
     """(E, K) bytes of the requested model's prefix that each user already holds."""
     base = table.base_model[requests]
     if cache_depth.shape != (*requests.shape, table.num_models):
@@ -355,7 +355,7 @@ def evaluate(
 
     cached = 0.0
     if cache_depth is not None and scenario["users.prefix_cache"]:
-        cached = _cached_prefix_bytes(table, requests, np.asarray(cache_depth))
+        cached = cached_prefix_bytes(table, requests, np.asarray(cache_depth))
     download_bytes = model.prefix_download_bytes(prefix_bytes, cached)
     download_s = model.download_delay_s(download_bytes, downlink)
     local_s = model.local_delay_s(batch, device_flops, entities.user_flops_per_s)
