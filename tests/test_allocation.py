@@ -197,9 +197,12 @@ def test_minmax_closed_form_is_the_linear_rate_optimum(seed):
             latency = np.where(a > 0, a / compute[env, users], 0) + np.where(b > 0, b / band[env, users], 0)
         assert latency[needs].max() == pytest.approx(latency[needs].min(), rel=1e-9)
         expected_compute, expected_band, value = cvxpy_server(case, env, users, objective="max", linear_rate=True)
-        assert latency[needs].max() == pytest.approx(value, rel=1e-6)
-        assert_close(compute[env, users], expected_compute)
-        assert_close(band[env, users], expected_band)
+        # Never worse than the conic solver; where it reaches the same value, the same allocation (Clarabel can
+        # stop short of the optimum on min-max models: one hypothesis case ended 0.09% above ours).
+        assert latency[needs].max() <= value * (1 + 1e-6)
+        if latency[needs].max() >= value * (1 - 1e-6):
+            assert_close(compute[env, users], expected_compute)
+            assert_close(band[env, users], expected_band)
         if (a * b > 0).any():
             assert compute[env, users].sum() == pytest.approx(1.0, rel=1e-12)
             assert band[env, users].sum() == pytest.approx(1.0, rel=1e-12)
