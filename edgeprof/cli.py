@@ -617,6 +617,58 @@ def split_command(
         _print_split_sweep(problem, sweep)
 
 
+@app.command("solve")
+def solve_command(
+    solver: Annotated[str | None, typer.Option(help="A solver from --list.")] = None,
+    scenario: Annotated[str, typer.Option(help="paper, small, or a scenario TOML file.")] = "paper",
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="section.field=value (TOML syntax); "
+                                                                      "repeatable.")] = None,
+    slots: Annotated[int, typer.Option(min=1, help="Slots per seed.")] = 100,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds (one episode each).")] = "0,1,2,3,4",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write per-seed rows as CSV.")] = None,
+    list_solvers: Annotated[bool, typer.Option("--list", help="List the solvers and exit.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Run a solver through the simulator over several seeds: mean and 95% interval of each metric."""
+    from edgeprof.optimize.solve import SOLVERS, parse_seeds, run_solver, summarise
+
+    if list_solvers:
+        for info in SOLVERS.values():
+            print(f"{info.name:14s} {info.description}")
+        return
+    if solver is None:
+        raise EdgeprofError("give --solver NAME (see `edgeprof solve --list`)")
+    if solver not in SOLVERS:
+        raise EdgeprofError(f"unknown solver {solver!r}: `edgeprof solve --list` shows the solvers")
+    if output:
+        check_writable(output)
+    from edgeprof.sim.scenario import load_scenario
+    from edgeprof.sim.workload import load_service_table
+
+    loaded = load_scenario(scenario, overrides)
+    table = load_service_table(loaded)
+    seed_list = parse_seeds(seeds)
+    with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
+        task = bar.add_task(f"{solver}: seeds", total=len(seed_list))
+        rows = run_solver(solver, loaded, table, slots, seed_list,
+                          lambda done, total: bar.update(task, completed=done, total=total))
+    if output:
+        import pandas as pd
+
+        from edgeprof.files import atomic_output
+
+        with atomic_output(output) as tmp:
+            pd.DataFrame(rows).to_csv(tmp, index=False)
+    if quiet:
+        return
+    table_out = Table(title=f"{solver} on {scenario}: {slots} slots x {len(seed_list)} seeds (mean, 95% interval)")
+    for column in ("metric", "mean", "95% interval"):
+        table_out.add_column(column, justify="left" if column == "metric" else "right")
+    for key, (mean, low, high) in summarise(rows).items():
+        table_out.add_row(key, f"{mean:.4g}", f"{low:.4g} .. {high:.4g}")
+    console.print(table_out)
+
+
 scenario_app = typer.Typer(help="Scenarios of seed 001's edge system (TOML).", no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario")
 

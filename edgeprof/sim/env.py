@@ -49,6 +49,7 @@ class EdgeSystem:
         self.last_migration_s = np.zeros((self.num_envs, self.num_servers))
         self.deployment_rewards: np.ndarray | None = None
         self._deployed_at = -1
+        self.last_outcome: Outcome | None = None  # what the previous step scored, for policies that learn online
         self.slot: SlotDraw = core.sample_slot(self.scenario, self.entities, self.rng)
 
     @property
@@ -107,6 +108,7 @@ class EdgeSystem:
         self.interval_hits += core.hits(self.deployment, self.slot.requests, association)
         self.t += 1
         self.slot = core.sample_slot(self.scenario, self.entities, self.rng)
+        self.last_outcome = outcome
         return outcome
 
     def user_rewards(self, outcome: Outcome) -> np.ndarray:

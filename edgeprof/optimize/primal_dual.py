@@ -1,0 +1,157 @@
+"""Our own non-learning solver: the bar every RL solver must clear.
+
+Three layers, each the best simple answer we know to its part of problem (13):
+
+- Deployment (every delta-T slots): per server, largest storage first, a 0/1 knapsack on its storage (C7),
+  solved exactly at 1 MB resolution, over the demand it observed: the requests of the users whose strongest
+  (path-loss) server it is, plus a small share of the global demand (and a tiny prior) so that spare storage
+  holds popular services; a service a server chosen before already holds counts a quarter, so servers
+  complement each other instead of all caching the same few models.
+- Association and partition (every slot): coordinate descent on the slot objective (`model.slot_objective`
+  with the current multiplier lambda as the weight of the mean delay): each user in turn tries every allowed
+  (server, partition point) with the others fixed and the optimal allocation inside, and keeps the best;
+  all candidates of one user are scored at once through the batched core. A few sweeps from a
+  Neurosurgeon-like start.
+- Allocation (every slot): the exact weighted allocation (`allocation.weighted_allocation`) for the
+  allocation-dependent part of the same objective: mu2 P_k x upload time (transmit energy) + lambda x delay.
+- Lambda (the long-term delay constraint C8): projected dual ascent after every slot on the slot's mean
+  delay against tau-bar (`edgeprof.rl.lagrange.LagrangeMultiplier`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeprof.optimize.allocation import AllocationProblem, weighted_allocation
+from edgeprof.optimize.heuristics import channel_association, local_points
+from edgeprof.rl.lagrange import LagrangeMultiplier
+from edgeprof.sim import core, model
+from edgeprof.sim.env import EdgeSystem
+
+KNAPSACK_UNIT_BYTES = 1e6
+GLOBAL_DEMAND_SHARE = 0.1
+REDUNDANT_SHARE = 0.25  # the value of a service another server already holds (users can reach it there)
+PRIOR_DEMAND = 1e-3  # so that storage no request has asked for yet is still filled, most popular first
+MIN_DELAY_WEIGHT = 1e-6  # a zero weight would starve compute and fail requests that need the edge
+
+
+def knapsack(values: np.ndarray, sizes_units: np.ndarray, capacity_units: int) -> np.ndarray:
+    """Exact 0/1 knapsack by dynamic programming over integer sizes; a bool mask of the chosen items."""
+    best = np.zeros(capacity_units + 1)
+    taken = np.zeros((len(values), capacity_units + 1), dtype=bool)
+    for item, (value, size) in enumerate(zip(values, sizes_units, strict=True)):
+        if value <= 0 or size > capacity_units:
+            continue
+        candidate = np.full_like(best, -np.inf)
+        candidate[size:] = best[: capacity_units + 1 - size] + value
+        taken[item] = candidate > best
+        best = np.maximum(best, candidate)
+    chosen = np.zeros(len(values), dtype=bool)
+    room = capacity_units
+    for item in range(len(values) - 1, -1, -1):
+        if taken[item, room]:
+            chosen[item] = True
+            room -= int(sizes_units[item])
+    return chosen
+
+
+class PrimalDualDescent:
+    """Knapsack deployment, coordinate descent over association and partition, exact weighted allocation and a
+    dual update on the delay constraint; see the module docstring."""
+
+    name = "primal-dual"
+
+    def __init__(self, sweeps: int = 2, dual_lr: float = 0.05, seed: int = 0) -> None:
+        self.sweeps = sweeps
+        self.dual_lr = dual_lr
+        self.rng = np.random.default_rng(seed)
+        self.multiplier: LagrangeMultiplier | None = None
+        self.demand: np.ndarray | None = None  # (E, J, I) requests seen per nearest server
+        self._observed_t = -1
+
+    def _observe(self, system: EdgeSystem) -> None:
+        """Once per slot: count its requests by nearest server and update lambda on the last slot's delay."""
+        if self.multiplier is None or system.t == 0:
+            self.multiplier = LagrangeMultiplier(system.scenario["system.delay_constraint_s"], init=0.0,
+                                                 lr=self.dual_lr)
+            self.demand = np.zeros((system.num_envs, system.num_servers, system.table.num_services))
+            self.nearest = np.argmin(system.entities.path_loss_db, axis=1)  # (E, K)
+            self._observed_t = -1
+        if self._observed_t == system.t:
+            return
+        self._observed_t = system.t
+        envs = np.arange(system.num_envs)[:, None]
+        np.add.at(self.demand, (envs, self.nearest, system.slot.requests), 1)
+        if system.last_outcome is not None:
+            self.multiplier.update(float(system.last_outcome.delay_mean_s.mean()))
+
+    @property
+    def delay_weight(self) -> float:
+        return max(self.multiplier.value if self.multiplier else 0.0, MIN_DELAY_WEIGHT)
+
+    def deploy(self, system: EdgeSystem) -> np.ndarray:
+        self._observe(system)
+        sizes = np.ceil(system.table.model_bytes / KNAPSACK_UNIT_BYTES).astype(np.int64)
+        deployment = np.zeros_like(system.deployment)
+        for env in range(system.num_envs):
+            global_demand = self.demand[env].sum(axis=0)
+            covered = np.zeros(system.table.num_services, dtype=bool)
+            for server in np.argsort(-system.entities.server_storage_bytes[env], kind="stable"):
+                wanted = self.demand[env, server] + GLOBAL_DEMAND_SHARE * global_demand
+                values = np.where(covered, REDUNDANT_SHARE, 1.0) * wanted + PRIOR_DEMAND
+                capacity = int(system.entities.server_storage_bytes[env, server] // KNAPSACK_UNIT_BYTES)
+                deployment[env, :, server] = knapsack(values, sizes, capacity)
+                covered |= deployment[env, :, server]
+        self.demand[:] = 0
+        return deployment
+
+    def _weights(self, system: EdgeSystem, num_envs: int, env: int | None = None) -> dict[str, np.ndarray]:
+        power = system.entities.user_tx_power_w if env is None else system.entities.user_tx_power_w[[env]]
+        power = np.broadcast_to(power, (num_envs, system.num_users))
+        lam = self.delay_weight
+        return {"compute_weight": np.full_like(power, lam), "upload_weight": system.scenario["cost.mu_energy"] * power
+                + lam, "download_weight": np.full_like(power, lam)}
+
+    def _scores(self, system: EdgeSystem, env: int, association: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """The slot objective of each candidate row (association and z of shape (C, K)) of environment `env`."""
+        count = association.shape[0]
+        index = np.full(count, env)
+        entities, slot = system.entities.take(index), system.slot.take(index)
+        deployment = system.deployment[index]
+        cache = system.cache.depth[index] if system.scenario["users.prefix_cache"] else None
+        problem = AllocationProblem.from_core(system.table, system.scenario, entities, slot, deployment,
+                                              association, z, cache)
+        compute, bandwidth = weighted_allocation(problem, **self._weights(system, count, env))
+        outcome = core.evaluate(system.table, system.scenario, entities, slot, deployment, association, z,
+                                compute, bandwidth, cache)
+        scenario = system.scenario
+        return model.slot_objective(outcome.privacy_cost, outcome.energy_j, outcome.delay_s, outcome.success,
+                                    scenario["cost.mu_privacy"], scenario["cost.mu_energy"],
+                                    -scenario["cost.failure_reward"], self.delay_weight)
+
+    def act(self, system: EdgeSystem) -> tuple[np.ndarray, np.ndarray]:
+        self._observe(system)
+        association = channel_association(system)
+        z = local_points(system)
+        allowed, points = system.user_masks()
+        for env in range(system.num_envs):
+            for _ in range(self.sweeps):
+                changed = False
+                for user in self.rng.permutation(system.num_users):
+                    servers = np.flatnonzero(allowed[env, user])
+                    options = np.flatnonzero(points[env, user])
+                    grid_server, grid_point = (a.ravel() for a in np.meshgrid(servers, options, indexing="ij"))
+                    candidates_a = np.repeat(association[[env]], len(grid_server), axis=0)
+                    candidates_z = np.repeat(z[[env]], len(grid_server), axis=0)
+                    candidates_a[:, user], candidates_z[:, user] = grid_server, grid_point
+                    best = int(np.argmin(self._scores(system, env, candidates_a, candidates_z)))
+                    if (grid_server[best], grid_point[best]) != (association[env, user], z[env, user]):
+                        association[env, user], z[env, user] = grid_server[best], grid_point[best]
+                        changed = True
+                if not changed:
+                    break
+        return association, z
+
+    def allocate(self, system: EdgeSystem, association: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        problem = AllocationProblem.from_system(system, association, z)
+        return weighted_allocation(problem, **self._weights(system, system.num_envs))
