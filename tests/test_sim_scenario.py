@@ -74,3 +74,12 @@ def test_bad_overrides():
         load_scenario("paper", ["system.num_users=many"])
     with pytest.raises(EdgeprofError, match="cannot read scenario"):
         load_scenario("missing.toml")
+
+
+def test_with_value_changes_one_field_and_validates_it():
+    scenario = load_scenario("small")
+    changed = scenario.with_value("system.slots_per_deployment", 1)
+    assert changed["system.slots_per_deployment"] == 1 and scenario["system.slots_per_deployment"] == 10
+    assert changed["system.num_users"] == scenario["system.num_users"]
+    with pytest.raises(EdgeprofError):
+        scenario.with_value("system.num_servers", 0)

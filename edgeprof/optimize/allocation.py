@@ -49,6 +49,7 @@ ROOT_TOLERANCE = 1e-12  # on logarithms of shares and prices, and relative on la
 RESIDUAL_TOLERANCE = 1e-13  # on log residuals (relative error of a sum or a latency): float64 rounding is ~1e-15
 _SERIES_BELOW = 1e-3  # below this x, ln(1 + x) - x / (1 + x) loses digits: use its series
 _LOG_PRICE_LIMIT = 700.0  # |log nu| beyond this overflows float64
+MIN_DELAY_WEIGHT = 1e-6  # the smallest weight on delay in `objective_weights` (see there)
 
 ObjectiveOfDelays = Callable[[cp.Expression], cp.Expression]
 OBJECTIVES: dict[str, ObjectiveOfDelays] = {"sum": cp.sum, "max": cp.max, "sum_squares": cp.sum_squares}
@@ -236,6 +237,16 @@ def _transfer_terms(
         marginal += link_marginal
         elasticity_sum -= link_marginal * (x**2 / (1.0 + x) ** 2 + 2.0 * gap**2 / log_term) / gap
     return time, marginal, elasticity_sum / marginal
+
+
+def transfer_time_and_slope(share: np.ndarray, upload_load: np.ndarray, download_load: np.ndarray,
+                            uplink_snr: np.ndarray, downlink_snr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At bandwidth shares > 0: the (weighted) seconds of both transfers, sum load / rho(share), and their
+    derivative in the share (negative: more band, less time). Convex and decreasing in the share."""
+    time, marginal, _ = _transfer_terms(np.asarray(share, float), np.asarray(upload_load, float),
+                                        np.asarray(download_load, float), np.asarray(uplink_snr, float),
+                                        np.asarray(downlink_snr, float))
+    return time, -marginal
 
 
 def _safeguarded_newton(
@@ -652,6 +663,18 @@ def weighted_allocation(
         _per_user_weight(download_weight, shape, "download_weight") * problem.download_load,
         problem.uplink_snr, problem.downlink_snr, problem.association, problem.num_servers)
     return compute_share, bandwidth_share
+
+
+def objective_weights(scenario: Scenario, tx_power_w: np.ndarray, delay_weight: float) -> dict[str, np.ndarray]:
+    """Keyword weights for `weighted_allocation` that make its objective the allocation-dependent part of
+    `model.slot_objective` (times K): lambda on every delay term, plus mu2 P_k on upload time (transmit energy).
+
+    lambda is floored at MIN_DELAY_WEIGHT: at lambda = 0 compute is worth nothing to the objective, and a zero
+    weight would give a user who needs the edge no compute, so its request would fail."""
+    power = np.asarray(tx_power_w, dtype=np.float64)
+    lam = max(delay_weight, MIN_DELAY_WEIGHT)
+    return {"compute_weight": np.full_like(power, lam), "upload_weight": scenario["cost.mu_energy"] * power + lam,
+            "download_weight": np.full_like(power, lam)}
 
 
 def sum_delay_allocation(problem: AllocationProblem) -> tuple[np.ndarray, np.ndarray]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeprof.optimize.allocation import AllocationProblem, weighted_allocation
+from edgeprof.optimize.allocation import AllocationProblem, objective_weights, weighted_allocation
 from edgeprof.optimize.heuristics import channel_association, local_points
 from edgeprof.rl.lagrange import LagrangeMultiplier
 from edgeprof.sim import core, model
@@ -32,7 +32,6 @@ KNAPSACK_UNIT_BYTES = 1e6
 GLOBAL_DEMAND_SHARE = 0.1
 REDUNDANT_SHARE = 0.25  # the value of a service another server already holds (users can reach it there)
 PRIOR_DEMAND = 1e-3  # so that storage no request has asked for yet is still filled, most popular first
-MIN_DELAY_WEIGHT = 1e-6  # a zero weight would starve compute and fail requests that need the edge
 
 
 def knapsack(values: np.ndarray, sizes_units: np.ndarray, capacity_units: int) -> np.ndarray:
@@ -87,7 +86,7 @@ class PrimalDualDescent:
 
     @property
     def delay_weight(self) -> float:
-        return max(self.multiplier.value if self.multiplier else 0.0, MIN_DELAY_WEIGHT)
+        return self.multiplier.value if self.multiplier else 0.0
 
     def deploy(self, system: EdgeSystem) -> np.ndarray:
         self._observe(system)
@@ -107,10 +106,8 @@ class PrimalDualDescent:
 
     def _weights(self, system: EdgeSystem, num_envs: int, env: int | None = None) -> dict[str, np.ndarray]:
         power = system.entities.user_tx_power_w if env is None else system.entities.user_tx_power_w[[env]]
-        power = np.broadcast_to(power, (num_envs, system.num_users))
-        lam = self.delay_weight
-        return {"compute_weight": np.full_like(power, lam), "upload_weight": system.scenario["cost.mu_energy"] * power
-                + lam, "download_weight": np.full_like(power, lam)}
+        return objective_weights(system.scenario, np.broadcast_to(power, (num_envs, system.num_users)),
+                                 self.delay_weight)
 
     def _scores(self, system: EdgeSystem, env: int, association: np.ndarray, z: np.ndarray) -> np.ndarray:
         """The slot objective of each candidate row (association and z of shape (C, K)) of environment `env`."""

@@ -26,6 +26,8 @@ class SolverInfo:
     name: str
     description: str
     make: Callable[[int], Any]  # seed -> policy
+    per_slot_deployment: bool = False  # deploys every slot (the exact per-slot problem), not every delta-T
+    check: Callable[[EdgeSystem], None] | None = None  # refuses instances the solver cannot handle
 
 
 def _heuristic(name: str) -> Callable[[int], Any]:
@@ -38,6 +40,18 @@ def _primal_dual(seed: int) -> Any:
     from edgeprof.optimize.primal_dual import PrimalDualDescent
 
     return PrimalDualDescent(seed=seed)
+
+
+def _exact(seed: int) -> Any:
+    from edgeprof.optimize.exact import ExactPerSlot
+
+    return ExactPerSlot()
+
+
+def _exact_check(system: EdgeSystem) -> None:
+    from edgeprof.optimize.exact import check_size
+
+    check_size(system)
 
 
 SOLVERS = {
@@ -53,6 +67,8 @@ SOLVERS = {
     "random": SolverInfo("random", "random deployment, server and point; equal shares", _heuristic("random")),
     "primal-dual": SolverInfo("primal-dual", "ours: knapsack deployment, coordinate descent, exact weighted "
                               "allocation, dual ascent on the delay constraint", _primal_dual),
+    "exact": SolverInfo("exact", "per-slot optimum, every decision free each slot (branch and bound; small "
+                        "instances)", _exact, per_slot_deployment=True, check=_exact_check),
 }
 
 
@@ -78,15 +94,32 @@ def confidence_interval(values: list[float]) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def check_deployable(scenario: Scenario, table: ServiceTable) -> None:
+    """Refuse a scenario where no server could ever hold any model (C7): every request would fail."""
+    largest_storage = scenario.si_range("servers.storage_gb")[1]
+    smallest = int(table.model_bytes.argmin())
+    if table.model_bytes[smallest] > largest_storage:
+        name = table.base_names[table.base_model[smallest]]
+        raise EdgeprofError(f"infeasible scenario: servers.storage_gb is at most {largest_storage / 1e9:.3g} GB, "
+                            f"below the smallest model ({name}, {table.model_bytes[smallest] / 1e9:.3g} GB): no "
+                            "service can ever be deployed")
+
+
 def run_solver(name: str, scenario: Scenario, table: ServiceTable, slots: int, seeds: list[int],
                progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """One row of metrics per seed."""
     if name not in SOLVERS:
         raise EdgeprofError(f"unknown solver {name!r}: `edgeprof solve --list` shows the solvers")
+    info = SOLVERS[name]
+    check_deployable(scenario, table)
+    if info.per_slot_deployment:
+        scenario = scenario.with_value("system.slots_per_deployment", 1)
     rows = []
     for index, seed in enumerate(seeds):
         system = EdgeSystem(scenario, table, num_envs=1, seed=seed)
-        metrics = run_policy(system, SOLVERS[name].make(seed), slots)
+        if info.check:
+            info.check(system)
+        metrics = run_policy(system, info.make(seed), slots)
         rows.append({"solver": name, "seed": seed, "slots": slots, **{key: metrics[key] for key in REPORTED}})
         if progress:
             progress(index + 1, len(seeds))

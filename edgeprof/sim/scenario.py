@@ -283,6 +283,13 @@ class Scenario:
         section, _, field = key.partition(".")
         return self.fields[section][field]
 
+    def with_value(self, key: str, value: Any) -> Scenario:
+        """A copy with one field changed and validated again (`section.field`, config units)."""
+        section, _, field = key.partition(".")
+        changed = {name: dict(values) for name, values in self.fields.items()}
+        changed[section][field] = value
+        return Scenario(validate(changed, "paper"))
+
     @property
     def num_services(self) -> int:
         return len(self["services.models"]) * self["services.services_per_model"]
