@@ -1,0 +1,583 @@
+"""Seed 001's three policy layers (HC-MAPPO-L, section IV) as torch modules, and the observations they read.
+
+Observation builders are pure functions of an `EdgeSystem` that return float32 tensors for all E environments
+at once. Features are put at order 1 by construction: capacities as log10 of a reference unit, workloads as
+log10(1 + GFLOP) or log10(1 + MB) (0 for no work), links as log10 of the SNR (dB / 10), counts as fractions.
+
+- `deployment_observation` (eq. 14-15), per server: the ending interval's requests, system-wide and at this
+  server; its deployment and how many other servers host each service (our summary of vec(X), independent of
+  J and of the servers' order); each model's size as a share of its storage; each model's cloud fetch time.
+- `user_observation` (eq. 16-17): each user's local view (requested service and base model one-hot, D_in, which
+  servers host the service, uplink and downlink SNR to every server, its compute, power, J/FLOP, privacy
+  preference, how deep its prefix cache holds the requested model), the masks of `EdgeSystem.user_masks`, and a
+  global state for the centralised critics (requests and demand per service, vec(X), the servers, and every
+  user's compact features and uplink SNRs).
+- `allocation_observation` (eq. 18), after association and partition: per user what its server must do for it
+  (edge GFLOP, upload and prefix download MB, its links, whether the service is there), per server its
+  capacity and load.
+
+Layers (network sizes from section V-A; orthogonal initialisation, Tanh):
+
+- `DeploymentPolicy` (eq. 28-30): an MLP encodes a server's observation into the GRU's first hidden state;
+  each step scores the services from h_n (actor) and gives V(h_n) (critic sharing the GRU, eq. 29); the GRU
+  then reads the choice's embedding with the updated indicator x_st and the free storage share (the "state
+  augmentation" of IV-B1). Sampling and re-scoring both run `autoregressive_sequence` with a `StorageMasker`
+  in exact float64 bytes, so a fresh sequence re-scores to its sampled log-probability (PPO ratio 1; the public
+  code's bug D1). No stop choice, as in the paper: a sequence ends when no further service fits. Deploying one
+  more service never lowers the hits of eq. 22 and keeping it over intervals costs no migration (eq. 23), so a
+  stop would pay only where a service's one-off fetch cost outweighs every hit it could bring.
+- `UserPolicy`: one actor shared by all users, without an agent id (users differ through their observation,
+  and an id-free actor runs at any K, which the paper's user-count sweeps need). The server is drawn first,
+  then the partition point from a head conditioned on that server (`ServerThenPoint`): the best split depends
+  on the chosen link, which independent heads (the public code) cannot express. The reward and cost critics
+  are separate networks; each predicts in normalised units, so the trainer keeps one `ValueNormalizer`
+  (`rl.normalizers`) per critic. Centralised critics read [global state, own local observation] (an
+  agent-specific state, Yu et al.); `independent_critics=True` gives the IPPO ablations' local critics.
+- `AllocationPolicy` (IV-B3): users are encoded, each server's context (its users' mean encoding and its own
+  features) forms one query per resource, each user's key meets its own server's query: a scaled dot-product
+  score. The stochastic action is a Gaussian on these scores (a logistic-normal over shares): the stored action
+  is the logits, with an exact Gaussian log-density for PPO, and shares are the softmax of the logits over each
+  server's users, in float64, so they sum to 1 per server within rounding (C5, C6) and a user gets only a share
+  of its own server. A user alone at its server gets everything whatever its logit, so only users that share
+  a server enter the log-probability and entropy; a server with fewer than two users contributes 0. Unlike the
+  public code (deterministic actor trained by SAC, NaN for an empty server), this is an ordinary PPO policy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgeprof.rl.distributions import MaskedCategorical, SequenceResult, StorageMasker, autoregressive_sequence
+from edgeprof.sim import core, model, radio
+from edgeprof.sim.env import EdgeSystem
+
+# Reference units: a capacity enters as log10(value / unit), order 1 over Table I's ranges.
+USER_FLOPS_UNIT = 1e10  # 10 GFLOP/s: users have 10-100 GFLOP/s -> 0..1
+SERVER_FLOPS_UNIT = 1e12  # 1 TFLOP/s: servers have 0.5-2 -> -0.3..0.3
+BANDWIDTH_UNIT_HZ = 1e8  # 100 MHz: servers have 50-100 MHz -> -0.3..0
+STORAGE_UNIT_BYTES = 1e9  # 1 GB
+POWER_UNIT_W = 1.0  # users transmit at 20-30 dBm (0.1-1 W) -> -1..0
+JOULES_PER_FLOP_UNIT = 1e-10  # users spend 1e-11..1e-9 J/FLOP -> -1..1
+WORK_UNIT_FLOPS = 1e9  # workloads enter as log10(1 + GFLOP)
+DATA_UNIT_BYTES = 1e6  # data as log10(1 + MB)
+
+
+@dataclass(frozen=True)
+class HCPolicyConfig:
+    """Network sizes: seed 001 section V-A where it gives them; the rest is our choice, marked so."""
+
+    user_hidden: int = 256  # V-A: user actor and critics are 256-wide MLPs
+    user_layers: int = 2  # our choice: V-A gives the width only
+    deploy_hidden: int = 256  # V-A: GRU with a 256-dimensional hidden state
+    deploy_embed: int = 32  # our choice (the public configuration's embedding size)
+    alloc_hidden: int = 128  # V-A: attention networks with a 128-dimensional hidden size
+    alloc_log_std: float = -0.5  # our choice: initial log standard deviation of the allocation logits
+    head_gain: float = 0.01  # our choice (MAPPO's): orthogonal gain of policy outputs, near-uniform at start
+    independent_critics: bool = False  # True for H-IPPO / HC-IPPO-L: user critics see only the local observation
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Observations
+
+
+@dataclass(frozen=True)
+class DeploymentObservation:
+    """What the deployment agents see at a deployment slot; leading axes (E, J), or any batch shape."""
+
+    features: torch.Tensor  # (E, J, F_d) float32
+    storage_bytes: torch.Tensor  # (E, J) float64 S_j: the storage mask works in exact bytes, as C7's check does
+    model_bytes: torch.Tensor  # (I,) float64 D_i
+
+
+@dataclass(frozen=True)
+class UserObservation:
+    """What the user agents and their critics see; leading axes (E, K), or (B,) for a minibatch of samples."""
+
+    local: torch.Tensor  # (E, K, F_u) float32, each user's own view (eq. 16)
+    state: torch.Tensor  # (E, G) per environment, or (E, K, G) per agent: the critics' global state (eq. 17)
+    server_mask: torch.Tensor  # (E, K, J) bool, servers that host the request (`EdgeSystem.user_masks`)
+    point_mask: torch.Tensor  # (E, K, P) bool, partition points of the requested model, P = Lmax + 1
+
+
+@dataclass(frozen=True)
+class AllocationObservation:
+    """What the allocation agents see once users have chosen; leading axis E (whole environments only)."""
+
+    users: torch.Tensor  # (E, K, F_a) float32, each user's request as its server sees it
+    servers: torch.Tensor  # (E, J, F_s) float32
+    association: torch.Tensor  # (E, K) long, each user's server
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+
+def _log10(value: np.ndarray, unit: float) -> np.ndarray:
+    return np.log10(np.asarray(value, dtype=np.float64) / unit)
+
+
+def _log10_1p(value: np.ndarray, unit: float) -> np.ndarray:
+    return np.log10(1.0 + np.asarray(value, dtype=np.float64) / unit)
+
+
+def _link_snr(system: EdgeSystem) -> tuple[np.ndarray, np.ndarray]:
+    """log10 SNR (dB / 10) of every link (E, J, K) as if the user had all of the server's bandwidth: uplink at
+    the user's power, downlink at the server's. It folds gain, powers and bandwidth into the quantity that sets
+    the rate."""
+    entities, scenario = system.entities, system.scenario
+    noise = radio.noise_power_w(entities.server_bandwidth_hz[..., None], scenario["radio.noise_dbm_per_hz"],
+                                scenario["radio.noise_figure_db"])  # (E, J, 1)
+    gains = system.slot.gains  # (E, J, K)
+    uplink = np.log10(entities.user_tx_power_w[:, None, :] * gains / noise)
+    downlink = np.log10(entities.server_tx_power_w[..., None] * gains / noise)
+    return uplink, downlink
+
+
+def _server_features(system: EdgeSystem) -> np.ndarray:
+    """(E, J, 3): log compute, bandwidth and storage."""
+    entities = system.entities
+    return np.stack([_log10(entities.server_flops_per_s, SERVER_FLOPS_UNIT),
+                     _log10(entities.server_bandwidth_hz, BANDWIDTH_UNIT_HZ),
+                     _log10(entities.server_storage_bytes, STORAGE_UNIT_BYTES)], axis=-1)
+
+
+def _batch_fraction(system: EdgeSystem) -> np.ndarray:
+    """(E, K) D_in over the largest batch a request can have."""
+    return system.slot.batch / system.scenario["services.batch_range"][1]
+
+
+def _cache_fraction(system: EdgeSystem) -> np.ndarray:
+    """(E, K) how deep the user's prefix cache holds the requested model, as a share of its L_i points."""
+    table, requests = system.table, system.slot.requests
+    if not system.scenario["users.prefix_cache"]:
+        return np.zeros(requests.shape)
+    depth = np.take_along_axis(system.cache.depth, table.base_model[requests][..., None], axis=-1)[..., 0]
+    return depth / table.num_points[requests]
+
+
+def deployment_observation(system: EdgeSystem) -> DeploymentObservation:
+    """The deployment agents' observation; build it before `EdgeSystem.deploy`, which resets the counters.
+
+    Per server (E, J, 6I + 1): [system-wide requests per service (r, eq. 14), this server's requests per
+    service (h_j), its current deployment x_j, share of the other servers hosting each service, D_i / S_j,
+    log10(1 + seconds to fetch D_i from the cloud), log10 S_j]. Counts are per request of an interval (K dT
+    requests), the server's scaled by J so that an evenly loaded server sums to about 1.
+    """
+    table, entities = system.table, system.entities
+    servers = system.num_servers
+    per_interval = system.num_users * system.scenario["system.slots_per_deployment"]
+    shape = (system.num_envs, servers, table.num_services)
+    popularity = np.broadcast_to(system.interval_requests[:, None, :] / per_interval, shape)
+    local = system.interval_server_requests * servers / per_interval
+    own = system.deployment.transpose(0, 2, 1).astype(np.float64)  # (E, J, I)
+    others = (own.sum(axis=1, keepdims=True) - own) / max(servers - 1, 1)
+    size = table.model_bytes / entities.server_storage_bytes[..., None]
+    fetch_s = model.BITS_PER_BYTE * table.model_bytes / entities.cloud_rate_bps[..., None]
+    storage = _log10(entities.server_storage_bytes, STORAGE_UNIT_BYTES)[..., None]
+    features = np.concatenate([popularity, local, own, others, size, _log10_1p(fetch_s, 1.0), storage], axis=-1)
+    return DeploymentObservation(features=_tensor(features),
+                                 storage_bytes=torch.from_numpy(entities.server_storage_bytes.astype(np.float64)),
+                                 model_bytes=torch.from_numpy(table.model_bytes.astype(np.float64)))
+
+
+def user_observation(system: EdgeSystem) -> UserObservation:
+    """The user agents' observation for the current slot.
+
+    Local (E, K, I + M + 3J + 6): [requested service one-hot, its base model one-hot, D_in share, which servers
+    host it (J), uplink SNR (J), downlink SNR (J), log f_k, log P_k, log J/FLOP, Pre_k, cached depth share]. A
+    one-hot through the first linear layer is the embedding e_mod of eq. 16; the base model lets the five
+    services of one model share what they learn about its partition points.
+    State (E, I + I + IJ + 3J + K(J + 4)): [requests share per service, demand (D_in) share per service,
+    vec(X), the servers' log compute, bandwidth and storage, and per user: D_in share, log f_k, Pre_k, cached
+    depth share, uplink SNR to every server].
+    """
+    table, entities = system.table, system.entities
+    requests = system.slot.requests  # (E, K)
+    num_envs, num_users = requests.shape
+    service = np.eye(table.num_services)[requests]  # (E, K, I)
+    base = np.eye(table.num_models)[table.base_model[requests]]  # (E, K, M)
+    batch, cached = _batch_fraction(system), _cache_fraction(system)
+    hosted = np.take_along_axis(system.deployment, requests[..., None], axis=1).astype(np.float64)  # (E, K, J)
+    uplink, downlink = (snr.transpose(0, 2, 1) for snr in _link_snr(system))  # (E, K, J)
+    compute = _log10(entities.user_flops_per_s, USER_FLOPS_UNIT)
+    scalars = np.stack([compute, _log10(entities.user_tx_power_w, POWER_UNIT_W),
+                        _log10(entities.user_joules_per_flop, JOULES_PER_FLOP_UNIT),
+                        entities.user_privacy_preference, cached], axis=-1)  # (E, K, 5)
+    local = np.concatenate([service, base, batch[..., None], hosted, uplink, downlink, scalars], axis=-1)
+
+    per_user = np.concatenate([np.stack([batch, compute, entities.user_privacy_preference, cached], axis=-1),
+                               uplink], axis=-1)  # (E, K, 4 + J)
+    state = np.concatenate([service.mean(axis=1), (service * batch[..., None]).sum(axis=1) / num_users,
+                            system.deployment.reshape(num_envs, -1), _server_features(system).reshape(num_envs, -1),
+                            per_user.reshape(num_envs, -1)], axis=-1)
+    server_mask, point_mask = system.user_masks()
+    return UserObservation(local=_tensor(local), state=_tensor(state), server_mask=torch.from_numpy(server_mask),
+                           point_mask=torch.from_numpy(point_mask))
+
+
+def allocation_observation(system: EdgeSystem, association: np.ndarray, z: np.ndarray) -> AllocationObservation:
+    """The allocation agents' observation once each user has a server (E, K) and a partition point (E, K).
+
+    Per user (E, K, 8): [D_in share, z / L_i, log10(1 + edge GFLOP), log10(1 + upload MB), log10(1 + prefix
+    download MB, after the cache), uplink and downlink SNR to its server, whether its server hosts the service].
+    Workloads are the whole request's (D_in samples), the quantities that the shares divide (eq. 4-5).
+    Per server (E, J, 3): [log compute, log bandwidth, its users / (K / J)].
+    """
+    table, scenario, slot = system.table, system.scenario, system.slot
+    association, z = np.asarray(association), np.asarray(z)
+    envs, users = np.arange(system.num_envs)[:, None], np.arange(system.num_users)[None, :]
+    point = slot.requests * (table.max_points + 1) + z
+    cached = 0.0
+    if scenario["users.prefix_cache"]:
+        cached = core.cached_prefix_bytes(table, slot.requests, system.cache.depth)
+    download = model.prefix_download_bytes(np.take(table.prefix_param_bytes, point), cached)
+    uplink, downlink = (snr[envs, association, users] for snr in _link_snr(system))
+    hosted = model.served_by_deployment(system.deployment, slot.requests, association)
+    user_features = np.stack([
+        _batch_fraction(system), z / table.num_points[slot.requests],
+        _log10_1p(slot.batch * np.take(table.edge_flops, point), WORK_UNIT_FLOPS),
+        _log10_1p(slot.batch * np.take(table.upload_bytes, point), DATA_UNIT_BYTES),
+        _log10_1p(download, DATA_UNIT_BYTES), uplink, downlink, hosted,
+    ], axis=-1)
+    load = model.per_server_sum(np.ones(association.shape), association, system.num_servers)
+    server_features = np.concatenate([_server_features(system)[..., :2],
+                                      (load * system.num_servers / system.num_users)[..., None]], axis=-1)
+    return AllocationObservation(users=_tensor(user_features), servers=_tensor(server_features),
+                                 association=torch.from_numpy(association.astype(np.int64)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Networks
+
+
+_TANH_GAIN = nn.init.calculate_gain("tanh")
+
+
+def _linear(inputs: int, outputs: int, gain: float) -> nn.Linear:
+    layer = nn.Linear(inputs, outputs)
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def _mlp(inputs: int, hidden: int, layers: int) -> nn.Sequential:
+    """`layers` blocks of Linear + Tanh, `hidden` wide (V-A: orthogonal initialisation, Tanh)."""
+    blocks: list[nn.Module] = []
+    for index in range(layers):
+        blocks += [_linear(inputs if index == 0 else hidden, hidden, _TANH_GAIN), nn.Tanh()]
+    return nn.Sequential(*blocks)
+
+
+def _critic(inputs: int, hidden: int, layers: int) -> nn.Sequential:
+    return nn.Sequential(_mlp(inputs, hidden, layers), _linear(hidden, 1, 1.0))
+
+
+# Deployment -----------------------------------------------------------------------------------------------------
+
+
+class DeploymentHidden(NamedTuple):
+    """What a server's auto-regressive policy carries from one pick to the next (B rows, one per server)."""
+
+    gru: torch.Tensor  # (B, H) h_n
+    chosen: torch.Tensor  # (B, I) x_st: 1 for the services picked so far
+    free: torch.Tensor  # (B,) storage not yet used, as a share of S_j (a feature; the masker decides what fits)
+    size: torch.Tensor  # (B, I) D_i / S_j
+
+
+class DeploymentPolicy(nn.Module):
+    """Eq. 28-30: each server picks services one at a time with a GRU, under duplicate and storage masks.
+
+    A `StepPolicy` for `autoregressive_sequence`; call `sample` to act and `evaluate` to re-score stored
+    choices. Both return a `SequenceResult` shaped like the observation's leading axes: `log_prob` (eq. 30),
+    `entropy` (summed over the steps), `value` (eq. 29, the mean step value), `choices` padded with -1.
+    """
+
+    def __init__(self, obs_dim: int, num_services: int, config: HCPolicyConfig = HCPolicyConfig()) -> None:
+        super().__init__()
+        hidden = config.deploy_hidden
+        self.num_services = num_services
+        self.encoder = _mlp(obs_dim, hidden, 2)  # h_0 from o_j^dep
+        self.embed = nn.Embedding(num_services, config.deploy_embed)
+        self.gru = nn.GRUCell(config.deploy_embed + num_services + 1, hidden)
+        for name, parameter in self.gru.named_parameters():
+            if name.startswith("weight"):
+                nn.init.orthogonal_(parameter)
+            else:
+                nn.init.zeros_(parameter)
+        self.actor = _linear(hidden, num_services, config.head_gain)
+        self.critic = _linear(hidden, 1, 1.0)
+
+    def step(self, hidden: DeploymentHidden) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B, I) of the next service and the step value V(h_n) (B,)."""
+        return self.actor(hidden.gru), self.critic(hidden.gru).squeeze(-1)
+
+    def advance(self, hidden: DeploymentHidden, choice: torch.Tensor) -> DeploymentHidden:
+        """h_{n+1} = GRU([embedding of the choice, x_st after it, free storage after it], h_n)."""
+        picked = choice.unsqueeze(-1)  # (B, 1)
+        chosen = hidden.chosen.scatter(-1, picked, 1.0)
+        free = hidden.free - hidden.size.gather(-1, picked).squeeze(-1)
+        inputs = torch.cat([self.embed(choice), chosen, free.unsqueeze(-1)], dim=-1)
+        return DeploymentHidden(self.gru(inputs, hidden.gru), chosen, free, hidden.size)
+
+    def sample(self, obs: DeploymentObservation, generator: torch.Generator | None = None,
+               greedy: bool = False) -> SequenceResult:
+        """Draw each server's sequence (or take the most probable service at each step, `greedy`)."""
+        return self._sequence(obs, None, generator, greedy)
+
+    def evaluate(self, obs: DeploymentObservation, choices: torch.Tensor) -> SequenceResult:
+        """Re-score stored sequences (..., I), padded with -1, under the current parameters."""
+        return self._sequence(obs, choices, None, False)
+
+    def _sequence(self, obs: DeploymentObservation, choices: torch.Tensor | None,
+                  generator: torch.Generator | None, greedy: bool) -> SequenceResult:
+        lead = tuple(obs.storage_bytes.shape)
+        storage = obs.storage_bytes.reshape(-1)  # (B,)
+        features = obs.features.reshape(storage.shape[0], -1)  # (B, F_d)
+        size = (obs.model_bytes / storage.unsqueeze(-1)).to(features.dtype)  # (B, I)
+        hidden = DeploymentHidden(self.encoder(features), torch.zeros_like(size), features.new_ones(len(storage)),
+                                  size)
+        stored = None if choices is None else choices.reshape(len(storage), -1)
+        result = autoregressive_sequence(self, hidden, StorageMasker(obs.model_bytes, storage), choices=stored,
+                                         generator=generator, greedy=greedy)
+        return SequenceResult(**{f.name: _unflatten(getattr(result, f.name), lead) for f in fields(result)})
+
+
+def _unflatten(tensor: torch.Tensor | None, lead: tuple[int, ...]) -> torch.Tensor | None:
+    return None if tensor is None else tensor.reshape(*lead, *tensor.shape[1:])
+
+
+def deployment_from_choices(choices: torch.Tensor, num_services: int) -> np.ndarray:
+    """The (E, I, J) bool deployment that `EdgeSystem.deploy` takes, from sequences (E, J, L) padded with -1."""
+    padded = torch.where(choices >= 0, choices, num_services)
+    picked = nn.functional.one_hot(padded, num_services + 1)[..., :num_services].any(dim=-2)  # (E, J, I)
+    return picked.transpose(-1, -2).numpy()
+
+
+# Users ----------------------------------------------------------------------------------------------------------
+
+
+class ServerThenPoint:
+    """pi(j, z | o) = pi(j | o) pi(z | o, j): a server, then a partition point drawn for that server.
+
+    Actions (..., 2) hold (server, z). `server_logits` (..., J), `point_logits` (..., J, P): one row of point
+    logits per server; masks (..., J) and (..., P). Greedy takes the most probable server, then its most
+    probable point.
+    """
+
+    def __init__(self, server_logits: torch.Tensor, point_logits: torch.Tensor, server_mask: torch.Tensor,
+                 point_mask: torch.Tensor) -> None:
+        self.server = MaskedCategorical(server_logits, server_mask)
+        self.point_logits, self.point_mask = point_logits, point_mask
+
+    def point(self, server: torch.Tensor) -> MaskedCategorical:
+        """The partition point's distribution (..., P) given the server (...)."""
+        index = server[..., None, None].expand(*server.shape, 1, self.point_logits.shape[-1])
+        return MaskedCategorical(self.point_logits.gather(-2, index).squeeze(-2), self.point_mask)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        server = self.server.sample(generator)
+        return torch.stack([server, self.point(server).sample(generator)], dim=-1)
+
+    def mode(self) -> torch.Tensor:
+        server = self.server.mode()
+        return torch.stack([server, self.point(server).mode()], dim=-1)
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        server = actions[..., 0]
+        return self.server.log_prob(server) + self.point(server).log_prob(actions[..., 1])
+
+    def entropy(self) -> torch.Tensor:
+        """The joint entropy, exactly: H(j) + sum_j pi(j) H(z | j)."""
+        every_point = MaskedCategorical(self.point_logits, self.point_mask.unsqueeze(-2).expand_as(self.point_logits))
+        return self.server.entropy() + (self.server.probs * every_point.entropy()).sum(dim=-1)
+
+
+def _per_agent(state: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
+    """The global state next to each agent's local observation: (E, G) is repeated over K, (E, K, G) kept."""
+    if state.shape[:-1] == local.shape[:-2]:
+        return state.unsqueeze(-2).expand(*local.shape[:-1], state.shape[-1])
+    if state.shape[:-1] == local.shape[:-1]:
+        return state
+    raise ValueError(f"state {tuple(state.shape)} does not match the local observations {tuple(local.shape)}: "
+                     "give one state per environment or one per agent")
+
+
+class UserPolicy(nn.Module):
+    """Association and partition (eq. 20) for every user with one shared actor, plus reward and cost critics.
+
+    `values` returns both critics' predictions (..., K) in normalised units: denormalise each with its own
+    `ValueNormalizer` (reward and cost returns have unrelated scales).
+    """
+
+    def __init__(self, local_dim: int, state_dim: int, num_servers: int, num_points: int,
+                 config: HCPolicyConfig = HCPolicyConfig()) -> None:
+        super().__init__()
+        hidden, layers = config.user_hidden, config.user_layers
+        self.num_servers, self.num_points = num_servers, num_points
+        self.independent = config.independent_critics
+        self.actor = _mlp(local_dim, hidden, layers)
+        self.server_head = _linear(hidden, num_servers, config.head_gain)
+        self.point_head = _linear(hidden, num_servers * num_points, config.head_gain)
+        critic_inputs = local_dim if self.independent else local_dim + state_dim
+        self.reward_critic = _critic(critic_inputs, hidden, layers)
+        self.cost_critic = _critic(critic_inputs, hidden, layers)
+
+    def distribution(self, obs: UserObservation) -> ServerThenPoint:
+        features = self.actor(obs.local)
+        point_logits = self.point_head(features).unflatten(-1, (self.num_servers, self.num_points))
+        return ServerThenPoint(self.server_head(features), point_logits, obs.server_mask, obs.point_mask)
+
+    def act(self, obs: UserObservation, generator: torch.Generator | None = None,
+            greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions (..., 2) long (server, z) and their log-probabilities (...)."""
+        dist = self.distribution(obs)
+        actions = dist.mode() if greedy else dist.sample(generator)
+        return actions, dist.log_prob(actions)
+
+    def evaluate(self, obs: UserObservation, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities and entropies (...) of stored actions (..., 2)."""
+        dist = self.distribution(obs)
+        return dist.log_prob(actions), dist.entropy()
+
+    def values(self, obs: UserObservation) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reward and cost values (...), normalised units."""
+        inputs = obs.local if self.independent else torch.cat([obs.local, _per_agent(obs.state, obs.local)], dim=-1)
+        return self.reward_critic(inputs).squeeze(-1), self.cost_critic(inputs).squeeze(-1)
+
+
+# Allocation -----------------------------------------------------------------------------------------------------
+
+RESOURCES = ("compute", "bandwidth")
+
+
+def _members(association: torch.Tensor, num_servers: int) -> torch.Tensor:
+    """(E, J, K) bool: which users each server serves."""
+    return association.unsqueeze(-2) == torch.arange(num_servers, device=association.device).unsqueeze(-1)
+
+
+class _ServerContext(nn.Module):
+    """User encodings (E, K, H) and each server's context (E, J, H) from its users' mean encoding and its own
+    features (a server without users sees a zero mean)."""
+
+    def __init__(self, user_dim: int, server_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.users = _mlp(user_dim, hidden, 2)
+        self.context = _mlp(hidden + server_dim, hidden, 1)
+
+    def forward(self, obs: AllocationObservation) -> tuple[torch.Tensor, torch.Tensor]:
+        encoded = self.users(obs.users)  # (E, K, H)
+        members = _members(obs.association, obs.servers.shape[-2]).to(encoded.dtype)  # (E, J, K)
+        pooled = members @ encoded / members.sum(-1, keepdim=True).clamp(min=1.0)  # (E, J, H)
+        return encoded, self.context(torch.cat([pooled, obs.servers], dim=-1))
+
+
+class AllocationPolicy(nn.Module):
+    """Section IV-B3: per server, attention over its users gives compute and bandwidth logits; the action is a
+    Gaussian draw around them (one learned standard deviation per resource), shares are per-server softmaxes.
+
+    Actions are the logits (E, K, 2) (compute, bandwidth); log-probabilities, entropies and values are per
+    server (E, J). `allocation_shares` turns logits into the (E, K) shares that `EdgeSystem.step` takes.
+    """
+
+    def __init__(self, user_dim: int, server_dim: int, config: HCPolicyConfig = HCPolicyConfig()) -> None:
+        super().__init__()
+        hidden = config.alloc_hidden
+        self.scale = 1.0 / math.sqrt(hidden)
+        self.encoder = _ServerContext(user_dim, server_dim, hidden)
+        self.queries = nn.ModuleList(_linear(hidden, hidden, 1.0) for _ in RESOURCES)
+        self.keys = nn.ModuleList(_linear(hidden, hidden, 1.0) for _ in RESOURCES)
+        self.log_std = nn.Parameter(torch.full((len(RESOURCES),), config.alloc_log_std))
+        self.critic_encoder = _ServerContext(user_dim, server_dim, hidden)
+        self.critic = _linear(hidden, 1, 1.0)
+
+    def mean_logits(self, obs: AllocationObservation) -> torch.Tensor:
+        """(E, K, 2): each user's key against its own server's query, g_j^T kappa_k / sqrt(d_h), per resource."""
+        users, context = self.encoder(obs)
+        own = obs.association.unsqueeze(-1).expand(*obs.association.shape, context.shape[-1])  # (E, K, H)
+        scores = [(query(context).gather(-2, own) * key(users)).sum(-1) * self.scale
+                  for query, key in zip(self.queries, self.keys, strict=True)]
+        return torch.stack(scores, dim=-1)
+
+    def act(self, obs: AllocationObservation, generator: torch.Generator | None = None,
+            greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (E, K, 2) (the mean when `greedy`) and each server's log-probability (E, J)."""
+        mean = self.mean_logits(obs)
+        logits = mean
+        if not greedy:
+            noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
+            logits = mean + self.log_std.exp() * noise
+        logits = logits.detach()
+        return logits, self._log_prob(obs, mean, logits)
+
+    def evaluate(self, obs: AllocationObservation, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities and entropies (E, J) of stored logits (E, K, 2)."""
+        mean = self.mean_logits(obs)
+        per_user_entropy = (0.5 * math.log(2 * math.pi * math.e) + self.log_std).sum()
+        free = self._free_users(obs).to(mean.dtype)  # (E, K)
+        return self._log_prob(obs, mean, logits), self._per_server(obs, free * per_user_entropy)
+
+    def value(self, obs: AllocationObservation) -> torch.Tensor:
+        """V(o_j^alloc) (E, J)."""
+        return self.critic(self.critic_encoder(obs)[1]).squeeze(-1)
+
+    def _free_users(self, obs: AllocationObservation) -> torch.Tensor:
+        """(E, K) bool: users that share their server (a user alone gets everything: its logits do nothing)."""
+        load = _members(obs.association, obs.servers.shape[-2]).sum(-1)  # (E, J)
+        return load.gather(-1, obs.association) >= 2
+
+    def _per_server(self, obs: AllocationObservation, per_user: torch.Tensor) -> torch.Tensor:
+        """(E, J) sums of a per-user quantity (E, K) over each server's users."""
+        return (_members(obs.association, obs.servers.shape[-2]).to(per_user.dtype) @ per_user.unsqueeze(-1)
+                ).squeeze(-1)
+
+    def _log_prob(self, obs: AllocationObservation, mean: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        if logits.shape != mean.shape:
+            raise ValueError(f"logits must have shape {tuple(mean.shape)}, got {tuple(logits.shape)}")
+        log_std = self.log_std
+        density = -0.5 * ((logits - mean) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
+        free = self._free_users(obs).to(mean.dtype)
+        return self._per_server(obs, density.sum(-1) * free)
+
+
+def allocation_shares(logits: torch.Tensor, association: torch.Tensor,
+                      num_servers: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Compute and bandwidth shares (E, K) float64 of each user's server: softmaxes of the logits (E, K, 2) over
+    each server's users. Computed in float64, each server's shares sum to 1 within ~1e-15, well inside the
+    simulator's C5/C6 tolerance (1e-9); a user alone at its server gets exactly 1."""
+    logits = logits.detach().double()
+    members = _members(association, num_servers)  # (E, J, K)
+    per_server = logits.unsqueeze(-3).masked_fill(~members.unsqueeze(-1), float("-inf"))  # (E, J, K, 2)
+    log_total = torch.logsumexp(per_server, dim=-2)  # (E, J, 2); -inf for a server without users, never read
+    own = log_total.gather(-2, association.unsqueeze(-1).expand(*association.shape, len(RESOURCES)))  # (E, K, 2)
+    shares = (logits - own).exp()
+    return shares[..., 0], shares[..., 1]
+
+
+# All three ------------------------------------------------------------------------------------------------------
+
+
+class HCPolicies(nn.Module):
+    """The three layers of HC-MAPPO-L, sized for a system."""
+
+    def __init__(self, deployment: DeploymentPolicy, user: UserPolicy, allocation: AllocationPolicy) -> None:
+        super().__init__()
+        self.deployment, self.user, self.allocation = deployment, user, allocation
+
+    @classmethod
+    def for_system(cls, system: EdgeSystem, config: HCPolicyConfig = HCPolicyConfig()) -> HCPolicies:
+        """Layers whose input sizes match the observations of `system` (its scenario and service table)."""
+        deploy_obs, user_obs = deployment_observation(system), user_observation(system)
+        first = np.zeros((system.num_envs, system.num_users), dtype=np.int64)  # server 0, z = 0: always valid
+        alloc_obs = allocation_observation(system, first, first)
+        return cls(
+            DeploymentPolicy(deploy_obs.features.shape[-1], system.table.num_services, config),
+            UserPolicy(user_obs.local.shape[-1], user_obs.state.shape[-1], system.num_servers,
+                       user_obs.point_mask.shape[-1], config),
+            AllocationPolicy(alloc_obs.users.shape[-1], alloc_obs.servers.shape[-1], config),
+        )
