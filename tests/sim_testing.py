@@ -95,3 +95,14 @@ def hand_entities(num_servers: int, num_users: int, **values: np.ndarray | float
 def hand_slot(requests: list[int], batch: list[int], gains: list[list[float]]) -> SlotDraw:
     """One environment's slot: requests and batch per user, gains[j][k]."""
     return SlotDraw(requests=np.array([requests]), batch=np.array([batch]), gains=np.array([gains], dtype=float))
+
+
+def assert_allowed_or_dropped(system, association: np.ndarray, z: np.ndarray) -> None:
+    """Each user's point is valid for its request, and its server is allowed by `user_masks`, or does not host
+    the requested service at all (a deliberate drop: the request fails, which solvers may choose)."""
+    allowed, points = system.user_masks()
+    assert np.take_along_axis(points, z[..., None], -1).all()
+    chosen = np.take_along_axis(allowed, association[..., None], -1)[..., 0]
+    envs = np.arange(system.num_envs)[:, None]
+    hosted = system.deployment[envs, system.slot.requests, association]
+    assert (chosen | ~hosted).all()

@@ -2,20 +2,26 @@
 
 Three layers, each the best simple answer we know to its part of problem (13):
 
-- Deployment (every delta-T slots): per server, largest storage first, a 0/1 knapsack on its storage (C7),
-  solved exactly at 1 MB resolution, over the demand it observed: the requests of the users whose strongest
-  (path-loss) server it is, plus a small share of the global demand (and a tiny prior) so that spare storage
-  holds popular services; a service a server chosen before already holds counts a quarter, so servers
-  complement each other instead of all caching the same few models.
+- Deployment (every delta-T slots): per server, smallest storage first, a 0/1 knapsack on its storage (C7),
+  solved exactly at 1 MB resolution. A service no server chosen before holds is worth its whole observed
+  demand (every user can reach any server, so the first copy saves all its requests from failing); a further
+  copy is worth a quarter of the demand near this server (the requests of the users whose strongest
+  path-loss server it is, plus a tenth of the global demand) for the better channel; a tiny prior fills spare
+  storage, most popular first. Smallest first leaves the large servers for the models only they can hold.
 - Association and partition (every slot): coordinate descent on the slot objective (`model.slot_objective`
   with the current multiplier lambda as the weight of the mean delay): each user in turn tries every allowed
-  (server, partition point) with the others fixed and the optimal allocation inside, and keeps the best;
-  all candidates of one user are scored at once through the batched core. A few sweeps from a
-  Neurosurgeon-like start.
+  (server, partition point), and dropping its request (associating it where its service is not: the failure
+  penalty and delay, nothing else), with the others fixed and the optimal allocation inside, and keeps the
+  best; all candidates of one user are scored at once through the batched core. A few sweeps from the
+  strongest-channel server and local execution. Dropping pays only when serving would take longer than
+  tau_fail + penalty / lambda: a cell-edge user under deep shadowing can need many minutes to upload.
 - Allocation (every slot): the exact weighted allocation (`allocation.weighted_allocation`) for the
   allocation-dependent part of the same objective: mu2 P_k x upload time (transmit energy) + lambda x delay.
-- Lambda (the long-term delay constraint C8): projected dual ascent after every slot on the slot's mean
-  delay against tau-bar (`edgeprof.rl.lagrange.LagrangeMultiplier`).
+- Lambda (the long-term delay constraint C8): projected dual ascent after every slot on the running mean delay
+  of the episode so far against tau-bar (`edgeprof.rl.lagrange.LagrangeMultiplier`, bounded to [0, 100]).
+  The running mean is what C8 constrains. Stepping on each slot's own delay instead lets lambda decay through
+  a run of fast slots until one heavy request (a whole VGG prefix downloaded at lambda near 0 takes half an
+  hour) breaks the average; on the running mean, lambda stays up until the average is back under tau-bar.
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ class PrimalDualDescent:
 
     name = "primal-dual"
 
-    def __init__(self, sweeps: int = 2, dual_lr: float = 0.05, seed: int = 0) -> None:
+    def __init__(self, sweeps: int = 2, dual_lr: float = 0.2, seed: int = 0) -> None:
         self.sweeps = sweeps
         self.dual_lr = dual_lr
         self.rng = np.random.default_rng(seed)
@@ -69,20 +75,23 @@ class PrimalDualDescent:
         self._observed_t = -1
 
     def _observe(self, system: EdgeSystem) -> None:
-        """Once per slot: count its requests by nearest server and update lambda on the last slot's delay."""
+        """Once per slot: count its requests by nearest server and update lambda on the running mean delay."""
         if self.multiplier is None or system.t == 0:
             self.multiplier = LagrangeMultiplier(system.scenario["system.delay_constraint_s"], init=0.0,
                                                  lr=self.dual_lr)
             self.demand = np.zeros((system.num_envs, system.num_servers, system.table.num_services))
             self.nearest = np.argmin(system.entities.path_loss_db, axis=1)  # (E, K)
             self._observed_t = -1
+            self.delay_sum, self.slots_seen = 0.0, 0
         if self._observed_t == system.t:
             return
         self._observed_t = system.t
         envs = np.arange(system.num_envs)[:, None]
         np.add.at(self.demand, (envs, self.nearest, system.slot.requests), 1)
         if system.last_outcome is not None:
-            self.multiplier.update(float(system.last_outcome.delay_mean_s.mean()))
+            self.delay_sum += float(system.last_outcome.delay_mean_s.mean())
+            self.slots_seen += 1
+            self.multiplier.update(self.delay_sum / self.slots_seen)
 
     @property
     def delay_weight(self) -> float:
@@ -95,9 +104,9 @@ class PrimalDualDescent:
         for env in range(system.num_envs):
             global_demand = self.demand[env].sum(axis=0)
             covered = np.zeros(system.table.num_services, dtype=bool)
-            for server in np.argsort(-system.entities.server_storage_bytes[env], kind="stable"):
-                wanted = self.demand[env, server] + GLOBAL_DEMAND_SHARE * global_demand
-                values = np.where(covered, REDUNDANT_SHARE, 1.0) * wanted + PRIOR_DEMAND
+            for server in np.argsort(system.entities.server_storage_bytes[env], kind="stable"):
+                nearby = self.demand[env, server] + GLOBAL_DEMAND_SHARE * global_demand
+                values = np.where(covered, REDUNDANT_SHARE * nearby, global_demand) + PRIOR_DEMAND
                 capacity = int(system.entities.server_storage_bytes[env, server] // KNAPSACK_UNIT_BYTES)
                 deployment[env, :, server] = knapsack(values, sizes, capacity)
                 covered |= deployment[env, :, server]
@@ -138,6 +147,9 @@ class PrimalDualDescent:
                     servers = np.flatnonzero(allowed[env, user])
                     options = np.flatnonzero(points[env, user])
                     grid_server, grid_point = (a.ravel() for a in np.meshgrid(servers, options, indexing="ij"))
+                    if not allowed[env, user].all():  # dropping the request: at a server without its service
+                        grid_server = np.append(grid_server, np.flatnonzero(~allowed[env, user])[0])
+                        grid_point = np.append(grid_point, options[0])
                     candidates_a = np.repeat(association[[env]], len(grid_server), axis=0)
                     candidates_z = np.repeat(z[[env]], len(grid_server), axis=0)
                     candidates_a[:, user], candidates_z[:, user] = grid_server, grid_point

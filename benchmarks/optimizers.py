@@ -1,0 +1,170 @@
+"""Benchmark: every optimizer on the paper scenario, and each one's optimality gap on small instances.
+
+Part 1, paper scenario (J = 10, K = 50, I = 45; shipped profiles unless --set services.profiles=... says
+otherwise): each solver of `edgeprof solve` over 5 seeds of `--slots` slots, one thread. Per solver: the decision
+time per slot (deploy + act + allocate, the simulator's own step excluded) and the mean with a 95% Student-t
+interval over seeds of objective, cost, delay, energy, privacy and success rate; whether the mean delay meets
+tau-bar.
+
+Part 2, small instances (the `small` preset, J = 3, K = 6, I = 4): the first slot of 20 seeds. The exact
+optimum (branch and bound), the HiGHS tangent-plane lower bound, and every solver's slot objective on the same
+slot, each solver deploying for that slot as it would at t = 0; gap = objective / optimum - 1.
+
+Targets (issue 6): our primal-dual solver within 3% of the exact optimum on small instances, and no worse than
+Greedy on the paper scenario while meeting tau-bar.
+
+    python benchmarks/optimizers.py [--slots 100] [--seeds 0,1,2,3,4] [--instances 20] [--set KEY=VALUE ...]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import edgeprof
+from edgeprof.files import write_text_atomic
+from edgeprof.optimize import exact
+from edgeprof.optimize.solve import REPORTED, SOLVERS, check_deployable, confidence_interval
+from edgeprof.sim import model
+from edgeprof.sim.env import EdgeSystem
+from edgeprof.sim.rollout import run_policy
+from edgeprof.sim.scenario import Scenario, load_scenario
+from edgeprof.sim.workload import load_service_table
+
+RESULTS = Path(__file__).parent / "results"
+HEURISTIC_SOLVERS = [name for name in SOLVERS if name != "exact"]
+GAP_TARGET = 0.03
+
+
+class TimedPolicy:
+    """A policy that adds up the seconds its decisions take."""
+
+    def __init__(self, policy: Any) -> None:
+        self.policy, self.seconds = policy, 0.0
+
+    def _timed(self, method: str, *args: Any) -> Any:
+        started = time.perf_counter()
+        result = getattr(self.policy, method)(*args)
+        self.seconds += time.perf_counter() - started
+        return result
+
+    def deploy(self, system: EdgeSystem) -> np.ndarray:
+        return self._timed("deploy", system)
+
+    def act(self, system: EdgeSystem) -> tuple[np.ndarray, np.ndarray]:
+        return self._timed("act", system)
+
+    def allocate(self, system: EdgeSystem, association: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._timed("allocate", system, association, z)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    mean, low, high = confidence_interval(values)
+    return {"mean": mean, "ci95_low": low, "ci95_high": high}
+
+
+def paper_runs(scenario: Scenario, slots: int, seeds: list[int]) -> dict[str, Any]:
+    table = load_service_table(scenario)
+    check_deployable(scenario, table)
+    results = {}
+    for name in HEURISTIC_SOLVERS:
+        rows, seconds = [], []
+        for seed in seeds:
+            policy = TimedPolicy(SOLVERS[name].make(seed))
+            rows.append(run_policy(EdgeSystem(scenario, table, 1, seed), policy, slots))
+            seconds.append(policy.seconds / slots)
+        metrics = {key: summary([row[key] for row in rows]) for key in REPORTED}
+        results[name] = {"seconds_per_slot": summary(seconds), **metrics,
+                         "meets_delay_constraint": metrics["delay_s"]["mean"] <= scenario["system.delay_constraint_s"],
+                         "per_seed": [{key: row[key] for key in REPORTED} for row in rows]}
+        print(f"paper {name:13s} {results[name]['seconds_per_slot']['mean']:8.4f} s/slot  "
+              + "  ".join(f"{key} {metrics[key]['mean']:.4g}" for key in REPORTED), flush=True)
+    return results
+
+
+def slot_objective(scenario: Scenario, outcome: Any) -> float:
+    return float(model.slot_objective(outcome.privacy_cost, outcome.energy_j, outcome.delay_s, outcome.success,
+                                      scenario["cost.mu_privacy"], scenario["cost.mu_energy"],
+                                      -scenario["cost.failure_reward"])[0])
+
+
+def small_gaps(scenario: Scenario, instances: int) -> dict[str, Any]:
+    table = load_service_table(scenario)
+    optimum, bound, exact_seconds = [], [], []
+    objectives: dict[str, list[float]] = {name: [] for name in HEURISTIC_SOLVERS}
+    for seed in range(instances):
+        options = exact.slot_options(EdgeSystem(scenario, table, 1, seed))
+        started = time.perf_counter()
+        optimum.append(exact.branch_and_bound(options).objective)
+        exact_seconds.append(time.perf_counter() - started)
+        bound.append(exact.milp_lower_bound(options))
+        for name in HEURISTIC_SOLVERS:
+            system, policy = EdgeSystem(scenario, table, 1, seed), SOLVERS[name].make(seed)
+            system.deploy(policy.deploy(system))
+            association, z = policy.act(system)
+            objectives[name].append(slot_objective(scenario, system.step(association, z,
+                                                                         *policy.allocate(system, association, z))))
+    best = np.array(optimum)
+    gaps = {name: (np.array(values) / best - 1).tolist() for name, values in objectives.items()}
+    for name, gap in gaps.items():
+        print(f"small {name:13s} gap mean {np.mean(gap):8.2%}  median {np.median(gap):8.2%}  max {np.max(gap):8.2%}",
+              flush=True)
+    return {
+        "instances": instances,
+        "exact_objective": optimum,
+        "exact_seconds": summary(exact_seconds),
+        "lower_bound": bound,
+        "lower_bound_gap": summary((1 - np.array(bound) / best).tolist()),
+        "gap": {name: {**summary(gap), "median": float(np.median(gap)), "max": float(np.max(gap)),
+                       "within_target": int(np.sum(np.array(gap) <= GAP_TARGET))} for name, gap in gaps.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--slots", type=int, default=100)
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--instances", type=int, default=20)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="scenario override")
+    parser.add_argument("--small-set", dest="small_overrides", action="append", default=[])
+    parser.add_argument("-o", "--output", type=Path, default=RESULTS / "optimizers.json")
+    args = parser.parse_args()
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    paper = load_scenario("paper", args.overrides)
+    small = load_scenario("small", args.small_overrides)
+    started = time.perf_counter()
+    result = {
+        "benchmark": "optimizers",
+        "edgeprof": edgeprof.__version__,
+        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
+                    "threads": 1},
+        "small": small_gaps(small, args.instances),
+        "paper": {"slots": args.slots, "seeds": seeds, "delay_constraint_s": paper["system.delay_constraint_s"],
+                  "overrides": args.overrides, "solvers": paper_runs(paper, args.slots, seeds)},
+    }
+    result["wall_s"] = time.perf_counter() - started
+    pd, greedy = result["paper"]["solvers"]["primal-dual"], result["paper"]["solvers"]["greedy"]
+    result["targets"] = {
+        "primal_dual_gap_mean": result["small"]["gap"]["primal-dual"]["mean"],
+        "primal_dual_within_3pct_on_mean": result["small"]["gap"]["primal-dual"]["mean"] <= GAP_TARGET,
+        "primal_dual_objective_not_worse_than_greedy": pd["objective"]["mean"] <= greedy["objective"]["mean"],
+        "primal_dual_meets_delay_constraint": pd["meets_delay_constraint"],
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(args.output, json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result["targets"], indent=2))
+    print(f"wrote {args.output} ({result['wall_s']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
