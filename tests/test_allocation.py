@@ -344,3 +344,27 @@ def test_refuses_negative_costs_and_gives_idle_users_nothing():
     shares = allocation.noise_limited_bandwidth_shares(np.array([[1.0, 0.0]]), np.zeros((1, 2)),
                                                        np.ones((1, 2)), np.ones((1, 2)), association, 1)
     np.testing.assert_array_equal(shares, [[1.0, 0.0]])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.01, 1.0), st.floats(0.0, 5.0), st.floats(0.0, 5.0), st.floats(1e-2, 1e4), st.floats(1e-2, 1e4))
+def test_transfer_time_is_load_over_rho_and_its_slope_is_the_derivative(share, up, down, snr_up, snr_down):
+    def rho(s, snr):
+        return s * math.log2(1 + snr / s)
+
+    time, slope = allocation.transfer_time_and_slope(np.array([share]), up, down, snr_up, snr_down)
+    assert time[0] == pytest.approx(up / rho(share, snr_up) + down / rho(share, snr_down), rel=1e-12)
+    step = 1e-6 * share
+    after, _ = allocation.transfer_time_and_slope(np.array([share + step]), up, down, snr_up, snr_down)
+    before, _ = allocation.transfer_time_and_slope(np.array([share - step]), up, down, snr_up, snr_down)
+    assert slope[0] == pytest.approx((after[0] - before[0]) / (2 * step), rel=1e-5, abs=1e-9)
+    assert slope[0] <= 0
+
+
+def test_objective_weights_price_delay_and_transmit_energy(scenario):
+    power = np.array([[0.1, 1.0]])
+    weights = allocation.objective_weights(scenario, power, delay_weight=2.0)
+    assert np.array_equal(weights["compute_weight"], [[2.0, 2.0]])
+    assert np.allclose(weights["upload_weight"], scenario["cost.mu_energy"] * power + 2.0)
+    floored = allocation.objective_weights(scenario, power, delay_weight=0.0)
+    assert np.all(floored["compute_weight"] == allocation.MIN_DELAY_WEIGHT)

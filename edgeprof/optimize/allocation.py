@@ -243,9 +243,10 @@ def transfer_time_and_slope(share: np.ndarray, upload_load: np.ndarray, download
                             uplink_snr: np.ndarray, downlink_snr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """At bandwidth shares > 0: the (weighted) seconds of both transfers, sum load / rho(share), and their
     derivative in the share (negative: more band, less time). Convex and decreasing in the share."""
-    time, marginal, _ = _transfer_terms(np.asarray(share, float), np.asarray(upload_load, float),
-                                        np.asarray(download_load, float), np.asarray(uplink_snr, float),
-                                        np.asarray(downlink_snr, float))
+    with np.errstate(invalid="ignore", divide="ignore"):  # the unused elasticity is 0 / 0 without any load
+        time, marginal, _ = _transfer_terms(np.asarray(share, float), np.asarray(upload_load, float),
+                                            np.asarray(download_load, float), np.asarray(uplink_snr, float),
+                                            np.asarray(downlink_snr, float))
     return time, -marginal
 
 
