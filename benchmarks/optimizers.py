@@ -1,10 +1,12 @@
 """Benchmark: every optimizer on the paper scenario, and each one's optimality gap on small instances.
 
-Part 1, paper scenario (J = 10, K = 50, I = 45; shipped profiles unless --set services.profiles=... says
-otherwise): each solver of `edgeprof solve` over 5 seeds of `--slots` slots, one thread. Per solver: the decision
-time per slot (deploy + act + allocate, the simulator's own step excluded) and the mean with a 95% Student-t
-interval over seeds of objective, cost, delay, energy, privacy and success rate; whether the mean delay meets
-tau-bar.
+Profiles: the shipped ones, or with --synthetic-leakage real static workloads and the stand-in leakage 1 - z/L
+of `synthetic_profiles.py` (for when the shipped set is incomplete); the JSON says which.
+
+Part 1, paper scenario (J = 10, K = 50, I = 45): each solver of `edgeprof solve` over 5 seeds of `--slots`
+slots, one thread. Per solver: the decision time per slot (deploy + act + allocate, the simulator's own step
+excluded) and the mean with a 95% Student-t interval over seeds of objective, cost, delay, energy, privacy and
+success rate; whether the mean delay meets tau-bar.
 
 Part 2, small instances (the `small` preset, J = 3, K = 6, I = 4): the first slot of 20 seeds. The exact
 optimum (branch and bound), the HiGHS tangent-plane lower bound, and every solver's slot objective on the same
@@ -13,7 +15,8 @@ slot, each solver deploying for that slot as it would at t = 0; gap = objective 
 Targets (issue 6): our primal-dual solver within 3% of the exact optimum on small instances, and no worse than
 Greedy on the paper scenario while meeting tau-bar.
 
-    python benchmarks/optimizers.py [--slots 100] [--seeds 0,1,2,3,4] [--instances 20] [--set KEY=VALUE ...]
+    python benchmarks/optimizers.py [--slots 100] [--seeds 0,1,2,3,4] [--instances 20] [--synthetic-leakage]
+                                   [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM
 import argparse
 import json
 import platform
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from synthetic_profiles import SOURCE, profiles_override
 
 import edgeprof
 from edgeprof.files import write_text_atomic
@@ -135,22 +140,30 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=100)
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--instances", type=int, default=20)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], help="scenario override")
-    parser.add_argument("--small-set", dest="small_overrides", action="append", default=[])
+    parser.add_argument("--synthetic-leakage", action="store_true", help="static workloads, stand-in leakage")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="paper scenario override")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS / "optimizers.json")
     args = parser.parse_args()
     seeds = [int(seed) for seed in args.seeds.split(",")]
+    small_overrides = []
+    if args.synthetic_leakage:
+        directory = Path(tempfile.mkdtemp(prefix="edgeprof-synthetic-"))
+        models = sorted({*load_scenario("paper")["services.models"], *load_scenario("small")["services.models"]})
+        override = profiles_override(models, directory)
+        args.overrides, small_overrides = [override, *args.overrides], [override]
     paper = load_scenario("paper", args.overrides)
-    small = load_scenario("small", args.small_overrides)
+    small = load_scenario("small", small_overrides)
     started = time.perf_counter()
     result = {
         "benchmark": "optimizers",
         "edgeprof": edgeprof.__version__,
         "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
                     "threads": 1},
+        "profiles": SOURCE if args.synthetic_leakage else "shipped (edgeprof/data/profiles)",
         "small": small_gaps(small, args.instances),
         "paper": {"slots": args.slots, "seeds": seeds, "delay_constraint_s": paper["system.delay_constraint_s"],
-                  "overrides": args.overrides, "solvers": paper_runs(paper, args.slots, seeds)},
+                  "overrides": [o for o in args.overrides if not o.startswith("services.profiles=")],
+                  "solvers": paper_runs(paper, args.slots, seeds)},
     }
     result["wall_s"] = time.perf_counter() - started
     pd, greedy = result["paper"]["solvers"]["primal-dual"], result["paper"]["solvers"]["greedy"]

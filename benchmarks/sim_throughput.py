@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from synthetic_profiles import synthetic_profile
 
 import edgeprof
 from edgeprof.files import write_text_atomic
@@ -46,20 +47,11 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def synthetic_table(services_per_model: int) -> ServiceTable:
-    """Seed 001's nine models profiled statically here, with leakage 1 - z/L attached."""
+    """Seed 001's nine models profiled statically here, with the stand-in leakage attached."""
     import torch
 
-    from edgeprof.profiler.static import profile_model
-
     torch.set_num_threads(1)
-    profiles = []
-    for name in SEED_001_MODELS:
-        profile = profile_model(name)
-        points = profile["partition_points"]
-        last = len(points) - 1
-        for z in range(1, last):
-            points[z]["leakage"] = {"ssim": 1 - z / last, "source": "synthetic (benchmark)"}
-        profiles.append(profile)
+    profiles = [synthetic_profile(name) for name in SEED_001_MODELS]
     return service_table_from_profiles(SEED_001_MODELS, profiles, services_per_model)
 
 

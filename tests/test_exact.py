@@ -3,7 +3,6 @@ both, the optimum below every other solver on the same slot, and the exact solve
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
