@@ -630,7 +630,7 @@ def solve_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Run a solver through the simulator over several seeds: mean and 95% interval of each metric."""
-    from edgeprof.optimize.solve import SOLVERS, parse_seeds, run_solver, summarise
+    from edgeprof.optimize.solve import SOLVERS, parse_seeds, run_solver
 
     if list_solvers:
         for info in SOLVERS.values():
@@ -653,20 +653,126 @@ def solve_command(
         rows = run_solver(solver, loaded, table, slots, seed_list,
                           lambda done, total: bar.update(task, completed=done, total=total))
     if output:
-        import pandas as pd
+        _write_rows_csv(output, rows)
+    if not quiet:
+        _print_summary(f"{solver} on {scenario}: {slots} slots x {len(seed_list)} seeds (mean, 95% interval)", rows)
 
-        from edgeprof.files import atomic_output
 
-        with atomic_output(output) as tmp:
-            pd.DataFrame(rows).to_csv(tmp, index=False)
+def _print_summary(title: str, rows: list[dict[str, Any]]) -> None:
+    """The mean and 95% interval over seeds of every reported metric (`edgeprof solve`, `edgeprof evaluate`)."""
+    from edgeprof.optimize.solve import summarise
+
+    table = Table(title=title)
+    for column in ("metric", "mean", "95% interval"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for key, (mean, low, high) in summarise(rows).items():
+        table.add_row(key, f"{mean:.4g}", f"{low:.4g} .. {high:.4g}")
+    console.print(table)
+
+
+def _write_rows_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    import pandas as pd
+
+    from edgeprof.files import atomic_output
+
+    with atomic_output(path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+
+
+@app.command("train")
+def train_command(
+    algorithm: Annotated[str, typer.Argument(help="hc-mappo-l, h-mappo, h-ippo, hc-ippo-l or heuristic-mappo-l.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="RUNDIR: config.json, log.csv, checkpoints/.")],
+    scenario: Annotated[str, typer.Option(help="paper, small, or a scenario TOML file.")] = "paper",
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="section.field=value (TOML syntax); "
+                                                                      "repeatable.")] = None,
+    iterations: Annotated[int, typer.Option(min=1, help="Total iterations (seed 001: 1000).")] = 1000,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of everything: networks, actions, episodes.")] = 0,
+    slots: Annotated[int, typer.Option(min=1, help="Slots per iteration in each environment (seed 001: "
+                                                   "200).")] = 200,
+    envs: Annotated[int, typer.Option(min=1, help="Environments stepped together (batched).")] = 8,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Iterations between checkpoints.")] = 10,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue RUNDIR from its checkpoint (the same "
+                                                          "command line; --iterations may grow).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Train HC-MAPPO-L or one of its ablations (seed 001) through the simulator; resumable."""
+    from edgeprof.rl.hc_mappo_l import make_config, train
+    from edgeprof.sim.scenario import load_scenario
+    from edgeprof.sim.workload import load_service_table
+
+    config = make_config(algorithm, iterations=iterations, seed=seed, slots_per_iteration=slots, num_envs=envs,
+                         checkpoint_every=checkpoint_every)
+    loaded = load_scenario(scenario, overrides)
+    table = load_service_table(loaded)
+    tau = loaded["system.delay_constraint_s"]
+    with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
+        task = bar.add_task(f"{algorithm}: training", total=iterations)
+
+        def report(done: int, total: int, row: dict[str, Any]) -> None:
+            bar.update(task, completed=done, description=f"{algorithm}: cost {row['cost']:.4g}, delay "
+                                                         f"{row['delay_s']:.3g} s (tau-bar {tau:g}), lambda "
+                                                         f"{row['multiplier']:.3g}")
+
+        rows = train(config, loaded, table, output, resume=resume, scenario_name=scenario, progress=report)
     if quiet:
         return
-    table_out = Table(title=f"{solver} on {scenario}: {slots} slots x {len(seed_list)} seeds (mean, 95% interval)")
-    for column in ("metric", "mean", "95% interval"):
-        table_out.add_column(column, justify="left" if column == "metric" else "right")
-    for key, (mean, low, high) in summarise(rows).items():
-        table_out.add_row(key, f"{mean:.4g}", f"{low:.4g} .. {high:.4g}")
-    console.print(table_out)
+    last = rows[-1]
+    console.print(f"{algorithm}: {last['iteration']} iterations in {output}; last iteration: cost {last['cost']:.4g}, "
+                  f"delay {last['delay_s']:.4g} s (tau-bar {tau:g} s), energy {last['energy_j']:.4g} J, privacy "
+                  f"{last['privacy_cost']:.4g}, success rate {last['success_rate']:.3f}, lambda "
+                  f"{last['multiplier']:.4g}", highlight=False)
+
+
+@app.command("evaluate")
+def evaluate_command(
+    rundir: Annotated[Path, typer.Argument(help="A run of `edgeprof train`.")],
+    episodes: Annotated[int | None, typer.Option(min=1, help="Evaluate on seeds 0..N-1 (default 5).")] = None,
+    seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds instead (one episode each; the same "
+                                                   "seeds as `edgeprof solve` give the same episodes).")] = None,
+    slots: Annotated[int, typer.Option(min=1, help="Slots per episode.")] = 100,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write per-seed rows as CSV.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Run a trained run's policies greedily through the simulator: the metrics of `edgeprof solve`."""
+    from edgeprof.optimize.solve import parse_seeds
+    from edgeprof.rl.hc_mappo_l import evaluate_run, load_run
+
+    if episodes is not None and seeds is not None:
+        raise EdgeprofError("give --episodes or --seeds, not both")
+    seed_list = parse_seeds(seeds) if seeds is not None else list(range(episodes or 5))
+    if output:
+        check_writable(output)
+    config, _, scenario_name = load_run(rundir)
+    with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
+        task = bar.add_task(f"{config.algorithm}: seeds", total=len(seed_list))
+        rows = evaluate_run(rundir, slots, seed_list, lambda done, total: bar.update(task, completed=done))
+    if output:
+        _write_rows_csv(output, rows)
+    if not quiet:
+        _print_summary(f"{config.algorithm} ({rundir}) on {scenario_name or 'its scenario'}, greedy: {slots} slots x "
+                       f"{len(seed_list)} seeds (mean, 95% interval)", rows)
+
+
+@app.command("plot")
+def plot_command(
+    rundirs: Annotated[list[Path], typer.Argument(help="One or more runs of `edgeprof train`, drawn together.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="The PNG (default: "
+                                                                      "FIRST_RUNDIR/training.png).")] = None,
+    smooth: Annotated[int, typer.Option(min=1, help="Moving average over this many iterations.")] = 10,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Training curves in the layout of seed 001's Fig. 5 (tau-bar drawn on the delay panel)."""
+    from edgeprof.rl.curves import plot_training
+    from edgeprof.rl.hc_mappo_l import load_run
+
+    for rundir in rundirs:
+        load_run(rundir)
+    path = output or rundirs[0] / "training.png"
+    check_writable(path)
+    plot_training(rundirs, path, smooth)
+    if not quiet:
+        console.print(f"wrote {path}", highlight=False)
 
 
 scenario_app = typer.Typer(help="Scenarios of seed 001's edge system (TOML).", no_args_is_help=True)

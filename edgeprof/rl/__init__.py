@@ -8,12 +8,14 @@
 - `losses`: PPO's policy and value losses with strict shapes;
 - `seeding`, `checkpoint`: one seed for everything, and resumable runs.
 
+One file per algorithm: `hc_mappo_l` (seed 001, with its ablations; `curves` draws its training logs).
+
 Call `torch.set_num_threads(1)` once at start-up (the caller's job): results on CPU are then reproducible bit
 for bit, and these small networks run faster on a small shared machine.
 """
 
 from edgeprof.rl.buffers import Field, Phase, RolloutBuffer
-from edgeprof.rl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from edgeprof.rl.checkpoint import Checkpoint, component_state, load_checkpoint, save_checkpoint
 from edgeprof.rl.distributions import (
     ChoiceMasker,
     MaskedCategorical,
@@ -32,7 +34,8 @@ from edgeprof.rl.seeding import generator_state, rng_state, seed_everything, set
 __all__ = [
     "Checkpoint", "ChoiceMasker", "Field", "LagrangeMultiplier", "MaskedCategorical", "MultiHeadMaskedCategorical",
     "ObservationNormalizer", "PIDLagrangeMultiplier", "Phase", "PolicyLoss", "RolloutBuffer", "RunningMeanStd",
-    "SequenceResult", "StepPolicy", "StorageMasker", "ValueNormalizer", "autoregressive_sequence", "decision_gamma",
+    "SequenceResult", "StepPolicy", "StorageMasker", "ValueNormalizer", "autoregressive_sequence", "component_state",
+    "decision_gamma",
     "gae", "generator_state", "lagrangian_advantages", "load_checkpoint", "normalize_advantages", "ppo_policy_loss",
     "rng_state", "save_checkpoint", "seed_everything", "set_generator_state", "set_rng_state", "value_loss",
 ]

@@ -63,14 +63,7 @@ def save_checkpoint(path: str | Path, iteration: int, components: Mapping[str, C
 def load_checkpoint(path: str | Path, components: Mapping[str, Component]) -> Checkpoint:
     """Restore `components` (the same names as when saved) and the global generators from `path`."""
     path = Path(path)
-    if not path.is_file():
-        raise EdgeprofError(f"no checkpoint at {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise EdgeprofError(f"{path} is not a readable checkpoint: {error}") from error
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise EdgeprofError(f"{path} is not an {FORMAT} checkpoint")
+    payload = _read(path)
     saved, wanted = set(payload["components"]), set(components)
     if saved != wanted:
         raise EdgeprofError(f"checkpoint {path} holds components {sorted(saved)} but this run has {sorted(wanted)}: "
@@ -79,6 +72,28 @@ def load_checkpoint(path: str | Path, components: Mapping[str, Component]) -> Ch
         _load_into(component, payload["components"][name])
     set_rng_state(payload["rng"])
     return Checkpoint(payload["iteration"], payload["extra"])
+
+
+def component_state(path: str | Path, name: str) -> Any:
+    """The saved state of one component, touching nothing else (no generator is restored): what evaluating
+    a trained policy needs from a training checkpoint."""
+    path = Path(path)
+    components = _read(path)["components"]
+    if name not in components:
+        raise EdgeprofError(f"checkpoint {path} holds no {name!r} (it holds {sorted(components)})")
+    return components[name]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise EdgeprofError(f"no checkpoint at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        raise EdgeprofError(f"{path} is not a readable checkpoint: {error}") from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise EdgeprofError(f"{path} is not an {FORMAT} checkpoint")
+    return payload
 
 
 def _state_of(component: Component) -> Any:

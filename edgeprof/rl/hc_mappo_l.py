@@ -1,0 +1,694 @@
+"""HC-MAPPO-L (seed 001, section IV, Algorithm 1) and its ablations (section V-A) in one file.
+
+One iteration of `Trainer.run_iteration`:
+
+1. `collect`: a fresh episode of `slots_per_iteration` slots in each of E batched environments. Every delta-T
+   slots each server's GRU policy picks its services (eq. 28); every slot each user picks a server and a
+   partition point, then each server's attention policy shares out its compute and bandwidth; the simulator
+   scores the slot. Rewards: eq. 24 per server and interval, eq. 25 per user with the raw delay as the
+   Lagrangian cost, eq. 26 per server and slot.
+2. `update`: GAE for each layer; the multiplier's dual step on the rollout's mean delay against tau-bar (eq. 33,
+   before the policy updates, as in Algorithm 1 lines 17-18); then PPO for deployment (eq. 30-31, the mean
+   step value of eq. 29 as baseline), PPO-Lagrangian for users (eq. 38) and PPO for allocation.
+
+Choices where the paper is silent (marked in `TrainConfig` too):
+
+- Episodes: each iteration starts new episodes (nodes, capacities, popularity) seeded by (seed, iteration),
+  as Algorithm 1's "for N episodes". Policies must then work on systems they have not seen, which is what
+  `evaluate` asks of them, and a resumed run needs no environment state: the checkpoint holds the networks,
+  optimisers, normalisers, multiplier and generators, and a resumed run repeats an uninterrupted one bit for bit.
+- An episode is truncated, not terminated, at the end of the iteration: users and allocation bootstrap from the
+  value of the state reached (the allocation agents' state needs the users' next choices, so they are drawn);
+  the last deployment decision, whose reward would only come at the next interval, is left out and its value
+  bootstraps the one before (`rl.buffers`).
+- Deployment discount gamma^delta-T per decision, so all layers discount the same wall-clock future.
+- Users: reward and cost critics with their own value normalisers; both advantages are standardised per
+  minibatch, then combined as (A_r - lambda A_c) / (1 + lambda) (OmniSafe), so the step size does not grow
+  with lambda. The multiplier is a plain projected step, not Adam (`rl.lagrange`).
+- Allocation: a user alone at its server gets everything whatever the policy says, so servers with fewer than
+  two users are left out of the allocation policy loss (their critic still learns).
+- The global state of the users' critics is stored once per slot and environment, not once per user.
+
+The public code's bugs are avoided by construction: sampling and training share one auto-regressive path (first
+PPO ratio 1, `rl.distributions`), value losses refuse broadcasting (`rl.losses`), the allocation is an ordinary
+PPO policy with stochastic collection whose reward is paired with its own action, and every layer trains only
+on data of the current policy.
+
+Ablations (`ALGORITHMS`) are configurations of the same code: H-MAPPO has no multiplier; H-IPPO has no
+multiplier and users' critics that see only their own observation; HC-IPPO-L has such critics and the
+multiplier; Heuristic-MAPPO-L keeps our user layer with LRU deployment and equal shares.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgeprof.errors import EdgeprofError
+from edgeprof.files import atomic_output, write_text_atomic
+from edgeprof.optimize.heuristics import LeastRecentlyUsed, equal_share_allocation
+from edgeprof.optimize.solve import REPORTED, check_deployable
+from edgeprof.rl.buffers import Field, Phase, RolloutBuffer
+from edgeprof.rl.checkpoint import component_state, load_checkpoint, save_checkpoint
+from edgeprof.rl.gae import decision_gamma
+from edgeprof.rl.hc_policies import (
+    AllocationObservation,
+    DeploymentObservation,
+    HCPolicies,
+    HCPolicyConfig,
+    UserObservation,
+    allocation_observation,
+    allocation_shares,
+    deployment_from_choices,
+    deployment_observation,
+    user_observation,
+)
+from edgeprof.rl.lagrange import LagrangeMultiplier, lagrangian_advantages
+from edgeprof.rl.losses import normalize_advantages, ppo_policy_loss, value_loss
+from edgeprof.rl.normalizers import ValueNormalizer
+from edgeprof.rl.seeding import seed_everything
+from edgeprof.sim.env import EdgeSystem
+from edgeprof.sim.rollout import request_values, run_policy
+from edgeprof.sim.scenario import Scenario, validate
+from edgeprof.sim.workload import ServiceTable, load_service_table
+
+RUN_FORMAT = "edgeprof.rl.run/1"
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """What distinguishes seed 001's learning methods (section V-A)."""
+
+    description: str
+    constrained: bool  # the Lagrange multiplier on the delay constraint
+    independent_critics: bool  # users' critics see only their own observation (IPPO)
+    learned_deployment: bool = True  # False: LRU deployment
+    learned_allocation: bool = True  # False: equal shares
+
+
+ALGORITHMS = {
+    "hc-mappo-l": Algorithm("ours: centralised critics and the delay multiplier, all three layers learned", True,
+                            False),
+    "h-mappo": Algorithm("ablation: no multiplier", False, False),
+    "h-ippo": Algorithm("ablation: independent critics, no multiplier", False, True),
+    "hc-ippo-l": Algorithm("ablation: independent critics with the multiplier", True, True),
+    "heuristic-mappo-l": Algorithm("ablation: our user layer; LRU deployment, equal-share allocation", True, False,
+                                   learned_deployment=False, learned_allocation=False),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run. Sources: V-A = seed 001 section V-A; public = the public configuration
+    (research/hcmappo.md 5.4); ours = our choice where both are silent. Build it with `make_config`."""
+
+    algorithm: str = "hc-mappo-l"
+    seed: int = 0
+    iterations: int = 1000  # V-A: 1000 iterations
+    slots_per_iteration: int = 200  # V-A: 200-step data collection
+    num_envs: int = 8  # ours: environments stepped together, E x more samples per iteration
+    constrained: bool = True  # set by ALGORITHMS
+    learned_deployment: bool = True  # set by ALGORITHMS
+    learned_allocation: bool = True  # set by ALGORITHMS
+    learning_rate: float = 3e-4  # V-A, every layer
+    adam_eps: float = 1e-5  # public
+    gamma: float = 0.99  # V-A, per slot
+    gae_lambda: float = 0.95  # V-A
+    deployment_discount: str = "slot"  # ours: gamma ** delta-T per deployment decision (`rl.gae.decision_gamma`)
+    clip_coef: float = 0.2  # V-A
+    epochs: int = 3  # public
+    minibatches: int = 8  # public
+    user_entropy_coef: float = 0.05  # V-A
+    deployment_entropy_coef: float = 0.25  # V-A (on the sequence entropy, the sum over its steps)
+    allocation_entropy_coef: float = 0.0  # ours: V-A gives none (CleanRL's continuous-action default)
+    value_coef: float = 0.5  # public (reward and cost critics alike)
+    max_grad_norm: float = 0.5  # public
+    multiplier_init: float = 0.01  # V-A
+    multiplier_lr: float = 0.01  # V-A, per second of mean delay above tau-bar
+    multiplier_max: float = 100.0  # V-A
+    checkpoint_every: int = 10  # ours
+    threads: int = 1  # DESIGN.md: torch threads (1 makes CPU runs reproducible and fast on small machines)
+    policy: HCPolicyConfig = field(default_factory=HCPolicyConfig)  # sizes; independent_critics by ALGORITHMS
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise EdgeprofError(f"unknown algorithm {self.algorithm!r}: use one of {', '.join(ALGORITHMS)}")
+        if not 0 <= self.seed < 2 ** 32:
+            raise EdgeprofError(f"the seed must lie in [0, 2**32), got {self.seed}")
+        for name in ("iterations", "slots_per_iteration", "num_envs", "epochs", "minibatches", "checkpoint_every",
+                     "threads"):
+            if getattr(self, name) < 1:
+                raise EdgeprofError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
+        if self.deployment_discount not in ("slot", "decision"):
+            raise EdgeprofError(f"deployment_discount must be slot or decision, got {self.deployment_discount!r}")
+
+
+def make_config(algorithm: str, **settings: Any) -> TrainConfig:
+    """The configuration of a named algorithm (`ALGORITHMS`); `settings` change any other field."""
+    if algorithm not in ALGORITHMS:
+        raise EdgeprofError(f"unknown algorithm {algorithm!r}: use one of {', '.join(ALGORITHMS)}")
+    variant = ALGORITHMS[algorithm]
+    policy = replace(settings.pop("policy", HCPolicyConfig()), independent_critics=variant.independent_critics)
+    return TrainConfig(algorithm=algorithm, constrained=variant.constrained,
+                       learned_deployment=variant.learned_deployment,
+                       learned_allocation=variant.learned_allocation, policy=policy, **settings)
+
+
+def episode_seed(seed: int, iteration: int) -> int:
+    """The seed of the episodes of one iteration: independent streams for every (seed, iteration)."""
+    return int(np.random.SeedSequence([seed, iteration]).generate_state(1)[0])
+
+
+class UserDrivenLRU(LeastRecentlyUsed):
+    """`optimize.heuristics.LeastRecentlyUsed` deployment fed by the users' own choices (Heuristic-MAPPO-L):
+    `record` notes, at each slot, which server each request went to."""
+
+    def record(self, system: EdgeSystem, association: np.ndarray) -> None:
+        if self.last_requested is None or system.t == 0:
+            shape = (system.num_envs, system.num_servers, system.table.num_services)
+            self.last_requested = np.full(shape, -1, dtype=np.int64)
+        envs = np.arange(system.num_envs)[:, None]
+        self.last_requested[envs, association, system.slot.requests] = system.t
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training
+
+LOG_COLUMNS = (
+    "iteration", "env_steps", "cost", "objective", "delay_s", "delay_constraint_s", "energy_j", "privacy_cost",
+    "success_rate", "user_reward", "deployment_reward", "allocation_reward", "multiplier",
+    "user_policy_loss", "user_value_loss", "user_cost_value_loss", "user_entropy", "user_approx_kl",
+    "deployment_policy_loss", "deployment_value_loss", "deployment_entropy", "deployment_approx_kl",
+    "allocation_policy_loss", "allocation_value_loss", "allocation_entropy", "allocation_approx_kl",
+    "steps_per_s", "seconds",
+)
+TIMING_COLUMNS = ("steps_per_s", "seconds")  # wall-clock: the only columns a resumed run does not repeat
+
+
+@dataclass
+class Rollout:
+    """One iteration's data. Buffers hold per-agent quantities; what is per slot and environment (the users'
+    global state, the allocation observation and its logits) is kept once here, one (E, ...) entry per slot,
+    and buffers refer to row t * E + e of their concatenation."""
+
+    user: RolloutBuffer
+    deployment: RolloutBuffer | None
+    allocation: RolloutBuffer | None
+    states: list[torch.Tensor] = field(default_factory=list)
+    allocation_obs: list[AllocationObservation] = field(default_factory=list)
+    allocation_logits: list[torch.Tensor] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Trainer:
+    """All the state of a run; `run_iteration` = `collect` + `update`. Sets torch's thread count."""
+
+    def __init__(self, config: TrainConfig, scenario: Scenario, table: ServiceTable) -> None:
+        interval = scenario["system.slots_per_deployment"]
+        if config.learned_deployment and config.slots_per_iteration <= interval:
+            raise EdgeprofError(f"slots per iteration ({config.slots_per_iteration}) must exceed delta-T "
+                                f"({interval}) so that a deployment decision gets its reward within an iteration")
+        torch.set_num_threads(config.threads)
+        seed_everything(config.seed)
+        self.config, self.scenario, self.table = config, scenario, table
+        self.system = EdgeSystem(scenario, table, config.num_envs, seed=episode_seed(config.seed, 0))
+        self.policies = HCPolicies.for_system(self.system, config.policy)
+        self.layers = ("user", *(("deployment",) if config.learned_deployment else ()),
+                       *(("allocation",) if config.learned_allocation else ()))
+        self.optimizers = {name: torch.optim.Adam(getattr(self.policies, name).parameters(), lr=config.learning_rate,
+                                                  eps=config.adam_eps) for name in self.layers}
+        self.normalizers = {name: ValueNormalizer() for name in ("user", "cost", "deployment", "allocation")}
+        self.multiplier = LagrangeMultiplier(scenario["system.delay_constraint_s"],
+                                             config.multiplier_init if config.constrained else 0.0,
+                                             config.multiplier_lr, config.multiplier_max)
+        self.generator = torch.Generator().manual_seed(config.seed)  # actions and minibatch order
+        self.iteration = 0
+        self.rollout = self._new_rollout()
+
+    def components(self) -> dict[str, Any]:
+        """Everything a checkpoint must hold for a resumed run to repeat an uninterrupted one."""
+        return {"policies": self.policies, "multiplier": self.multiplier, "generator": self.generator,
+                **{f"optimizer_{name}": optimizer for name, optimizer in self.optimizers.items()},
+                **{f"normalizer_{name}": normalizer for name, normalizer in self.normalizers.items()}}
+
+    def _new_rollout(self) -> Rollout:
+        """Buffers sized for one iteration, made once and reset by every `collect`."""
+        config, system = self.config, self.system
+        slots, envs = config.slots_per_iteration, config.num_envs
+        user_obs = user_observation(system)
+        user = RolloutBuffer(Phase("user", 1), slots, envs, system.num_users, with_costs=True, fields={
+            "local": Field(tuple(user_obs.local.shape[-1:])), "action": Field((2,), torch.long),
+            "server_mask": Field((system.num_servers,), torch.bool),
+            "point_mask": Field(tuple(user_obs.point_mask.shape[-1:]), torch.bool),
+            "state_index": Field((), torch.long)})
+        deployment = allocation = None
+        if config.learned_deployment:
+            interval = self.scenario["system.slots_per_deployment"]
+            features = deployment_observation(system).features.shape[-1]
+            deployment = RolloutBuffer(Phase("deployment", interval), math.ceil(slots / interval), envs,
+                                       system.num_servers, fields={
+                                           "features": Field((features,)),
+                                           "choices": Field((self.table.num_services,), torch.long),
+                                           "storage_bytes": Field((), torch.float64)})
+        if config.learned_allocation:
+            allocation = RolloutBuffer(Phase("allocation", 1), slots, envs, system.num_servers, fields={
+                "sample": Field((), torch.long), "server": Field((), torch.long), "active": Field((), torch.bool)})
+        return Rollout(user, deployment, allocation)
+
+    def run_iteration(self) -> dict[str, Any]:
+        """One iteration; returns its log row (`LOG_COLUMNS`; None for a layer that does not learn)."""
+        start = time.perf_counter()
+        rollout = self.collect()
+        stats = self.update(rollout)
+        self.iteration += 1
+        seconds = time.perf_counter() - start
+        steps = self.config.slots_per_iteration * self.config.num_envs
+        row = {"iteration": self.iteration, "env_steps": self.iteration * steps, **rollout.metrics, **stats,
+               "delay_constraint_s": self.scenario["system.delay_constraint_s"], "steps_per_s": steps / seconds,
+               "seconds": seconds}
+        return {column: row.get(column) for column in LOG_COLUMNS}
+
+    # Collection ---------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def collect(self) -> Rollout:
+        """Fresh episodes in every environment, `slots_per_iteration` slots, stored for `update`."""
+        system, rollout = self.system, self.rollout
+        system.reset(episode_seed(self.config.seed, self.iteration))
+        for buffer in (rollout.user, rollout.deployment, rollout.allocation):
+            if buffer is not None:
+                buffer.reset()
+        rollout.states, rollout.allocation_obs, rollout.allocation_logits = [], [], []
+        lru = None if self.config.learned_deployment else UserDrivenLRU()
+        sums: dict[str, float] = {}
+
+        def add(name: str, values: Any) -> None:
+            sums[name] = sums.get(name, 0.0) + float(np.sum(values))
+
+        for t in range(self.config.slots_per_iteration):
+            if system.deployment_due:
+                if lru is not None:
+                    system.deploy(lru.deploy(system))
+                else:
+                    rewards = self._deploy(rollout)
+                    if rewards is not None:
+                        add("deployment_reward", rewards)
+                        add("deployment_decisions", rewards.size)
+            association, z = self._act(rollout, t)
+            if lru is not None:
+                lru.record(system, association)
+            compute_share, bandwidth_share = self._allocate(rollout, t, association, z)
+            outcome = system.step(association, z, compute_share, bandwidth_share)
+            user_rewards = system.user_rewards(outcome)
+            rollout.user.add_outcome(user_rewards, cost=outcome.delay_s)
+            if rollout.allocation is not None:
+                allocation_rewards = system.allocation_rewards(outcome, association)
+                rollout.allocation.add_outcome(allocation_rewards)
+                add("allocation_reward", allocation_rewards)
+            for name, values in request_values(system, outcome).items():
+                add(name, values)
+            add("success_rate", outcome.success)
+            add("user_reward", user_rewards)
+        self._bootstrap(rollout)
+
+        requests = self.config.slots_per_iteration * system.num_envs * system.num_users
+        rollout.metrics = {name: sums[name] / requests for name in (
+            "cost", "objective", "delay_s", "energy_j", "privacy_cost", "success_rate", "user_reward")}
+        if rollout.allocation is not None:
+            rollout.metrics["allocation_reward"] = sums["allocation_reward"] / (
+                self.config.slots_per_iteration * system.num_envs * system.num_servers)
+        if "deployment_decisions" in sums:
+            rollout.metrics["deployment_reward"] = sums["deployment_reward"] / sums["deployment_decisions"]
+        return rollout
+
+    def _deploy(self, rollout: Rollout) -> np.ndarray | None:
+        """Sample each server's services; the reward (E, J) of the interval that ended goes to the decision
+        that started it. Returns that reward (None at the first decision)."""
+        system = self.system
+        obs = deployment_observation(system)  # before deploy, which resets the interval's counters
+        sequence = self.policies.deployment.sample(obs, self.generator)
+        rewards = system.deploy(deployment_from_choices(sequence.choices, self.table.num_services))
+        buffer = rollout.deployment
+        finished = buffer.pending
+        if finished:
+            buffer.add_outcome(rewards)
+        buffer.add_decision(system.t, sequence.log_prob, self.normalizers["deployment"].denormalize(sequence.value),
+                            features=obs.features, choices=sequence.choices, storage_bytes=obs.storage_bytes)
+        return rewards if finished else None
+
+    def _act(self, rollout: Rollout, t: int) -> tuple[np.ndarray, np.ndarray]:
+        obs = user_observation(self.system)
+        actions, log_prob = self.policies.user.act(obs, self.generator)
+        value, cost_value = self._user_values(obs)
+        envs = self.config.num_envs
+        index = (t * envs + torch.arange(envs)).unsqueeze(-1).expand(envs, self.system.num_users)
+        rollout.user.add_decision(t, log_prob, value, cost_value, local=obs.local, action=actions,
+                                  server_mask=obs.server_mask, point_mask=obs.point_mask, state_index=index)
+        rollout.states.append(obs.state)
+        return actions[..., 0].numpy(), actions[..., 1].numpy()
+
+    def _user_values(self, obs: UserObservation) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reward and cost values in return units."""
+        value, cost_value = self.policies.user.values(obs)
+        return self.normalizers["user"].denormalize(value), self.normalizers["cost"].denormalize(cost_value)
+
+    def _allocate(self, rollout: Rollout, t: int, association: np.ndarray,
+                  z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if rollout.allocation is None:
+            return equal_share_allocation(self.system, association)
+        system, envs, servers = self.system, self.config.num_envs, self.system.num_servers
+        obs = allocation_observation(system, association, z)
+        logits, log_prob = self.policies.allocation.act(obs, self.generator)
+        value = self.normalizers["allocation"].denormalize(self.policies.allocation.value(obs))
+        load = (obs.association.unsqueeze(-1) == torch.arange(servers)).sum(dim=1)  # (E, J) users per server
+        rollout.allocation.add_decision(t, log_prob, value,
+                                        sample=(t * envs + torch.arange(envs)).unsqueeze(-1).expand(envs, servers),
+                                        server=torch.arange(servers).expand(envs, servers), active=load >= 2)
+        rollout.allocation_obs.append(obs)
+        rollout.allocation_logits.append(logits)
+        compute_share, bandwidth_share = allocation_shares(logits, obs.association, servers)
+        return compute_share.numpy(), bandwidth_share.numpy()
+
+    def _bootstrap(self, rollout: Rollout) -> None:
+        """Close the truncated episodes: value of the state reached for users and allocation agents."""
+        system = self.system
+        obs = user_observation(system)
+        rollout.user.finish(*self._user_values(obs))
+        if rollout.allocation is not None:
+            actions, _ = self.policies.user.act(obs, self.generator)
+            next_obs = allocation_observation(system, actions[..., 0].numpy(), actions[..., 1].numpy())
+            rollout.allocation.finish(self.normalizers["allocation"].denormalize(
+                self.policies.allocation.value(next_obs)))
+        if rollout.deployment is not None:
+            rollout.deployment.finish()
+
+    # Update -------------------------------------------------------------------------------------------------
+
+    def update(self, rollout: Rollout) -> dict[str, float]:
+        """Algorithm 1 lines 14-24. Returns the losses and diagnostics by layer, including
+        `{layer}_first_ratio_error`: max |ratio - 1| on the first minibatch, before any step (0 up to float
+        rounding, as the data were just sampled from these parameters)."""
+        config = self.config
+        rollout.user.compute_returns(config.gamma, config.gae_lambda)
+        if rollout.deployment is not None:
+            gamma = decision_gamma(config.gamma, self.scenario["system.slots_per_deployment"],
+                                   config.deployment_discount)
+            rollout.deployment.compute_returns(gamma, config.gae_lambda)
+        if rollout.allocation is not None:
+            rollout.allocation.compute_returns(config.gamma, config.gae_lambda)
+        if config.constrained:
+            self.multiplier.update(rollout.metrics["delay_s"])  # eq. 33: mean delay of every request vs tau-bar
+        stats: dict[str, float] = {"multiplier": self.multiplier.value}
+
+        self.normalizers["user"].update(rollout.user.stored("return"))
+        self.normalizers["cost"].update(rollout.user.stored("cost_return"))
+        states = torch.cat(rollout.states)
+        stats.update(self._optimise("user", rollout.user, lambda batch: self._user_loss(batch, states)))
+        if rollout.deployment is not None:
+            self.normalizers["deployment"].update(rollout.deployment.stored("return"))
+            stats.update(self._optimise("deployment", rollout.deployment, self._deployment_loss))
+        if rollout.allocation is not None:
+            self.normalizers["allocation"].update(rollout.allocation.stored("return"))
+            obs = AllocationObservation(*(torch.cat([getattr(o, f.name) for o in rollout.allocation_obs])
+                                          for f in fields(AllocationObservation)))
+            logits = torch.cat(rollout.allocation_logits)
+            stats.update(self._optimise("allocation", rollout.allocation,
+                                        lambda batch: self._allocation_loss(batch, obs, logits)))
+        return stats
+
+    def _optimise(self, layer: str, buffer: RolloutBuffer,
+                  loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+                  ) -> dict[str, float]:
+        """`epochs` passes over shuffled minibatches; the diagnostics averaged over minibatches."""
+        module, optimizer, config = getattr(self.policies, layer), self.optimizers[layer], self.config
+        samples = buffer.num_steps * buffer.num_envs * buffer.num_agents
+        totals: dict[str, float] = {}
+        steps = 0
+        first_ratio_error = 0.0
+        for _ in range(config.epochs):
+            for batch in buffer.minibatches(min(config.minibatches, samples), self.generator):
+                total, info = loss(batch)
+                if steps == 0:
+                    first_ratio_error = float(info["ratio_error"])
+                optimizer.zero_grad()
+                total.backward()
+                nn.utils.clip_grad_norm_(module.parameters(), config.max_grad_norm)
+                optimizer.step()
+                for name, value in info.items():
+                    totals[name] = totals.get(name, 0.0) + float(value.detach())
+                steps += 1
+        stats = {f"{layer}_{name}": value / steps for name, value in totals.items() if name != "ratio_error"}
+        stats[f"{layer}_first_ratio_error"] = first_ratio_error
+        return stats
+
+    def _user_loss(self, batch: dict[str, torch.Tensor], states: torch.Tensor
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """PPO-Lagrangian (eq. 38) with the reward and cost critics."""
+        config, policy = self.config, self.policies.user
+        obs = UserObservation(batch["local"], states[batch["state_index"]], batch["server_mask"], batch["point_mask"])
+        log_prob, entropy = policy.evaluate(obs, batch["action"])
+        value, cost_value = policy.values(obs)
+        advantages = lagrangian_advantages(normalize_advantages(batch["advantage"]),
+                                           normalize_advantages(batch["cost_advantage"]), self.multiplier.value,
+                                           rescale=True)
+        surrogate = ppo_policy_loss(log_prob, batch["log_prob"], advantages, config.clip_coef)
+        reward_loss = value_loss(value, self.normalizers["user"].normalize(batch["return"]))
+        cost_loss = value_loss(cost_value, self.normalizers["cost"].normalize(batch["cost_return"]))
+        critics_loss = reward_loss + cost_loss
+        total = surrogate.loss - config.user_entropy_coef * entropy.mean() + config.value_coef * critics_loss
+        return total, {"policy_loss": surrogate.loss, "value_loss": reward_loss, "cost_value_loss": cost_loss,
+                       "entropy": entropy.mean(), "approx_kl": surrogate.approx_kl,
+                       "ratio_error": _ratio_error(log_prob, batch["log_prob"])}
+
+    def _deployment_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """PPO on whole sequences (eq. 30-31), the critic being the mean step value (eq. 29)."""
+        config = self.config
+        obs = DeploymentObservation(batch["features"], batch["storage_bytes"],
+                                    torch.from_numpy(self.table.model_bytes.astype(np.float64)))
+        result = self.policies.deployment.evaluate(obs, batch["choices"])
+        surrogate = ppo_policy_loss(result.log_prob, batch["log_prob"], normalize_advantages(batch["advantage"]),
+                                    config.clip_coef)
+        critic_loss = value_loss(result.value, self.normalizers["deployment"].normalize(batch["return"]))
+        entropy = result.entropy.mean()
+        total = surrogate.loss - config.deployment_entropy_coef * entropy + config.value_coef * critic_loss
+        return total, {"policy_loss": surrogate.loss, "value_loss": critic_loss, "entropy": entropy,
+                       "approx_kl": surrogate.approx_kl,
+                       "ratio_error": _ratio_error(result.log_prob, batch["log_prob"])}
+
+    def _allocation_loss(self, batch: dict[str, torch.Tensor], obs: AllocationObservation, logits: torch.Tensor
+                         ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """PPO per server: each sample's slot and environment is evaluated whole, then its server's terms kept."""
+        config, policy = self.config, self.policies.allocation
+        samples, rows = torch.unique(batch["sample"], return_inverse=True)
+        whole = AllocationObservation(obs.users[samples], obs.servers[samples], obs.association[samples])
+        log_probs, entropies = policy.evaluate(whole, logits[samples])  # (U, J)
+        server = batch["server"]
+        log_prob, entropy = log_probs[rows, server], entropies[rows, server]
+        value = policy.value(whole)[rows, server]
+        critic_loss = value_loss(value, self.normalizers["allocation"].normalize(batch["return"]))
+        active = batch["active"]
+        zero = critic_loss.new_zeros(())
+        surrogate_loss, approx_kl, mean_entropy, ratio_error = zero, zero, zero, zero
+        if bool(active.any()):
+            surrogate = ppo_policy_loss(log_prob[active], batch["log_prob"][active],
+                                        normalize_advantages(batch["advantage"][active]), config.clip_coef)
+            surrogate_loss, approx_kl = surrogate.loss, surrogate.approx_kl
+            mean_entropy = entropy[active].mean()
+            ratio_error = _ratio_error(log_prob[active], batch["log_prob"][active])
+        total = surrogate_loss - config.allocation_entropy_coef * mean_entropy + config.value_coef * critic_loss
+        return total, {"policy_loss": surrogate_loss, "value_loss": critic_loss, "entropy": mean_entropy,
+                       "approx_kl": approx_kl, "ratio_error": ratio_error}
+
+
+def _ratio_error(log_prob: torch.Tensor, old_log_prob: torch.Tensor) -> torch.Tensor:
+    return (log_prob.detach() - old_log_prob).exp().sub(1.0).abs().max()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Runs on disk: RUNDIR/config.json, RUNDIR/log.csv, RUNDIR/checkpoints/latest.pt
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "log.csv"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoints" / "latest.pt"
+
+
+def _run_record(config: TrainConfig, scenario: Scenario, scenario_name: str) -> dict[str, Any]:
+    return {"format": RUN_FORMAT, "config": asdict(config), "scenario_name": scenario_name,
+            "scenario": scenario.fields}
+
+
+def load_run(rundir: str | Path) -> tuple[TrainConfig, Scenario, str]:
+    """The configuration, scenario and scenario name of a training run."""
+    paths = RunPaths(Path(rundir))
+    if not paths.config.is_file():
+        raise EdgeprofError(f"{rundir} is not a training run (no config.json): train one with `edgeprof train`")
+    try:
+        record = json.loads(paths.config.read_text(encoding="utf-8"))
+        if record.get("format") != RUN_FORMAT:
+            raise ValueError(f"its format is {record.get('format')!r}")
+        settings = dict(record["config"])
+        policy = HCPolicyConfig(**settings.pop("policy"))
+        config = TrainConfig(**settings, policy=policy)
+        scenario = Scenario(validate(record["scenario"]))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise EdgeprofError(f"{paths.config} is not a readable {RUN_FORMAT} run configuration: {error}") from None
+    return config, scenario, record.get("scenario_name", "")
+
+
+def _check_resumable(paths: RunPaths, config: TrainConfig, scenario: Scenario) -> None:
+    if not paths.checkpoint.is_file():
+        raise EdgeprofError(f"nothing to resume in {paths.root}: no checkpoint at {paths.checkpoint}")
+    stored_config, stored_scenario, _ = load_run(paths.root)
+    free = {"iterations", "checkpoint_every"}  # a resumed run may go further and checkpoint at another pace
+    stored, wanted = asdict(stored_config), asdict(config)
+    changed = sorted(name for name in stored if name not in free and stored[name] != wanted[name])
+    if json.dumps(stored_scenario.fields, sort_keys=True) != json.dumps(scenario.fields, sort_keys=True):
+        changed.append("scenario")
+    if changed:
+        raise EdgeprofError(f"{paths.root} was trained with other settings ({', '.join(changed)}): resume with the "
+                            "same command line (only --iterations and --checkpoint-every may change)")
+
+
+def _check_fresh(paths: RunPaths) -> None:
+    if paths.root.exists() and not paths.root.is_dir():
+        raise EdgeprofError(f"cannot use {paths.root} as a run directory: it is not a directory")
+    if paths.config.exists() or paths.log.exists() or paths.checkpoint.parent.exists():
+        raise EdgeprofError(f"{paths.root} already holds a training run: add --resume to continue it, or choose "
+                            "another directory")
+    parent = paths.root.parent
+    if not paths.root.exists() and not parent.is_dir():
+        raise EdgeprofError(f"cannot create {paths.root}: directory {parent} does not exist")
+
+
+def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    with atomic_output(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, LOG_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def train(config: TrainConfig, scenario: Scenario, table: ServiceTable, rundir: str | Path, resume: bool = False,
+          scenario_name: str = "", progress: Callable[[int, int, dict[str, Any]], None] | None = None
+          ) -> list[dict[str, Any]]:
+    """Train into `rundir` until `config.iterations` iterations are done; returns every iteration's log row.
+
+    Writes config.json, log.csv (rewritten whole after every iteration) and checkpoints/latest.pt (every
+    `checkpoint_every` iterations and at the end). `resume` continues from the checkpoint: the rows and state
+    after it are dropped and recomputed, identically to an uninterrupted run.
+    """
+    paths = RunPaths(Path(rundir))
+    if resume:
+        _check_resumable(paths, config, scenario)
+    else:
+        _check_fresh(paths)
+    check_deployable(scenario, table)
+    trainer = Trainer(config, scenario, table)
+    rows: list[dict[str, Any]] = []
+    if resume:
+        checkpoint = load_checkpoint(paths.checkpoint, trainer.components())
+        trainer.iteration, rows = checkpoint.iteration, list(checkpoint.extra["log"])
+    try:
+        paths.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise EdgeprofError(f"cannot create {paths.checkpoint.parent}: {error.strerror or error}") from None
+    write_text_atomic(paths.config, json.dumps(_run_record(config, scenario, scenario_name), indent=1) + "\n")
+    _write_log(paths.log, rows)
+    while trainer.iteration < config.iterations:
+        rows.append(trainer.run_iteration())
+        _write_log(paths.log, rows)
+        if trainer.iteration % config.checkpoint_every == 0 or trainer.iteration == config.iterations:
+            save_checkpoint(paths.checkpoint, trainer.iteration, trainer.components(), extra={"log": rows})
+        if progress:
+            progress(trainer.iteration, config.iterations, rows[-1])
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evaluation
+
+
+class TrainedPolicy:
+    """A trained run as a simulator `Policy` (`sim.rollout`): every layer acts greedily (the most probable
+    services, server and point; the mean allocation logits); heuristic layers as in training."""
+
+    def __init__(self, config: TrainConfig, policies: HCPolicies) -> None:
+        self.name, self.config, self.policies = config.algorithm, config, policies
+        self.lru = None if config.learned_deployment else UserDrivenLRU()
+
+    @classmethod
+    def load(cls, rundir: str | Path, system: EdgeSystem) -> TrainedPolicy:
+        """The latest checkpoint of `rundir`, sized for `system` (the run's scenario)."""
+        config, _, _ = load_run(rundir)
+        policies = HCPolicies.for_system(system, config.policy)
+        try:
+            policies.load_state_dict(component_state(RunPaths(Path(rundir)).checkpoint, "policies"))
+        except RuntimeError as error:
+            raise EdgeprofError(f"the checkpoint of {rundir} does not fit this system: {error}") from None
+        return cls(config, policies.eval())
+
+    @torch.no_grad()
+    def deploy(self, system: EdgeSystem) -> np.ndarray:
+        if self.lru is not None:
+            return self.lru.deploy(system)
+        sequence = self.policies.deployment.sample(deployment_observation(system), greedy=True)
+        return deployment_from_choices(sequence.choices, system.table.num_services)
+
+    @torch.no_grad()
+    def act(self, system: EdgeSystem) -> tuple[np.ndarray, np.ndarray]:
+        actions, _ = self.policies.user.act(user_observation(system), greedy=True)
+        association, z = actions[..., 0].numpy(), actions[..., 1].numpy()
+        if self.lru is not None:
+            self.lru.record(system, association)
+        return association, z
+
+    @torch.no_grad()
+    def allocate(self, system: EdgeSystem, association: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not self.config.learned_allocation:
+            return equal_share_allocation(system, association)
+        obs = allocation_observation(system, association, z)
+        logits, _ = self.policies.allocation.act(obs, greedy=True)
+        compute_share, bandwidth_share = allocation_shares(logits, obs.association, system.num_servers)
+        return compute_share.numpy(), bandwidth_share.numpy()
+
+
+def evaluate_run(rundir: str | Path, slots: int, seeds: list[int],
+                 progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
+    """The trained policies of `rundir`, greedy, one episode per seed: one row of `REPORTED` metrics per seed,
+    as `optimize.solve.run_solver` gives for a solver (the same seeds give the same episodes)."""
+    if slots < 1 or not seeds:
+        raise EdgeprofError(f"evaluation needs at least 1 slot and 1 seed, got {slots} slots and seeds {seeds}")
+    config, scenario, _ = load_run(rundir)
+    table = load_service_table(scenario)
+    check_deployable(scenario, table)
+    torch.set_num_threads(config.threads)
+    policy = TrainedPolicy.load(rundir, EdgeSystem(scenario, table, num_envs=1, seed=seeds[0]))
+    rows = []
+    for index, seed in enumerate(seeds):
+        metrics = run_policy(EdgeSystem(scenario, table, num_envs=1, seed=seed), policy, slots)
+        rows.append({"solver": config.algorithm, "seed": seed, "slots": slots, **{key: metrics[key] for key in REPORTED}})
+        if progress:
+            progress(index + 1, len(seeds))
+    return rows

@@ -1,0 +1,190 @@
+"""HC-MAPPO-L's trainer and its ablations on the small scenario with tiny settings: first PPO ratios, masks and
+capacities during collection, the multiplier, logs, checkpoints and exact resume; `edgeprof train`, `evaluate`
+and `plot`."""
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+from sim_testing import profiles_override, small_scenario, write_profiles
+
+from edgeprof.errors import EdgeprofError
+from edgeprof.optimize.solve import REPORTED
+from edgeprof.rl.checkpoint import component_state
+from edgeprof.rl.hc_mappo_l import (
+    ALGORITHMS,
+    LOG_COLUMNS,
+    TIMING_COLUMNS,
+    Trainer,
+    evaluate_run,
+    make_config,
+    train,
+)
+from edgeprof.rl.hc_policies import HCPolicyConfig, allocation_shares, deployment_from_choices
+from edgeprof.sim import core
+from edgeprof.sim.workload import load_service_table
+
+TINY_NETWORKS = HCPolicyConfig(user_hidden=16, deploy_hidden=16, deploy_embed=4, alloc_hidden=8)
+TINY = {"num_envs": 2, "slots_per_iteration": 6, "epochs": 2, "minibatches": 2, "policy": TINY_NETWORKS}
+SHORT_INTERVALS = "system.slots_per_deployment=2"  # several deployment decisions in a few slots
+
+
+@pytest.fixture(scope="module")
+def profile_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("profiles")
+
+
+@pytest.fixture(scope="module")
+def profiles(profile_dir):
+    return write_profiles(profile_dir)
+
+
+@pytest.fixture(scope="module")
+def scenario_and_table(profile_dir):
+    scenario = small_scenario(profile_dir, SHORT_INTERVALS)
+    return scenario, load_service_table(scenario)
+
+
+def tiny(algorithm="hc-mappo-l", **settings):
+    return make_config(algorithm, **{**TINY, **settings})
+
+
+def test_first_ppo_ratio_is_one_for_every_layer(scenario_and_table):
+    trainer = Trainer(tiny(), *scenario_and_table)
+    stats = trainer.update(trainer.collect())
+    for layer in ("user", "deployment", "allocation"):
+        assert stats[f"{layer}_first_ratio_error"] < 1e-5, layer  # float32 rounding across batch shapes only
+        assert np.isfinite(stats[f"{layer}_policy_loss"])
+    assert stats["deployment_approx_kl"] > 0  # and the epochs then move the policy
+
+
+def test_collection_respects_masks_storage_and_capacity(scenario_and_table):
+    trainer = Trainer(tiny(), *scenario_and_table)
+    rollout = trainer.collect()
+    system, table = trainer.system, trainer.table
+
+    actions = rollout.user.stored("action")  # (T, E, K, 2)
+    assert bool(rollout.user.stored("server_mask").gather(-1, actions[..., :1]).all())
+    assert bool(rollout.user.stored("point_mask").gather(-1, actions[..., 1:]).all())
+
+    choices = rollout.deployment.stored("choices")  # (decisions, E, J, I); the episode's entities still hold
+    assert len(choices) >= 2
+    for decision in choices:
+        deployment = deployment_from_choices(decision, table.num_services)
+        assert core.storage_feasible(table, system.entities, deployment).all()
+
+    for obs, logits in zip(rollout.allocation_obs, rollout.allocation_logits, strict=True):
+        compute, bandwidth = allocation_shares(logits, obs.association, system.num_servers)
+        members = obs.association.unsqueeze(-1) == torch.arange(system.num_servers)  # (E, K, J)
+        for shares in (compute, bandwidth):
+            assert bool((shares >= 0).all())
+            per_server = (shares.unsqueeze(-1) * members).sum(dim=1)  # (E, J)
+            used = members.any(dim=1)
+            torch.testing.assert_close(per_server[used], torch.ones_like(per_server[used]), rtol=0, atol=1e-12)
+            assert bool((per_server[~used] == 0).all())
+
+
+def test_multiplier_rises_over_tau_bar_falls_under_it_and_stays_zero_without_it(profile_dir):
+    tight = small_scenario(profile_dir, SHORT_INTERVALS, "system.delay_constraint_s=0.001")
+    loose = small_scenario(profile_dir, SHORT_INTERVALS, "system.delay_constraint_s=1000.0")
+    for scenario, rises in ((tight, True), (loose, False)):
+        trainer = Trainer(tiny(multiplier_init=0.5), scenario, load_service_table(scenario))
+        row = trainer.run_iteration()
+        assert row["delay_s"] > 0.001 and row["delay_s"] < 1000
+        expected = 0.5 + 0.01 * (row["delay_s"] - scenario["system.delay_constraint_s"])  # eq. 33
+        assert row["multiplier"] == pytest.approx(max(expected, 0.0))
+        assert (row["multiplier"] > 0.5) == rises
+    unconstrained = Trainer(tiny("h-mappo", multiplier_init=0.5), tight, load_service_table(tight))
+    assert [unconstrained.run_iteration()["multiplier"] for _ in range(2)] == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("algorithm", list(ALGORITHMS))
+def test_every_algorithm_builds_and_runs_an_iteration(scenario_and_table, algorithm):
+    trainer = Trainer(tiny(algorithm, epochs=1), *scenario_and_table)
+    row = trainer.run_iteration()
+    assert set(row) == set(LOG_COLUMNS) and row["iteration"] == 1
+    assert all(np.isfinite(row[name]) for name in ("cost", "delay_s", "success_rate", "user_policy_loss"))
+    variant = ALGORITHMS[algorithm]
+    assert (row["deployment_policy_loss"] is not None) == variant.learned_deployment
+    assert (row["allocation_policy_loss"] is not None) == variant.learned_allocation
+    assert trainer.policies.user.independent == variant.independent_critics
+
+
+def _log(rundir):
+    with (rundir / "log.csv").open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_a_run_logs_checkpoints_and_resumes_bit_for_bit(scenario_and_table, tmp_path):
+    scenario, table = scenario_and_table
+    rows = train(tiny(iterations=2), scenario, table, tmp_path / "whole")
+    log = _log(tmp_path / "whole")
+    assert len(rows) == len(log) == 2 and tuple(log[0]) == LOG_COLUMNS
+    assert (tmp_path / "whole" / "config.json").is_file()
+    assert (tmp_path / "whole" / "checkpoints" / "latest.pt").is_file()
+
+    train(tiny(iterations=1), scenario, table, tmp_path / "parts")  # stops (as if killed) after a checkpoint
+    with pytest.raises(EdgeprofError, match="already holds a training run"):
+        train(tiny(iterations=2), scenario, table, tmp_path / "parts")
+    with pytest.raises(EdgeprofError, match="other settings.*seed"):
+        train(tiny(iterations=2, seed=1), scenario, table, tmp_path / "parts", resume=True)
+    resumed = train(tiny(iterations=2), scenario, table, tmp_path / "parts", resume=True)
+
+    def repeatable(row):
+        return {key: value for key, value in row.items() if key not in TIMING_COLUMNS}
+
+    assert [repeatable(row) for row in resumed] == [repeatable(row) for row in rows]
+    assert [repeatable(row) for row in _log(tmp_path / "parts")] == [repeatable(row) for row in log]
+    whole, parts = (component_state(tmp_path / name / "checkpoints" / "latest.pt", "policies")
+                    for name in ("whole", "parts"))
+    assert all(torch.equal(whole[name], parts[name]) for name in whole)
+    with pytest.raises(EdgeprofError, match="holds no 'critic'"):
+        component_state(tmp_path / "whole" / "checkpoints" / "latest.pt", "critic")
+
+
+def _train_args(profiles, rundir, *extra):
+    return ("train", "hc-mappo-l", "--scenario", "small", "--set", profiles_override(profiles), "--set",
+            SHORT_INTERVALS, "--iterations", "1", "--slots", "4", "--envs", "2", "-o", rundir, *extra)
+
+
+def test_cli_train_evaluate_and_plot(run_cli, profiles, tmp_path):
+    trained_rundir = tmp_path / "run"  # one iteration with the default network sizes
+    result = run_cli(*_train_args(profiles, trained_rundir))
+    assert result.code == 0, result.err
+    assert "1 iterations" in result.out and "tau-bar 3 s" in result.out
+
+    evaluated = run_cli("evaluate", trained_rundir, "--episodes", "2", "--slots", "6", "-o", tmp_path / "rows.csv")
+    assert evaluated.code == 0, evaluated.err
+    for metric in REPORTED:
+        assert metric in evaluated.out
+    with (tmp_path / "rows.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["seed"] for row in rows] == ["0", "1"] and all(row["solver"] == "hc-mappo-l" for row in rows)
+    again = evaluate_run(trained_rundir, 6, [1])  # greedy: the same episode gives the same numbers
+    assert again[0]["cost"] == pytest.approx(float(rows[1]["cost"]), rel=1e-12)
+
+    plotted = run_cli("plot", trained_rundir, "-o", tmp_path / "curves.png")
+    assert plotted.code == 0, plotted.err
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+    assert run_cli("plot", trained_rundir).code == 0 and (trained_rundir / "training.png").is_file()
+
+
+def _one_line_error(result, fragment):
+    assert result.code == 2
+    assert result.err.startswith("edgeprof: error: ") and len(result.err.strip().splitlines()) == 1
+    assert fragment in result.err
+
+
+def test_cli_errors_exit_2_with_one_line_and_no_files(run_cli, profiles, tmp_path):
+    rundir = tmp_path / "run"
+    _one_line_error(run_cli("train", "mappo", "-o", rundir), "unknown algorithm 'mappo'")
+    _one_line_error(run_cli(*_train_args(profiles, rundir, "--resume")), "nothing to resume")
+    _one_line_error(run_cli("train", "h-mappo", "--iterations", "0", "-o", rundir), "--iterations")
+    _one_line_error(run_cli("train", "h-mappo", "--scenario", "small", "--set", profiles_override(profiles),
+                            "--slots", "10", "-o", rundir), "must exceed delta-T")
+    assert not rundir.exists()
+    _one_line_error(run_cli("evaluate", tmp_path / "missing"), "not a training run")
+    _one_line_error(run_cli("plot", tmp_path / "missing"), "not a training run")
+    _one_line_error(run_cli("evaluate", tmp_path / "missing", "--episodes", "2", "--seeds", "1"), "not both")
+    assert list(tmp_path.iterdir()) == []
