@@ -13,7 +13,7 @@ import numpy as np
 from edgeprof.sim.core import Entities, SlotDraw
 from edgeprof.sim.scenario import Scenario, load_scenario
 
-SMALL_MODELS = ("lenet7", "lenet12", "resnet18", "vgg13")
+SMALL_MODELS = ("lenet7", "lenet12", "resnet18", "resnet50")
 
 
 @functools.cache

@@ -172,7 +172,7 @@ def test_entities_follow_the_scenario(small):
     grid = radio.grid_positions(num_servers, scenario["system.area_m"])
     assert np.array_equal(entities.server_xy_m, np.broadcast_to(grid, entities.server_xy_m.shape))
     assert entities.user_xy_m.min() >= 0 and entities.user_xy_m.max() <= scenario["system.area_m"]
-    ranges = {"server_flops_per_s": (500e9, 2000e9), "server_storage_bytes": (0.2e9, 0.6e9),
+    ranges = {"server_flops_per_s": (500e9, 2000e9), "server_storage_bytes": (0.11e9, 0.16e9),
               "server_bandwidth_hz": (50e6, 100e6), "server_tx_power_w": (1.0, 10**1.3),
               "cloud_rate_bps": (200e6, 500e6), "user_flops_per_s": (10e9, 100e9), "user_storage_bytes": (1e9, 2e9),
               "user_joules_per_flop": (1e-11, 1e-9), "user_tx_power_w": (0.1, 1.0),
