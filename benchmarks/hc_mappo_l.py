@@ -1,9 +1,10 @@
 """Benchmark: HC-MAPPO-L's training throughput, and the five learning methods next to the optimizers.
 
 Part 1, throughput (always): the paper scenario (J = 10, K = 50, I = 45), `--throughput-envs` environments
-(default 1: seed 001's budget is 200 slots of one system per iteration) of 200 slots per iteration, one thread; `--throughput-iterations` iterations timed after one warm-up iteration. Reports
-environment steps (slots x environments) per second, seconds per iteration, and the wall time of seed 001's
-budget (1000 iterations x 200 slots) projected from the measured seconds per iteration. Target: under 30 min.
+(default 1: seed 001's budget is 200 slots of one system per iteration) of 200 slots per iteration, one
+thread; `--throughput-iterations` iterations timed after one warm-up iteration. Reports environment steps
+(slots x environments) per second, seconds per iteration, and the wall time of seed 001's budget (1000
+iterations x 200 slots) projected from the measured seconds per iteration. Target: under 30 min.
 
 Part 2, comparison (`--compare`): each of the five algorithms trained for `--iterations` iterations on each
 seed of `--seeds` (a separate run per seed), then evaluated greedily on `--eval-seeds` episodes of
