@@ -27,18 +27,16 @@ import os
 os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
 
 import argparse
-import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from reporting import interval, machine, write_result
 from synthetic_profiles import SOURCE, profiles_override
 
 import edgeprof
-from edgeprof.files import write_text_atomic
-from edgeprof.optimize.solve import REPORTED, confidence_interval, run_solver
+from edgeprof.optimize.solve import REPORTED, run_solver
 from edgeprof.rl.hc_mappo_l import ALGORITHMS, Trainer, evaluate_run, make_config, train
 from edgeprof.sim.scenario import load_scenario
 from edgeprof.sim.workload import load_service_table
@@ -71,11 +69,7 @@ def throughput(overrides: list[str], envs: int, iterations: int) -> dict[str, An
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    out = {}
-    for key in REPORTED:
-        mean, low, high = confidence_interval([row[key] for row in rows])
-        out[key] = {"mean": mean, "ci95_low": low, "ci95_high": high}
-    return out
+    return {key: interval([row[key] for row in rows]) for key in REPORTED}
 
 
 def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
@@ -139,18 +133,14 @@ def main() -> None:
     result: dict[str, Any] = {
         "benchmark": "hc_mappo_l",
         "edgeprof": edgeprof.__version__,
-        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-                    "cores": os.cpu_count(), "threads": 1},
+        "machine": machine(),
         "profiles": SOURCE if args.synthetic_leakage else "shipped (edgeprof/data/profiles)",
         "throughput": throughput(paper_overrides, args.throughput_envs, args.throughput_iterations),
     }
     if args.compare:
         result["comparison"] = compare(args, compare_overrides)
     result["wall_s"] = time.perf_counter() - started
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.output, json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["throughput"], indent=2))
-    print(f"wrote {args.output} ({result['wall_s']:.0f} s)")
+    write_result(args.output, result, "throughput")
 
 
 if __name__ == "__main__":

@@ -26,20 +26,18 @@ import os
 os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
 
 import argparse
-import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from reporting import interval, machine, write_result
 from synthetic_profiles import SOURCE, profiles_override
 
 import edgeprof
-from edgeprof.files import write_text_atomic
 from edgeprof.optimize import exact
-from edgeprof.optimize.solve import REPORTED, SOLVERS, check_deployable, confidence_interval
+from edgeprof.optimize.solve import REPORTED, SOLVERS, check_deployable
 from edgeprof.sim import model
 from edgeprof.sim.env import EdgeSystem
 from edgeprof.sim.rollout import run_policy
@@ -73,11 +71,6 @@ class TimedPolicy:
         return self._timed("allocate", system, association, z)
 
 
-def summary(values: list[float]) -> dict[str, float]:
-    mean, low, high = confidence_interval(values)
-    return {"mean": mean, "ci95_low": low, "ci95_high": high}
-
-
 def paper_runs(scenario: Scenario, slots: int, seeds: list[int]) -> dict[str, Any]:
     table = load_service_table(scenario)
     check_deployable(scenario, table)
@@ -88,8 +81,8 @@ def paper_runs(scenario: Scenario, slots: int, seeds: list[int]) -> dict[str, An
             policy = TimedPolicy(SOLVERS[name].make(seed))
             rows.append(run_policy(EdgeSystem(scenario, table, 1, seed), policy, slots))
             seconds.append(policy.seconds / slots)
-        metrics = {key: summary([row[key] for row in rows]) for key in REPORTED}
-        results[name] = {"seconds_per_slot": summary(seconds), **metrics,
+        metrics = {key: interval([row[key] for row in rows]) for key in REPORTED}
+        results[name] = {"seconds_per_slot": interval(seconds), **metrics,
                          "meets_delay_constraint": metrics["delay_s"]["mean"] <= scenario["system.delay_constraint_s"],
                          "per_seed": [{key: row[key] for key in REPORTED} for row in rows]}
         print(f"paper {name:13s} {results[name]['seconds_per_slot']['mean']:8.4f} s/slot  "
@@ -127,10 +120,10 @@ def small_gaps(scenario: Scenario, instances: int) -> dict[str, Any]:
     return {
         "instances": instances,
         "exact_objective": optimum,
-        "exact_seconds": summary(exact_seconds),
+        "exact_seconds": interval(exact_seconds),
         "lower_bound": bound,
-        "lower_bound_gap": summary((1 - np.array(bound) / best).tolist()),
-        "gap": {name: {**summary(gap), "median": float(np.median(gap)), "max": float(np.max(gap)),
+        "lower_bound_gap": interval((1 - np.array(bound) / best).tolist()),
+        "gap": {name: {**interval(gap), "median": float(np.median(gap)), "max": float(np.max(gap)),
                        "within_target": int(np.sum(np.array(gap) <= GAP_TARGET))} for name, gap in gaps.items()},
     }
 
@@ -157,8 +150,7 @@ def main() -> None:
     result = {
         "benchmark": "optimizers",
         "edgeprof": edgeprof.__version__,
-        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
-                    "threads": 1},
+        "machine": machine(),
         "profiles": SOURCE if args.synthetic_leakage else "shipped (edgeprof/data/profiles)",
         "small": small_gaps(small, args.instances),
         "paper": {"slots": args.slots, "seeds": seeds, "delay_constraint_s": paper["system.delay_constraint_s"],
@@ -173,10 +165,7 @@ def main() -> None:
         "primal_dual_objective_not_worse_than_greedy": pd["objective"]["mean"] <= greedy["objective"]["mean"],
         "primal_dual_meets_delay_constraint": pd["meets_delay_constraint"],
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(args.output, json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["targets"], indent=2))
-    print(f"wrote {args.output} ({result['wall_s']:.0f} s)")
+    write_result(args.output, result, "targets")
 
 
 if __name__ == "__main__":
