@@ -6,8 +6,10 @@ Three layers, each the best simple answer we know to its part of problem (13):
   solved exactly at 1 MB resolution. A service no server chosen before holds is worth its whole observed
   demand (every user can reach any server, so the first copy saves all its requests from failing); a further
   copy is worth a quarter of the demand near this server (the requests of the users whose strongest
-  path-loss server it is, plus a tenth of the global demand) for the better channel; a tiny prior fills spare
-  storage, most popular first. Smallest first leaves the large servers for the models only they can hold.
+  path-loss server it is, plus a tenth of the global demand) for the better channel. A service nobody has
+  asked for yet counts one request for its first copy (a request for a service no server holds fails, at
+  the failure penalty, until the next deployment, which dwarfs what a second copy saves); a tiny prior fills
+  spare storage. Smallest first leaves the large servers for the models only they can hold.
 - Association and partition (every slot): coordinate descent on the slot objective (`model.slot_objective`
   with the current multiplier lambda as the weight of the mean delay): each user in turn tries every allowed
   (server, partition point), and dropping its request (associating it where its service is not: the failure
@@ -37,7 +39,8 @@ from edgeprof.sim.env import EdgeSystem
 KNAPSACK_UNIT_BYTES = 1e6
 GLOBAL_DEMAND_SHARE = 0.1
 REDUNDANT_SHARE = 0.25  # the value of a service another server already holds (users can reach it there)
-PRIOR_DEMAND = 1e-3  # so that storage no request has asked for yet is still filled, most popular first
+UNSEEN_DEMAND = 1.0  # a first copy of a service nobody has asked for yet: one request expected in the interval
+PRIOR_DEMAND = 1e-3  # so that spare storage is still filled
 
 
 def knapsack(values: np.ndarray, sizes_units: np.ndarray, capacity_units: int) -> np.ndarray:
@@ -106,7 +109,7 @@ class PrimalDualDescent:
             covered = np.zeros(system.table.num_services, dtype=bool)
             for server in np.argsort(system.entities.server_storage_bytes[env], kind="stable"):
                 nearby = self.demand[env, server] + GLOBAL_DEMAND_SHARE * global_demand
-                values = np.where(covered, REDUNDANT_SHARE * nearby, global_demand) + PRIOR_DEMAND
+                values = np.where(covered, REDUNDANT_SHARE * nearby + PRIOR_DEMAND, global_demand + UNSEEN_DEMAND)
                 capacity = int(system.entities.server_storage_bytes[env, server] // KNAPSACK_UNIT_BYTES)
                 deployment[env, :, server] = knapsack(values, sizes, capacity)
                 covered |= deployment[env, :, server]
