@@ -38,7 +38,7 @@ from synthetic_profiles import SOURCE, profiles_override
 import edgeprof
 from edgeprof.optimize import exact
 from edgeprof.optimize.solve import REPORTED, SOLVERS, check_deployable
-from edgeprof.sim import model
+from edgeprof.sim import core
 from edgeprof.sim.env import EdgeSystem
 from edgeprof.sim.rollout import run_policy
 from edgeprof.sim.scenario import Scenario, load_scenario
@@ -90,12 +90,6 @@ def paper_runs(scenario: Scenario, slots: int, seeds: list[int]) -> dict[str, An
     return results
 
 
-def slot_objective(scenario: Scenario, outcome: Any) -> float:
-    return float(model.slot_objective(outcome.privacy_cost, outcome.energy_j, outcome.delay_s, outcome.success,
-                                      scenario["cost.mu_privacy"], scenario["cost.mu_energy"],
-                                      -scenario["cost.failure_reward"])[0])
-
-
 def small_gaps(scenario: Scenario, instances: int) -> dict[str, Any]:
     table = load_service_table(scenario)
     optimum, bound, exact_seconds = [], [], []
@@ -110,8 +104,8 @@ def small_gaps(scenario: Scenario, instances: int) -> dict[str, Any]:
             system, policy = EdgeSystem(scenario, table, 1, seed), SOLVERS[name].make(seed)
             system.deploy(policy.deploy(system))
             association, z = policy.act(system)
-            objectives[name].append(slot_objective(scenario, system.step(association, z,
-                                                                         *policy.allocate(system, association, z))))
+            outcome = system.step(association, z, *policy.allocate(system, association, z))
+            objectives[name].append(float(core.slot_objective_of(outcome, scenario)[0]))
     best = np.array(optimum)
     gaps = {name: (np.array(values) / best - 1).tolist() for name, values in objectives.items()}
     for name, gap in gaps.items():

@@ -368,3 +368,17 @@ def test_objective_weights_price_delay_and_transmit_energy(scenario):
     assert np.allclose(weights["upload_weight"], scenario["cost.mu_energy"] * power + 2.0)
     floored = allocation.objective_weights(scenario, power, delay_weight=0.0)
     assert np.all(floored["compute_weight"] == allocation.MIN_DELAY_WEIGHT)
+
+
+def test_candidate_objectives_score_what_a_step_scores(scenario):
+    system = EdgeSystem(scenario, load_service_table(scenario), 2, 5)
+    system.deploy(popularity_deployment(system))
+    rng = np.random.default_rng(0)
+    association, z = random_association(system, rng), random_points(system, rng)
+    for delay_weight in (0.0, 3.0):
+        expected = [allocation.candidate_objectives(system, env, system.deployment[[env]], association[[env]],
+                                                    z[[env]], delay_weight)[0] for env in range(2)]
+        probe = EdgeSystem(scenario, system.table, 2, 5)
+        probe.deploy(system.deployment)
+        outcome = probe.step(association, z, *allocation.objective_allocation(probe, association, z, delay_weight))
+        assert np.allclose(expected, core.slot_objective_of(outcome, scenario, delay_weight), rtol=1e-12)

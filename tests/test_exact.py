@@ -10,9 +10,9 @@ from sim_testing import assert_allowed_or_dropped, profiles_override, write_prof
 
 from edgeprof.errors import EdgeprofError
 from edgeprof.optimize import exact
-from edgeprof.optimize.allocation import AllocationProblem, objective_weights, weighted_allocation
+from edgeprof.optimize.allocation import candidate_objectives, floored_delay_weight
 from edgeprof.optimize.solve import SOLVERS, run_solver
-from edgeprof.sim import core, model
+from edgeprof.sim import core
 from edgeprof.sim.env import EdgeSystem
 from edgeprof.sim.scenario import load_scenario
 from edgeprof.sim.workload import load_service_table
@@ -31,18 +31,8 @@ def scenario_with(profiles, *overrides):
 
 def simulated_objective(system: EdgeSystem, deployment, association, z, delay_weight=0.0) -> float:
     """The slot objective of environment 0's decisions, scored by the simulator with the exact allocation."""
-    scenario = system.scenario
-    deployment, association, z = deployment[None], association[None], z[None]
-    cache = system.cache.depth if scenario["users.prefix_cache"] else None
-    problem = AllocationProblem.from_core(system.table, scenario, system.entities, system.slot, deployment,
-                                          association, z, cache)
-    shares = weighted_allocation(problem, **objective_weights(scenario, system.entities.user_tx_power_w,
-                                                              delay_weight))
-    outcome = core.evaluate(system.table, scenario, system.entities, system.slot, deployment, association, z,
-                            *shares, cache)
-    return float(model.slot_objective(outcome.privacy_cost, outcome.energy_j, outcome.delay_s, outcome.success,
-                                      scenario["cost.mu_privacy"], scenario["cost.mu_energy"],
-                                      -scenario["cost.failure_reward"], max(delay_weight, 1e-6))[0])
+    return float(candidate_objectives(system, 0, deployment[None], association[None], z[None],
+                                      floored_delay_weight(delay_weight))[0])
 
 
 @pytest.mark.parametrize(("seed", "delay_weight", "storage"), [(0, 0.0, "[0.2, 0.6]"), (1, 0.0, "[0.005, 0.012]"),
@@ -89,9 +79,7 @@ def test_the_optimum_is_below_every_solver_on_the_same_slot(profiles, seed):
         system.deploy(policy.deploy(system))
         association, z = policy.act(system)
         outcome = system.step(association, z, *policy.allocate(system, association, z))
-        theirs = model.slot_objective(outcome.privacy_cost, outcome.energy_j, outcome.delay_s, outcome.success,
-                                      scenario["cost.mu_privacy"], scenario["cost.mu_energy"],
-                                      -scenario["cost.failure_reward"])[0]
+        theirs = core.slot_objective_of(outcome, scenario)[0]
         assert optimum.objective <= theirs + 1e-4, name  # 1e-4: the 1e-6 floor on the delay weight
 
 

@@ -190,3 +190,17 @@ def test_simulate_refuses_a_profile_without_leakage(run_cli, tmp_path):
     result = run_cli("simulate", "--scenario", "small", "--set", "services.models=['lenet7']",
                      "--set", f'services.profiles={{lenet7 = "{path}"}}', "--slots", "2")
     assert result.code == 2 and "has no leakage at z=" in result.err
+
+
+def test_copies_repeat_one_environment(scenario):
+    system = _system(scenario, num_envs=3, seed=4)
+    system.deploy(popularity_deployment(system))
+    association, z = LocalOnly().act(system)
+    shares = core.equal_shares(association, system.num_servers)
+    system.step(association, z, shares, shares)  # local runs leave prefixes cached
+    entities, slot, cache = system.copies(1, 4)
+    assert np.array_equal(slot.requests, np.repeat(system.slot.requests[[1]], 4, axis=0))
+    assert np.array_equal(entities.server_storage_bytes, np.repeat(system.entities.server_storage_bytes[[1]], 4, 0))
+    assert np.array_equal(cache, np.repeat(system.cache.depth[[1]], 4, axis=0)) and cache.any()
+    uncached = EdgeSystem(scenario.with_value("users.prefix_cache", False), system.table, 1, 0)
+    assert uncached.copies(0, 2)[2] is None

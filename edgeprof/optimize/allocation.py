@@ -666,6 +666,11 @@ def weighted_allocation(
     return compute_share, bandwidth_share
 
 
+def floored_delay_weight(delay_weight: float) -> float:
+    """lambda as the allocation prices delay: at least MIN_DELAY_WEIGHT (see `objective_weights`)."""
+    return max(delay_weight, MIN_DELAY_WEIGHT)
+
+
 def objective_weights(scenario: Scenario, tx_power_w: np.ndarray, delay_weight: float) -> dict[str, np.ndarray]:
     """Keyword weights for `weighted_allocation` that make its objective the allocation-dependent part of
     `model.slot_objective` (times K): lambda on every delay term, plus mu2 P_k on upload time (transmit energy).
@@ -673,9 +678,31 @@ def objective_weights(scenario: Scenario, tx_power_w: np.ndarray, delay_weight: 
     lambda is floored at MIN_DELAY_WEIGHT: at lambda = 0 compute is worth nothing to the objective, and a zero
     weight would give a user who needs the edge no compute, so its request would fail."""
     power = np.asarray(tx_power_w, dtype=np.float64)
-    lam = max(delay_weight, MIN_DELAY_WEIGHT)
+    lam = floored_delay_weight(delay_weight)
     return {"compute_weight": np.full_like(power, lam), "upload_weight": scenario["cost.mu_energy"] * power + lam,
             "download_weight": np.full_like(power, lam)}
+
+
+def objective_allocation(system: EdgeSystem, association: np.ndarray, z: np.ndarray,
+                         delay_weight: float) -> tuple[np.ndarray, np.ndarray]:
+    """(compute_share, bandwidth_share) (E, K) of `system`'s current slot that minimise the slot objective at
+    this lambda (`objective_weights`), exactly."""
+    problem = AllocationProblem.from_system(system, association, z)
+    return weighted_allocation(problem, **objective_weights(system.scenario, system.entities.user_tx_power_w,
+                                                            delay_weight))
+
+
+def candidate_objectives(system: EdgeSystem, env: int, deployment: np.ndarray, association: np.ndarray,
+                         z: np.ndarray, delay_weight: float) -> np.ndarray:
+    """The slot objective (C,) of C candidate decisions for environment `env`'s current slot (deployment
+    (C, I, J), association and z (C, K)), each with the exact allocation for that objective."""
+    entities, slot, cache = system.copies(env, len(association))
+    problem = AllocationProblem.from_core(system.table, system.scenario, entities, slot, deployment, association, z,
+                                          cache)
+    shares = weighted_allocation(problem, **objective_weights(system.scenario, entities.user_tx_power_w,
+                                                              delay_weight))
+    outcome = core.evaluate(system.table, system.scenario, entities, slot, deployment, association, z, *shares, cache)
+    return core.slot_objective_of(outcome, system.scenario, delay_weight)
 
 
 def sum_delay_allocation(problem: AllocationProblem) -> tuple[np.ndarray, np.ndarray]:

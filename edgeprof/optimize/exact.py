@@ -41,14 +41,15 @@ import numpy as np
 
 from edgeprof.errors import EdgeprofError
 from edgeprof.optimize.allocation import (
-    MIN_DELAY_WEIGHT,
     AllocationProblem,
+    candidate_objectives,
+    floored_delay_weight,
     noise_limited_bandwidth_shares,
+    objective_allocation,
     objective_weights,
     transfer_time_and_slope,
-    weighted_allocation,
 )
-from edgeprof.sim import core, model
+from edgeprof.sim import core
 from edgeprof.sim.env import EdgeSystem
 
 MAX_USERS = 10  # beyond this the branch and bound is not a practical tool: say so instead of running for hours
@@ -128,7 +129,7 @@ def check_size(system: EdgeSystem) -> None:
                             "system.num_users=... system.num_servers=...)")
 
 
-def _candidates(system: EdgeSystem, env: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _candidates(system: EdgeSystem, env: int) -> tuple[np.ndarray, np.ndarray]:
     """One candidate row per (server j, point p): every user at j with point min(p, L_k); rows (J x P, K)."""
     table, servers, users = system.table, system.num_servers, system.num_users
     points = table.max_points + 1
@@ -137,17 +138,16 @@ def _candidates(system: EdgeSystem, env: int) -> tuple[np.ndarray, np.ndarray, n
                                                                   indexing="ij"))
     association = np.repeat(server_of_row[:, None], users, axis=1)
     z = np.minimum(point_of_row[:, None], last[None, :])
-    return association, z, np.full(len(server_of_row), env)
+    return association, z
 
 
 def slot_options(system: EdgeSystem, env: int = 0, delay_weight: float = 0.0) -> SlotOptions:
     """Every option's terms for environment `env`'s current slot, computed by the simulator's own functions."""
     scenario, table = system.scenario, system.table
-    lam = max(delay_weight, MIN_DELAY_WEIGHT)
-    association, z, index = _candidates(system, env)
-    entities, slot = system.entities.take(index), system.slot.take(index)
-    everywhere = np.ones((len(index), table.num_services, system.num_servers), dtype=bool)
-    cache = system.cache.depth[index] if scenario["users.prefix_cache"] else None
+    lam = floored_delay_weight(delay_weight)
+    association, z = _candidates(system, env)
+    entities, slot, cache = system.copies(env, len(association))
+    everywhere = np.ones((len(association), table.num_services, system.num_servers), dtype=bool)
     problem = AllocationProblem.from_core(table, scenario, entities, slot, everywhere, association, z, cache)
     some_shares = core.equal_shares(association, system.num_servers)
     outcome = core.evaluate(table, scenario, entities, slot, everywhere, association, z, some_shares, some_shares,
@@ -306,8 +306,9 @@ def _feasible_sets(model_bytes: np.ndarray, storage: float) -> list[tuple[int, .
 def enumerate_slot(system: EdgeSystem, env: int = 0, delay_weight: float = 0.0,
                    limit: int = ENUMERATION_LIMIT) -> SlotSolution:
     """Brute force through the simulator: every deployment, association and point of environment `env`'s slot,
-    with the exact weighted allocation, scored by `core.evaluate` and `model.slot_objective`."""
-    table, scenario = system.table, system.scenario
+    with the exact weighted allocation, scored by `core.evaluate` and `model.slot_objective`
+    (`allocation.candidate_objectives`)."""
+    table = system.table
     per_server = [_feasible_sets(table.model_bytes, storage) for storage in system.entities.server_storage_bytes[env]]
     per_user = [[(server, point) for server in range(system.num_servers)
                  for point in range(int(table.num_points[service]) + 1)] for service in system.slot.requests[env]]
@@ -316,28 +317,18 @@ def enumerate_slot(system: EdgeSystem, env: int = 0, delay_weight: float = 0.0,
         raise EdgeprofError(f"enumeration would score {count:.3g} candidates (limit {limit:,}): a tiny instance "
                             "only")
     decisions = np.array(list(itertools.product(*per_user)))  # (C, K, 2)
-    lam = max(delay_weight, MIN_DELAY_WEIGHT)
+    association, z = decisions[..., 0], decisions[..., 1]
     best: SlotSolution | None = None
     for sets in itertools.product(*per_server):
         deployment = np.zeros((table.num_services, system.num_servers), dtype=bool)
         for server, services in enumerate(sets):
             deployment[list(services), server] = True
-        rows = len(decisions)
-        index = np.full(rows, env)
-        entities, slot = system.entities.take(index), system.slot.take(index)
-        deployed = np.repeat(deployment[None], rows, axis=0)
-        cache = system.cache.depth[index] if scenario["users.prefix_cache"] else None
-        association, z = decisions[..., 0], decisions[..., 1]
-        problem = AllocationProblem.from_core(table, scenario, entities, slot, deployed, association, z, cache)
-        compute, bandwidth = weighted_allocation(problem, **objective_weights(scenario, entities.user_tx_power_w,
-                                                                               delay_weight))
-        outcome = core.evaluate(table, scenario, entities, slot, deployed, association, z, compute, bandwidth, cache)
-        objective = model.slot_objective(outcome.privacy_cost, outcome.energy_j, outcome.delay_s, outcome.success,
-                                         scenario["cost.mu_privacy"], scenario["cost.mu_energy"],
-                                         -scenario["cost.failure_reward"], lam)
+        deployed = np.repeat(deployment[None], len(decisions), axis=0)
+        objective = candidate_objectives(system, env, deployed, association, z, floored_delay_weight(delay_weight))
         row = int(np.argmin(objective))
         if best is None or objective[row] < best.objective:
-            best = SlotSolution(deployment, association[row].copy(), z[row].copy(), float(objective[row]), rows)
+            best = SlotSolution(deployment, association[row].copy(), z[row].copy(), float(objective[row]),
+                                len(decisions))
     return best
 
 
@@ -442,6 +433,4 @@ class ExactPerSlot:
         return np.stack([s.association for s in solutions]), np.stack([s.z for s in solutions])
 
     def allocate(self, system: EdgeSystem, association: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        problem = AllocationProblem.from_system(system, association, z)
-        return weighted_allocation(problem, **objective_weights(system.scenario, system.entities.user_tx_power_w,
-                                                                self.delay_weight))
+        return objective_allocation(system, association, z, self.delay_weight)

@@ -30,10 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeprof.optimize.allocation import AllocationProblem, objective_weights, weighted_allocation
+from edgeprof.optimize.allocation import candidate_objectives, objective_allocation
 from edgeprof.optimize.heuristics import channel_association, local_points
 from edgeprof.rl.lagrange import LagrangeMultiplier
-from edgeprof.sim import core, model
 from edgeprof.sim.env import EdgeSystem
 
 KNAPSACK_UNIT_BYTES = 1e6
@@ -116,27 +115,10 @@ class PrimalDualDescent:
         self.demand[:] = 0
         return deployment
 
-    def _weights(self, system: EdgeSystem, num_envs: int, env: int | None = None) -> dict[str, np.ndarray]:
-        power = system.entities.user_tx_power_w if env is None else system.entities.user_tx_power_w[[env]]
-        return objective_weights(system.scenario, np.broadcast_to(power, (num_envs, system.num_users)),
-                                 self.delay_weight)
-
     def _scores(self, system: EdgeSystem, env: int, association: np.ndarray, z: np.ndarray) -> np.ndarray:
         """The slot objective of each candidate row (association and z of shape (C, K)) of environment `env`."""
-        count = association.shape[0]
-        index = np.full(count, env)
-        entities, slot = system.entities.take(index), system.slot.take(index)
-        deployment = system.deployment[index]
-        cache = system.cache.depth[index] if system.scenario["users.prefix_cache"] else None
-        problem = AllocationProblem.from_core(system.table, system.scenario, entities, slot, deployment,
-                                              association, z, cache)
-        compute, bandwidth = weighted_allocation(problem, **self._weights(system, count, env))
-        outcome = core.evaluate(system.table, system.scenario, entities, slot, deployment, association, z,
-                                compute, bandwidth, cache)
-        scenario = system.scenario
-        return model.slot_objective(outcome.privacy_cost, outcome.energy_j, outcome.delay_s, outcome.success,
-                                    scenario["cost.mu_privacy"], scenario["cost.mu_energy"],
-                                    -scenario["cost.failure_reward"], self.delay_weight)
+        deployment = np.repeat(system.deployment[[env]], len(association), axis=0)
+        return candidate_objectives(system, env, deployment, association, z, self.delay_weight)
 
     def act(self, system: EdgeSystem) -> tuple[np.ndarray, np.ndarray]:
         self._observe(system)
@@ -165,5 +147,4 @@ class PrimalDualDescent:
         return association, z
 
     def allocate(self, system: EdgeSystem, association: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        problem = AllocationProblem.from_system(system, association, z)
-        return weighted_allocation(problem, **self._weights(system, system.num_envs))
+        return objective_allocation(system, association, z, self.delay_weight)

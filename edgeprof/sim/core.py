@@ -400,6 +400,13 @@ def evaluate(
     )
 
 
+def slot_objective_of(outcome: Outcome, scenario: Scenario, delay_weight: float = 0.0) -> np.ndarray:
+    """`model.slot_objective` (E,) of a scored slot, with the scenario's weights and failure penalty."""
+    return model.slot_objective(outcome.privacy_cost, outcome.energy_j, outcome.delay_s, outcome.success,
+                                scenario["cost.mu_privacy"], scenario["cost.mu_energy"],
+                                -scenario["cost.failure_reward"], delay_weight)
+
+
 def equal_shares(association: np.ndarray, num_servers: int) -> np.ndarray:
     """(E, K) shares 1 / (users at the same server): the baselines' equal split of every server."""
     counts = model.per_server_sum(np.ones(association.shape), association, num_servers)

@@ -80,6 +80,13 @@ class EdgeSystem:
         self.interval_hits[:] = 0
         return rewards
 
+    def copies(self, env: int, count: int) -> tuple[Entities, SlotDraw, np.ndarray | None]:
+        """Environment `env`'s nodes, current slot and prefix-cache depths (None unless `users.prefix_cache`),
+        repeated `count` times: to score `count` candidate decisions for it side by side in `core.evaluate`."""
+        index = np.full(count, env)
+        cache = self.cache.depth[index] if self.scenario["users.prefix_cache"] else None
+        return self.entities.take(index), self.slot.take(index), cache
+
     def user_masks(self) -> tuple[np.ndarray, np.ndarray]:
         """Allowed servers (E, K, J) and partition points (E, K, Lmax + 1) for each user's current request.
 
