@@ -72,6 +72,11 @@ def test_slot_cost():
     assert model.slot_cost(np.array([0.2, 1.0]), np.array([0.1, 0.0]), 2.0, 3.0) == pytest.approx([0.7, 2.0])
 
 
+def test_request_cost():
+    # 2 x 0.5 + 3 x 0.25 = 1.75 for one request; 2 x 1 + 3 x 0 = 2 for the other
+    assert model.request_cost(np.array([0.5, 1.0]), np.array([0.25, 0.0]), 2.0, 3.0) == pytest.approx([1.75, 2.0])
+
+
 def _deployment() -> np.ndarray:
     """E = 1, I = 3, J = 2: server 0 holds services 0 and 1, server 1 holds service 2."""
     deployment = np.zeros((1, 3, 2), dtype=bool)

@@ -49,7 +49,7 @@ from edgeprof.optimize.allocation import (
     objective_weights,
     transfer_time_and_slope,
 )
-from edgeprof.sim import core
+from edgeprof.sim import core, model
 from edgeprof.sim.env import EdgeSystem
 
 MAX_USERS = 10  # beyond this the branch and bound is not a practical tool: say so instead of running for hours
@@ -153,8 +153,8 @@ def slot_options(system: EdgeSystem, env: int = 0, delay_weight: float = 0.0) ->
     outcome = core.evaluate(table, scenario, entities, slot, everywhere, association, z, some_shares, some_shares,
                             cache)
     weights = objective_weights(scenario, entities.user_tx_power_w, delay_weight)
-    fixed = (scenario["cost.mu_privacy"] * outcome.privacy_cost + scenario["cost.mu_energy"]
-             * outcome.compute_energy_j + lam * problem.local_s)
+    fixed = model.request_cost(outcome.privacy_cost, outcome.compute_energy_j, scenario["cost.mu_privacy"],
+                               scenario["cost.mu_energy"]) + lam * problem.local_s
     servers, points, users = system.num_servers, table.max_points + 1, system.num_users
 
     def grid(values: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeprof.sim import core
+from edgeprof.sim import core, model
 from edgeprof.sim.core import Entities, Outcome, PrefixCache, SlotDraw
 from edgeprof.sim.scenario import Scenario
 from edgeprof.sim.workload import ServiceTable
@@ -122,8 +122,8 @@ class EdgeSystem:
         """Eq. 25 (E, K): -(mu1 C_priv + mu2 e + mu3 [delay - tau-bar]+), or the failure reward."""
         scenario = self.scenario
         overdue = np.maximum(outcome.delay_s - scenario["system.delay_constraint_s"], 0.0)
-        served = -(scenario["cost.mu_privacy"] * outcome.privacy_cost + scenario["cost.mu_energy"] * outcome.energy_j
-                   + scenario["cost.mu_delay_violation"] * overdue)
+        served = -(model.request_cost(outcome.privacy_cost, outcome.energy_j, scenario["cost.mu_privacy"],
+                                      scenario["cost.mu_energy"]) + scenario["cost.mu_delay_violation"] * overdue)
         return np.where(outcome.success, served, scenario["cost.failure_reward"])
 
     def allocation_rewards(self, outcome: Outcome, association: np.ndarray) -> np.ndarray:

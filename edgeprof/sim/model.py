@@ -107,11 +107,16 @@ def privacy_cost(
     return np.where(succeeded, cost * np.asarray(raw_input_bytes) / data_unit_bytes, 0.0)
 
 
+def request_cost(privacy_cost: np.ndarray, energy_j: np.ndarray, mu_privacy: float, mu_energy: float) -> np.ndarray:
+    """A request's share of eq. 12: mu1 x its privacy cost + mu2 x its energy."""
+    return mu_privacy * privacy_cost + mu_energy * energy_j
+
+
 def slot_cost(
     mean_privacy_cost: np.ndarray, mean_energy_j: np.ndarray, mu_privacy: float, mu_energy: float
 ) -> np.ndarray:
     """Eq. 12: Cost = mu1 x mean privacy cost (eq. 11) + mu2 x mean energy (eq. 9), the means over users."""
-    return mu_privacy * mean_privacy_cost + mu_energy * mean_energy_j
+    return request_cost(mean_privacy_cost, mean_energy_j, mu_privacy, mu_energy)
 
 
 def slot_objective(
@@ -122,7 +127,7 @@ def slot_objective(
     eq. 12 (mean over users of mu1 C_priv + mu2 e) + failure_penalty x the share of failed requests (a
     failed request has no energy or privacy cost, so without the penalty failing everyone would look optimal)
     + delay_weight x the mean delay (lambda: the inner problem of a primal-dual method on C8; 0 by default)."""
-    per_user = mu_privacy * privacy_cost + mu_energy * energy_j + failure_penalty * ~success
+    per_user = request_cost(privacy_cost, energy_j, mu_privacy, mu_energy) + failure_penalty * ~success
     return per_user.mean(axis=-1) + delay_weight * delay_s.mean(axis=-1)
 
 

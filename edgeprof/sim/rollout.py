@@ -4,8 +4,8 @@ A policy is anything with the three decisions of seed 001's layers (the `Policy`
 of `edgeprof.optimize` and the RL solvers implement it. Metrics are means over every request of every slot
 (and environment): delay, energy, privacy cost, the per-request cost mu1 C_priv + mu2 e (eq. 12's terms, so
 `cost` is eq. 12 averaged over slots), `objective` (the slot objective optimizers are scored on: cost plus the
-failure penalty -R_fail for each failed request, `sim.model.slot_objective`) and the success rate; the same over successful requests only
-(`*_success`); and per-user means.
+failure penalty -R_fail for each failed request, `sim.model.slot_objective`) and the success rate; the same
+over successful requests only (`*_success`); and per-user means.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edgeprof.sim import model
 from edgeprof.sim.core import Outcome
 from edgeprof.sim.env import EdgeSystem
 
@@ -57,7 +58,8 @@ def request_values(system: EdgeSystem, outcome: Outcome) -> dict[str, np.ndarray
     """The per-request values that metrics average: delay, energy, privacy cost, their weighted cost, and
     the slot objective's share of each request (`model.slot_objective` with lambda = 0)."""
     scenario = system.scenario
-    cost = scenario["cost.mu_privacy"] * outcome.privacy_cost + scenario["cost.mu_energy"] * outcome.energy_j
+    cost = model.request_cost(outcome.privacy_cost, outcome.energy_j, scenario["cost.mu_privacy"],
+                              scenario["cost.mu_energy"])
     objective = cost - scenario["cost.failure_reward"] * ~outcome.success
     return {"delay_s": outcome.delay_s, "energy_j": outcome.energy_j, "privacy_cost": outcome.privacy_cost,
             "cost": cost, "objective": objective}
