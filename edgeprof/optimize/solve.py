@@ -114,12 +114,21 @@ def run_solver(name: str, scenario: Scenario, table: ServiceTable, slots: int, s
     check_deployable(scenario, table)
     if info.per_slot_deployment:
         scenario = scenario.with_value("system.slots_per_deployment", 1)
+    return run_episodes(name, lambda system, seed: info.make(seed), scenario, table, slots, seeds, progress,
+                        info.check)
+
+
+def run_episodes(name: str, make_policy: Callable[[EdgeSystem, int], Any], scenario: Scenario, table: ServiceTable,
+                 slots: int, seeds: list[int], progress: Callable[[int, int], None] | None = None,
+                 check: Callable[[EdgeSystem], None] | None = None) -> list[dict[str, Any]]:
+    """One episode of `slots` slots per seed, with the policy `make_policy(system, seed)`: one row of `REPORTED`
+    metrics per seed, labelled `name` (solvers here, trained policies in `edgeprof evaluate`)."""
     rows = []
     for index, seed in enumerate(seeds):
         system = EdgeSystem(scenario, table, num_envs=1, seed=seed)
-        if info.check:
-            info.check(system)
-        metrics = run_policy(system, info.make(seed), slots)
+        if check:
+            check(system)
+        metrics = run_policy(system, make_policy(system, seed), slots)
         rows.append({"solver": name, "seed": seed, "slots": slots, **{key: metrics[key] for key in REPORTED}})
         if progress:
             progress(index + 1, len(seeds))

@@ -3,7 +3,8 @@
 One panel per quantity, every run a line labelled by its algorithm and seed (the legend in the first panel, as
 in the paper): the objective (the cost plus the failure penalty: a failed request costs no energy or privacy, so
 the cost alone rewards failures), delay with tau-bar drawn as a red dashed line, cost, energy, privacy cost,
-success rate, the multiplier and the users' policy entropy. Curves are moving averages over `smooth` iterations (the authors' plots used 10).
+success rate, the multiplier and the users' policy entropy. Curves are moving averages over `smooth` iterations
+(the authors' plots used 10).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from edgeprof.files import atomic_output
 from edgeprof.rl.hc_mappo_l import RunPaths, load_run
 
 PANELS = (("objective", "(a) objective: cost + failure penalty"), ("delay_s", "(b) delay (s)"),
-          ("cost", "(c) cost  mu1 C_priv + mu2 e"), ("energy_j", "(d) energy (J)"), ("privacy_cost", "(e) privacy cost"),
+          ("cost", "(c) cost  mu1 C_priv + mu2 e"), ("energy_j", "(d) energy (J)"),
+          ("privacy_cost", "(e) privacy cost"),
           ("success_rate", "(f) success rate"), ("multiplier", "(g) lambda"), ("user_entropy", "(h) user entropy"))
 
 

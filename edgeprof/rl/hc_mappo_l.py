@@ -57,7 +57,7 @@ from torch import nn
 from edgeprof.errors import EdgeprofError
 from edgeprof.files import atomic_output, write_text_atomic
 from edgeprof.optimize.heuristics import LeastRecentlyUsed, equal_share_allocation
-from edgeprof.optimize.solve import REPORTED, check_deployable
+from edgeprof.optimize.solve import check_deployable, run_episodes
 from edgeprof.rl.buffers import Field, Phase, RolloutBuffer
 from edgeprof.rl.checkpoint import component_state, load_checkpoint, save_checkpoint
 from edgeprof.rl.gae import decision_gamma
@@ -78,7 +78,7 @@ from edgeprof.rl.losses import normalize_advantages, ppo_policy_loss, value_loss
 from edgeprof.rl.normalizers import ValueNormalizer
 from edgeprof.rl.seeding import seed_everything
 from edgeprof.sim.env import EdgeSystem
-from edgeprof.sim.rollout import request_values, run_policy
+from edgeprof.sim.rollout import request_values
 from edgeprof.sim.scenario import Scenario, validate
 from edgeprof.sim.workload import ServiceTable, load_service_table
 
@@ -208,6 +208,12 @@ class Rollout:
     allocation_obs: list[AllocationObservation] = field(default_factory=list)
     allocation_logits: list[torch.Tensor] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+
+
+def _slot_samples(t: int, envs: int, agents: int) -> torch.Tensor:
+    """(E, agents) the index of slot t's per-environment sample (states and allocation observations are stored
+    once per slot and environment, in slot-major order)."""
+    return (t * envs + torch.arange(envs)).unsqueeze(-1).expand(envs, agents)
 
 
 class Trainer:
@@ -350,10 +356,9 @@ class Trainer:
         obs = user_observation(self.system)
         actions, log_prob = self.policies.user.act(obs, self.generator)
         value, cost_value = self._user_values(obs)
-        envs = self.config.num_envs
-        index = (t * envs + torch.arange(envs)).unsqueeze(-1).expand(envs, self.system.num_users)
         rollout.user.add_decision(t, log_prob, value, cost_value, local=obs.local, action=actions,
-                                  server_mask=obs.server_mask, point_mask=obs.point_mask, state_index=index)
+                                  server_mask=obs.server_mask, point_mask=obs.point_mask,
+                                  state_index=_slot_samples(t, self.config.num_envs, self.system.num_users))
         rollout.states.append(obs.state)
         return actions[..., 0].numpy(), actions[..., 1].numpy()
 
@@ -370,10 +375,9 @@ class Trainer:
         obs = allocation_observation(system, association, z)
         logits, log_prob = self.policies.allocation.act(obs, self.generator)
         value = self.normalizers["allocation"].denormalize(self.policies.allocation.value(obs))
-        load = (obs.association.unsqueeze(-1) == torch.arange(servers)).sum(dim=1)  # (E, J) users per server
-        rollout.allocation.add_decision(t, log_prob, value,
-                                        sample=(t * envs + torch.arange(envs)).unsqueeze(-1).expand(envs, servers),
-                                        server=torch.arange(servers).expand(envs, servers), active=load >= 2)
+        rollout.allocation.add_decision(t, log_prob, value, sample=_slot_samples(t, envs, servers),
+                                        server=torch.arange(servers).expand(envs, servers),
+                                        active=self.policies.allocation.shared_servers(obs))
         rollout.allocation_obs.append(obs)
         rollout.allocation_logits.append(logits)
         compute_share, bandwidth_share = allocation_shares(logits, obs.association, servers)
@@ -685,10 +689,4 @@ def evaluate_run(rundir: str | Path, slots: int, seeds: list[int],
     check_deployable(scenario, table)
     torch.set_num_threads(config.threads)
     policy = TrainedPolicy.load(rundir, EdgeSystem(scenario, table, num_envs=1, seed=seeds[0]))
-    rows = []
-    for index, seed in enumerate(seeds):
-        metrics = run_policy(EdgeSystem(scenario, table, num_envs=1, seed=seed), policy, slots)
-        rows.append({"solver": config.algorithm, "seed": seed, "slots": slots, **{key: metrics[key] for key in REPORTED}})
-        if progress:
-            progress(index + 1, len(seeds))
-    return rows
+    return run_episodes(config.algorithm, lambda system, seed: policy, scenario, table, slots, seeds, progress)

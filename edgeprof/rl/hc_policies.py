@@ -526,10 +526,15 @@ class AllocationPolicy(nn.Module):
         """V(o_j^alloc) (E, J)."""
         return self.critic(self.critic_encoder(obs)[1]).squeeze(-1)
 
+    @staticmethod
+    def shared_servers(obs: AllocationObservation) -> torch.Tensor:
+        """(E, J) bool: servers with at least two users, the only ones whose allocation a policy decides (a user
+        alone gets everything, whatever its logits)."""
+        return _members(obs.association, obs.servers.shape[-2]).sum(-1) >= 2
+
     def _free_users(self, obs: AllocationObservation) -> torch.Tensor:
-        """(E, K) bool: users that share their server (a user alone gets everything: its logits do nothing)."""
-        load = _members(obs.association, obs.servers.shape[-2]).sum(-1)  # (E, J)
-        return load.gather(-1, obs.association) >= 2
+        """(E, K) bool: users that share their server."""
+        return self.shared_servers(obs).gather(-1, obs.association)
 
     def _per_server(self, obs: AllocationObservation, per_user: torch.Tensor) -> torch.Tensor:
         """(E, J) sums of a per-user quantity (E, K) over each server's users."""
