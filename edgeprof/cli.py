@@ -692,17 +692,20 @@ def train_command(
                                                    "200).")] = 200,
     envs: Annotated[int, typer.Option(min=1, help="Environments stepped together (batched).")] = 8,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Iterations between checkpoints.")] = 10,
+    hyperparameters: Annotated[list[str] | None, typer.Option(
+        "--hparam", help="NAME=VALUE: any TrainConfig setting (learning_rate, multiplier_lr, epochs, ...) or "
+                         "policy.NAME for a network size; repeatable.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue RUNDIR from its checkpoint (the same "
                                                           "command line; --iterations may grow).")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Train HC-MAPPO-L or one of its ablations (seed 001) through the simulator; resumable."""
-    from edgeprof.rl.hc_mappo_l import make_config, train
+    from edgeprof.rl.hc_mappo_l import make_config, parse_hyperparameters, train
     from edgeprof.sim.scenario import load_scenario
     from edgeprof.sim.workload import load_service_table
 
     config = make_config(algorithm, iterations=iterations, seed=seed, slots_per_iteration=slots, num_envs=envs,
-                         checkpoint_every=checkpoint_every)
+                         checkpoint_every=checkpoint_every, **parse_hyperparameters(hyperparameters or []))
     loaded = load_scenario(scenario, overrides)
     table = load_service_table(loaded)
     tau = loaded["system.delay_constraint_s"]

@@ -19,6 +19,7 @@ from edgeprof.rl.hc_mappo_l import (
     Trainer,
     evaluate_run,
     make_config,
+    parse_hyperparameters,
     train,
 )
 from edgeprof.rl.hc_policies import HCPolicyConfig, allocation_shares, deployment_from_choices
@@ -170,6 +171,19 @@ def test_cli_train_evaluate_and_plot(run_cli, profiles, tmp_path):
     assert run_cli("plot", trained_rundir).code == 0 and (trained_rundir / "training.png").is_file()
 
 
+def test_hyperparameters_parse_to_typed_settings_of_the_config():
+    settings = parse_hyperparameters(["multiplier_lr=0.5", "epochs=4", "deployment_discount=decision",
+                                      "policy.user_hidden=64"])
+    config = make_config("hc-mappo-l", **settings)
+    assert config.multiplier_lr == 0.5 and config.epochs == 4 and config.deployment_discount == "decision"
+    assert config.policy.user_hidden == 64 and config.policy.deploy_hidden == HCPolicyConfig().deploy_hidden
+    assert parse_hyperparameters([]) == {}
+    with pytest.raises(EdgeprofError, match="epochs must be of type int"):
+        parse_hyperparameters(["epochs=2.5"])
+    with pytest.raises(EdgeprofError, match="policy.user_hidden"):  # the message lists the names
+        parse_hyperparameters(["policy.independent_critics=true"])
+
+
 def _one_line_error(result, fragment):
     assert result.code == 2
     assert result.err.startswith("edgeprof: error: ") and len(result.err.strip().splitlines()) == 1
@@ -184,6 +198,9 @@ def test_cli_errors_exit_2_with_one_line_and_no_files(run_cli, profiles, tmp_pat
     _one_line_error(run_cli("train", "h-mappo", "--scenario", "small", "--set", profiles_override(profiles),
                             "--slots", "10", "-o", rundir), "must exceed delta-T")
     assert not rundir.exists()
+    _one_line_error(run_cli("train", "h-mappo", "--hparam", "multiplier_lr=fast", "-o", rundir),
+                    "multiplier_lr must be of type float")
+    _one_line_error(run_cli("train", "h-mappo", "--hparam", "seed=3", "-o", rundir), "bad hyperparameter 'seed=3'")
     _one_line_error(run_cli("evaluate", tmp_path / "missing"), "not a training run")
     _one_line_error(run_cli("plot", tmp_path / "missing"), "not a training run")
     _one_line_error(run_cli("evaluate", tmp_path / "missing", "--episodes", "2", "--seeds", "1"), "not both")

@@ -193,3 +193,22 @@ def test_minibatches_cover_every_sample_once_and_are_reproducible():
         assert batch["obs"].shape[1:] == (OBS,) and batch["server_mask"].shape[1:] == (J,)
     with pytest.raises(ValueError, match="num_minibatches"):
         next(buffer.minibatches(0))
+
+
+def test_whole_row_minibatches_keep_every_agent_of_a_slot_together():
+    buffer = _user_buffer(capacity=4, with_costs=False)
+    for t in range(4):
+        obs = torch.zeros(E, N, OBS)
+        obs[..., 0] = (t * E + torch.arange(E)).unsqueeze(-1)  # the (slot, environment) row of each sample
+        _decision(buffer, t, torch.zeros(E, N), obs=obs)
+        _outcome(buffer, torch.zeros(E, N))
+    buffer.finish(last_value=torch.zeros(E, N))
+    buffer.compute_returns(0.99, 0.95)
+    batches = list(buffer.minibatches(3, torch.Generator().manual_seed(0), whole_rows=True))
+    rows = [batch["obs"][:, 0].long() for batch in batches]
+    assert sorted(torch.cat(rows).tolist()) == sorted(list(range(4 * E)) * N)  # every sample exactly once
+    for batch_rows in rows:
+        counts = torch.bincount(batch_rows, minlength=4 * E)
+        assert set(counts.tolist()) <= {0, N}  # a row is in a minibatch with all its agents, or not at all
+    with pytest.raises(ValueError, match=f"\\[1, {4 * E}\\] \\(the rows stored\\)"):
+        next(buffer.minibatches(4 * E + 1, whole_rows=True))

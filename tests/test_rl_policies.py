@@ -16,6 +16,7 @@ from edgeprof.rl.hc_policies import (
     UserPolicy,
     allocation_observation,
     allocation_shares,
+    deploy_in_turn,
     deployment_from_choices,
     deployment_observation,
     user_observation,
@@ -110,6 +111,28 @@ def test_deployment_sequences_fit_storage_never_repeat_and_stop_only_when_nothin
     lengths = torch.stack(lengths)
     assert 0 < lengths.min() and lengths.max() < system.table.num_services  # the storage mask did bind
     system.deploy(deployment)
+
+
+def test_servers_deploying_in_turn_see_the_picks_before_them_and_rescore_exactly(scenario_and_table):
+    system = make_system(scenario_and_table)
+    policies = make_policies(system)
+    deploy_with(policies, system, torch.Generator().manual_seed(3))
+    system.step(*_local_everywhere(system))
+    while not system.deployment_due:
+        system.step(*_local_everywhere(system))
+    previous = system.deployment.copy()
+    with torch.no_grad():
+        obs, sequences, deployment = deploy_in_turn(policies.deployment, system, torch.Generator().manual_seed(4))
+    assert np.array_equal(deployment, deployment_from_choices(sequences.choices, system.table.num_services))
+    services, servers = system.table.num_services, system.num_servers
+    for server in range(servers):
+        seen = np.concatenate([deployment[..., :server], previous[..., server + 1:]], axis=-1)  # (E, I, J - 1)
+        others = obs.features[:, server, 3 * services:4 * services].numpy()
+        np.testing.assert_allclose(others, seen.mean(axis=-1), rtol=0, atol=1e-6)
+    replay = policies.deployment.evaluate(obs, sequences.choices)
+    assert torch.equal(replay.log_prob, sequences.log_prob) and torch.equal(replay.value, sequences.value)
+    assert sequences.log_prob.shape == (system.num_envs, servers)
+    assert core.storage_feasible(system.table, system.entities, deployment).all()
 
 
 def test_rescoring_freshly_sampled_sequences_gives_a_ppo_ratio_of_one(scenario_and_table):
@@ -344,6 +367,25 @@ def test_independent_critics_read_only_the_local_observation(scenario_and_table,
     if not independent:
         with pytest.raises(ValueError, match="state"):
             policy.values(UserObservation(obs.local, obs.state[:1], obs.server_mask, obs.point_mask))
+
+
+def test_centralised_critics_split_first_layer_equals_the_concatenated_input(scenario_and_table):
+    system = make_system(scenario_and_table)
+    torch.manual_seed(0)
+    obs = user_observation(system)
+    policy = UserPolicy(obs.local.shape[-1], obs.state.shape[-1], system.num_servers, obs.point_mask.shape[-1],
+                        HCPolicyConfig(user_hidden=32))
+    critic = policy.reward_critic
+    with torch.no_grad():
+        whole = torch.nn.Sequential(*critic)(torch.cat([obs.local, obs.state.unsqueeze(1).expand(
+            -1, system.num_users, -1)], dim=-1)).squeeze(-1)  # the same weights applied to [o; s]
+        value, _ = policy.values(obs)
+        index = torch.arange(system.num_envs).unsqueeze(-1).expand(-1, system.num_users)
+        flat = UserObservation(obs.local.reshape(-1, obs.local.shape[-1]), obs.state, obs.server_mask.flatten(0, 1),
+                               obs.point_mask.flatten(0, 1), index.reshape(-1))  # a minibatch reading a table
+        from_table, _ = policy.values(flat)
+    torch.testing.assert_close(value, whole, rtol=0, atol=1e-5)
+    torch.testing.assert_close(from_table, whole.reshape(-1), rtol=0, atol=1e-5)
 
 
 def _local_everywhere(system):

@@ -236,19 +236,28 @@ class RolloutBuffer:
             raise ValueError(f"{self._name}: {name} is known after compute_returns")
         return self._data[name][:self.num_steps]
 
-    def minibatches(self, num_minibatches: int, generator: torch.Generator | None = None
-                    ) -> Iterator[dict[str, torch.Tensor]]:
+    def minibatches(self, num_minibatches: int, generator: torch.Generator | None = None,
+                    whole_rows: bool = False) -> Iterator[dict[str, torch.Tensor]]:
         """Shuffled minibatches of flattened samples, (B, ...) per quantity: the fields, log_prob, value, reward,
-        advantage, return (and cost, cost_value, cost_advantage, cost_return). Shuffled with `generator`."""
+        advantage, return (and cost, cost_value, cost_advantage, cost_return). Shuffled with `generator`.
+
+        `whole_rows` shuffles (step, environment) rows instead, each minibatch holding all agents of its rows:
+        for losses that evaluate a row's agents together (the allocation policy scores a whole slot at once).
+        """
         if not self.returns_ready:
             raise ValueError(f"{self._name}: compute returns before drawing minibatches")
-        samples = self.num_steps * self.num_envs * self.num_agents
-        if not 1 <= num_minibatches <= samples:
-            raise ValueError(f"num_minibatches must lie in [1, {samples}] (the samples stored), got {num_minibatches}")
+        agents = self.num_agents
+        samples = self.num_steps * self.num_envs * agents
+        units = samples // agents if whole_rows else samples
+        if not 1 <= num_minibatches <= units:
+            kind = "rows" if whole_rows else "samples"
+            raise ValueError(f"num_minibatches must lie in [1, {units}] (the {kind} stored), got {num_minibatches}")
         names = [*self.fields, *(name for name in _SAMPLED if name in self._data)]
         flat = {name: self.stored(name).reshape(samples, *self._data[name].shape[3:]) for name in names}
-        order = torch.randperm(samples, generator=generator).to(self.device)
+        order = torch.randperm(units, generator=generator).to(self.device)
         for indices in order.tensor_split(num_minibatches):
+            if whole_rows:
+                indices = (indices.unsqueeze(-1) * agents + torch.arange(agents, device=self.device)).reshape(-1)
             yield {name: tensor[indices] for name, tensor in flat.items()}
 
     @property

@@ -3,8 +3,8 @@
 One iteration of `Trainer.run_iteration`:
 
 1. `collect`: a fresh episode of `slots_per_iteration` slots in each of E batched environments. Every delta-T
-   slots each server's GRU policy picks its services (eq. 28); every slot each user picks a server and a
-   partition point, then each server's attention policy shares out its compute and bandwidth; the simulator
+   slots each server's GRU policy picks its services (eq. 28), servers in turn; every slot each user picks a
+   server and a partition point, then each server's attention policy shares out its compute and bandwidth; the simulator
    scores the slot. Rewards: eq. 24 per server and interval, eq. 25 per user with the raw delay as the
    Lagrangian cost, eq. 26 per server and slot.
 2. `update`: GAE for each layer; the multiplier's dual step on the rollout's mean delay against tau-bar (eq. 33,
@@ -21,6 +21,10 @@ Choices where the paper is silent (marked in `TrainConfig` too):
   value of the state reached (the allocation agents' state needs the users' next choices, so they are drawn);
   the last deployment decision, whose reward would only come at the next interval, is left out and its value
   bootstraps the one before (`rl.buffers`).
+- Servers deploy in turn (`rl.hc_policies.deploy_in_turn`): each sees the services the servers before it just
+  picked. Deciding at once from one observation, identical greedy policies pick identical sets and leave the
+  rest of the catalogue uncovered (measured on `small`: 91% of requests served, against 98% with the same
+  policies sampled).
 - Deployment discount gamma^delta-T per decision, so all layers discount the same wall-clock future.
 - Users: reward and cost critics with their own value normalisers; both advantages are standardised per
   minibatch, then combined as (A_r - lambda A_c) / (1 + lambda) (OmniSafe), so the step size does not grow
@@ -69,7 +73,7 @@ from edgeprof.rl.hc_policies import (
     UserObservation,
     allocation_observation,
     allocation_shares,
-    deployment_from_choices,
+    deploy_in_turn,
     deployment_observation,
     user_observation,
 )
@@ -162,6 +166,36 @@ def make_config(algorithm: str, **settings: Any) -> TrainConfig:
     return TrainConfig(algorithm=algorithm, constrained=variant.constrained,
                        learned_deployment=variant.learned_deployment,
                        learned_allocation=variant.learned_allocation, policy=policy, **settings)
+
+
+# Set by `make_config`'s caller through dedicated options, or by the algorithm: not hyperparameters.
+_NOT_HYPERPARAMETERS = {"algorithm", "seed", "iterations", "slots_per_iteration", "num_envs", "checkpoint_every",
+                        "constrained", "learned_deployment", "learned_allocation", "policy"}
+
+
+def parse_hyperparameters(pairs: list[str]) -> dict[str, Any]:
+    """`make_config` settings from NAME=VALUE strings: a `TrainConfig` field (multiplier_lr=0.1) or a network
+    size `policy.NAME` (policy.user_hidden=128); values take the type of the field's default."""
+    tunable = {f.name: f for f in fields(TrainConfig) if f.name not in _NOT_HYPERPARAMETERS}
+    network = {f.name: f for f in fields(HCPolicyConfig) if f.name != "independent_critics"}
+    settings: dict[str, Any] = {}
+    policy: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        target, known = (policy, network) if name.startswith("policy.") else (settings, tunable)
+        key = name.removeprefix("policy.")
+        if not sep or key not in known:
+            choices = ", ".join([*tunable, *(f"policy.{n}" for n in network)])
+            raise EdgeprofError(f"bad hyperparameter {pair!r}: use NAME=VALUE with NAME one of {choices}")
+        kind = type(known[key].default)
+        try:
+            target[key] = kind(text.strip()) if kind is not bool else {"true": True, "false": False}[text.lower()]
+        except (ValueError, KeyError):
+            raise EdgeprofError(f"bad hyperparameter {pair!r}: {key} must be of type {kind.__name__}") from None
+    if policy:
+        settings["policy"] = replace(HCPolicyConfig(), **policy)
+    return settings
 
 
 def episode_seed(seed: int, iteration: int) -> int:
@@ -341,9 +375,8 @@ class Trainer:
         """Sample each server's services; the reward (E, J) of the interval that ended goes to the decision
         that started it. Returns that reward (None at the first decision)."""
         system = self.system
-        obs = deployment_observation(system)  # before deploy, which resets the interval's counters
-        sequence = self.policies.deployment.sample(obs, self.generator)
-        rewards = system.deploy(deployment_from_choices(sequence.choices, self.table.num_services))
+        obs, sequence, deployment = deploy_in_turn(self.policies.deployment, system, self.generator)
+        rewards = system.deploy(deployment)
         buffer = rollout.deployment
         finished = buffer.pending
         if finished:
@@ -427,20 +460,21 @@ class Trainer:
                                           for f in fields(AllocationObservation)))
             logits = torch.cat(rollout.allocation_logits)
             stats.update(self._optimise("allocation", rollout.allocation,
-                                        lambda batch: self._allocation_loss(batch, obs, logits)))
+                                        lambda batch: self._allocation_loss(batch, obs, logits), whole_rows=True))
         return stats
 
     def _optimise(self, layer: str, buffer: RolloutBuffer,
-                  loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
-                  ) -> dict[str, float]:
-        """`epochs` passes over shuffled minibatches; the diagnostics averaged over minibatches."""
+                  loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]],
+                  whole_rows: bool = False) -> dict[str, float]:
+        """`epochs` passes over shuffled minibatches (of whole slots, `whole_rows`); the diagnostics averaged
+        over minibatches."""
         module, optimizer, config = getattr(self.policies, layer), self.optimizers[layer], self.config
-        samples = buffer.num_steps * buffer.num_envs * buffer.num_agents
+        units = buffer.num_steps * buffer.num_envs * (1 if whole_rows else buffer.num_agents)
         totals: dict[str, float] = {}
         steps = 0
         first_ratio_error = 0.0
         for _ in range(config.epochs):
-            for batch in buffer.minibatches(min(config.minibatches, samples), self.generator):
+            for batch in buffer.minibatches(min(config.minibatches, units), self.generator, whole_rows):
                 total, info = loss(batch)
                 if steps == 0:
                     first_ratio_error = float(info["ratio_error"])
@@ -459,7 +493,7 @@ class Trainer:
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """PPO-Lagrangian (eq. 38) with the reward and cost critics."""
         config, policy = self.config, self.policies.user
-        obs = UserObservation(batch["local"], states[batch["state_index"]], batch["server_mask"], batch["point_mask"])
+        obs = UserObservation(batch["local"], states, batch["server_mask"], batch["point_mask"], batch["state_index"])
         log_prob, entropy = policy.evaluate(obs, batch["action"])
         value, cost_value = policy.values(obs)
         advantages = lagrangian_advantages(normalize_advantages(batch["advantage"]),
@@ -491,7 +525,8 @@ class Trainer:
 
     def _allocation_loss(self, batch: dict[str, torch.Tensor], obs: AllocationObservation, logits: torch.Tensor
                          ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """PPO per server: each sample's slot and environment is evaluated whole, then its server's terms kept."""
+        """PPO per server: each sample's slot and environment is evaluated whole, then its server's terms kept
+        (minibatches hold whole slots, so each slot is evaluated once)."""
         config, policy = self.config, self.policies.allocation
         samples, rows = torch.unique(batch["sample"], return_inverse=True)
         whole = AllocationObservation(obs.users[samples], obs.servers[samples], obs.association[samples])
@@ -657,8 +692,7 @@ class TrainedPolicy:
     def deploy(self, system: EdgeSystem) -> np.ndarray:
         if self.lru is not None:
             return self.lru.deploy(system)
-        sequence = self.policies.deployment.sample(deployment_observation(system), greedy=True)
-        return deployment_from_choices(sequence.choices, system.table.num_services)
+        return deploy_in_turn(self.policies.deployment, system, greedy=True)[2]
 
     @torch.no_grad()
     def act(self, system: EdgeSystem) -> tuple[np.ndarray, np.ndarray]:

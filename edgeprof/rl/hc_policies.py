@@ -6,7 +6,8 @@ log10(1 + GFLOP) or log10(1 + MB) (0 for no work), links as log10 of the SNR (dB
 
 - `deployment_observation` (eq. 14-15), per server: the ending interval's requests, system-wide and at this
   server; its deployment and how many other servers host each service (our summary of vec(X), independent of
-  J and of the servers' order); each model's size as a share of its storage; each model's cloud fetch time.
+  J and of the servers' order; servers choose in turn, `deploy_in_turn`, so it counts the picks already
+  made); each model's size as a share of its storage; each model's cloud fetch time.
 - `user_observation` (eq. 16-17): each user's local view (requested service and base model one-hot, D_in, which
   servers host the service, uplink and downlink SNR to every server, its compute, power, J/FLOP, privacy
   preference, how deep its prefix cache holds the requested model), the masks of `EdgeSystem.user_masks`, and a
@@ -103,6 +104,7 @@ class UserObservation:
     state: torch.Tensor  # (E, G) per environment, or (E, K, G) per agent: the critics' global state (eq. 17)
     server_mask: torch.Tensor  # (E, K, J) bool, servers that host the request (`EdgeSystem.user_masks`)
     point_mask: torch.Tensor  # (E, K, P) bool, partition points of the requested model, P = Lmax + 1
+    state_index: torch.Tensor | None = None  # (E, K) long: `state` is then a table (S, G), each agent reads a row
 
 
 @dataclass(frozen=True)
@@ -161,13 +163,14 @@ def _cache_fraction(system: EdgeSystem) -> np.ndarray:
     return depth / table.num_points[requests]
 
 
-def deployment_observation(system: EdgeSystem) -> DeploymentObservation:
+def deployment_observation(system: EdgeSystem, latest: np.ndarray | None = None) -> DeploymentObservation:
     """The deployment agents' observation; build it before `EdgeSystem.deploy`, which resets the counters.
 
     Per server (E, J, 6I + 1): [system-wide requests per service (r, eq. 14), this server's requests per
-    service (h_j), its current deployment x_j, share of the other servers hosting each service, D_i / S_j,
-    log10(1 + seconds to fetch D_i from the cloud), log10 S_j]. Counts are per request of an interval (K dT
-    requests), the server's scaled by J so that an evenly loaded server sums to about 1.
+    service (h_j), its current deployment x_j, share of the other servers hosting each service in `latest`
+    (E, I, J), default the current deployment, D_i / S_j, log10(1 + seconds to fetch D_i from the cloud),
+    log10 S_j]. Counts are per request of an interval (K dT requests), the server's scaled by J so that an
+    evenly loaded server sums to about 1.
     """
     table, entities = system.table, system.entities
     servers = system.num_servers
@@ -176,7 +179,8 @@ def deployment_observation(system: EdgeSystem) -> DeploymentObservation:
     popularity = np.broadcast_to(system.interval_requests[:, None, :] / per_interval, shape)
     local = system.interval_server_requests * servers / per_interval
     own = system.deployment.transpose(0, 2, 1).astype(np.float64)  # (E, J, I)
-    others = (own.sum(axis=1, keepdims=True) - own) / max(servers - 1, 1)
+    hosted = own if latest is None else latest.transpose(0, 2, 1).astype(np.float64)
+    others = (hosted.sum(axis=1, keepdims=True) - hosted) / max(servers - 1, 1)
     size = table.model_bytes / entities.server_storage_bytes[..., None]
     fetch_s = model.BITS_PER_BYTE * table.model_bytes / entities.cloud_rate_bps[..., None]
     storage = _log10(entities.server_storage_bytes, STORAGE_UNIT_BYTES)[..., None]
@@ -352,6 +356,37 @@ def _unflatten(tensor: torch.Tensor | None, lead: tuple[int, ...]) -> torch.Tens
     return None if tensor is None else tensor.reshape(*lead, *tensor.shape[1:])
 
 
+def deploy_in_turn(policy: DeploymentPolicy, system: EdgeSystem, generator: torch.Generator | None = None,
+                   greedy: bool = False) -> tuple[DeploymentObservation, SequenceResult, np.ndarray]:
+    """Servers choose one after another, each seeing the choices made before it in this round.
+
+    Server j's observation counts, among the other servers' services, the new picks of servers 0..j-1 and
+    the current deployment of the rest (`deployment_observation(latest=...)`). Servers that choose at once
+    from the same observation pick alike (their greedy choices coincide exactly) and leave services
+    uncovered; in turn, a server sees what the ones before it already host. Returns the observations each
+    server acted on (E, J, ...), their sequences (E, J, ...) and the new deployment (E, I, J) for
+    `EdgeSystem.deploy`; re-scoring the stored observations with `DeploymentPolicy.evaluate` gives the same
+    log-probabilities, since each server's sequence depends on nothing but its own observation.
+    """
+    latest = system.deployment.copy()
+    observations, sequences = [], []
+    for server in range(system.num_servers):
+        obs = deployment_observation(system, latest)
+        own = DeploymentObservation(obs.features[:, server:server + 1], obs.storage_bytes[:, server:server + 1],
+                                    obs.model_bytes)
+        sequence = policy.sample(own, generator, greedy)
+        latest[..., server] = deployment_from_choices(sequence.choices, system.table.num_services)[..., 0]
+        observations.append(own)
+        sequences.append(sequence)
+    stacked = DeploymentObservation(torch.cat([obs.features for obs in observations], dim=1),
+                                    torch.cat([obs.storage_bytes for obs in observations], dim=1),
+                                    observations[0].model_bytes)
+    joined = SequenceResult(**{f.name: None if getattr(sequences[0], f.name) is None else
+                               torch.cat([getattr(sequence, f.name) for sequence in sequences], dim=1)
+                               for f in fields(SequenceResult)})
+    return stacked, joined, latest
+
+
 def deployment_from_choices(choices: torch.Tensor, num_services: int) -> np.ndarray:
     """The (E, I, J) bool deployment that `EdgeSystem.deploy` takes, from sequences (E, J, L) padded with -1."""
     padded = torch.where(choices >= 0, choices, num_services)
@@ -398,14 +433,35 @@ class ServerThenPoint:
         return self.server.entropy() + (self.server.probs * every_point.entropy()).sum(dim=-1)
 
 
-def _per_agent(state: torch.Tensor, local: torch.Tensor) -> torch.Tensor:
-    """The global state next to each agent's local observation: (E, G) is repeated over K, (E, K, G) kept."""
+def _per_agent(state: torch.Tensor, local: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+    """Something per global state next to each agent's local observation: rows `index` of a table (S, H);
+    else (E, H) repeated over K, (E, K, H) kept."""
+    if index is not None:
+        return state[index]
     if state.shape[:-1] == local.shape[:-2]:
         return state.unsqueeze(-2).expand(*local.shape[:-1], state.shape[-1])
     if state.shape[:-1] == local.shape[:-1]:
         return state
     raise ValueError(f"state {tuple(state.shape)} does not match the local observations {tuple(local.shape)}: "
                      "give one state per environment or one per agent")
+
+
+class _CentralisedCritic(nn.Sequential):
+    """A value MLP over [local observation, global state] (Yu et al.'s agent-specific state). Its first layer is
+    applied in two parts, W [o; s] = W_o o + W_s s, with W_s s computed once per global state: K users share
+    one state, and the per-agent product would dominate the cost of an update (G ~ 1300 at the paper's size)."""
+
+    def __init__(self, local_dim: int, state_dim: int, hidden: int, layers: int) -> None:
+        super().__init__(_mlp(local_dim + state_dim, hidden, layers), _linear(hidden, 1, 1.0))
+        self.local_dim = local_dim
+
+    def forward(self, local: torch.Tensor, state: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        body, head = self[0], self[1]
+        first = body[0]
+        local_weight, state_weight = first.weight.split([self.local_dim, first.in_features - self.local_dim], dim=1)
+        projected = _per_agent(nn.functional.linear(state, state_weight), local, index)
+        hidden = nn.functional.linear(local, local_weight, first.bias) + projected
+        return head(body[1:](hidden))
 
 
 class UserPolicy(nn.Module):
@@ -424,9 +480,11 @@ class UserPolicy(nn.Module):
         self.actor = _mlp(local_dim, hidden, layers)
         self.server_head = _linear(hidden, num_servers, config.head_gain)
         self.point_head = _linear(hidden, num_servers * num_points, config.head_gain)
-        critic_inputs = local_dim if self.independent else local_dim + state_dim
-        self.reward_critic = _critic(critic_inputs, hidden, layers)
-        self.cost_critic = _critic(critic_inputs, hidden, layers)
+        if self.independent:
+            self.reward_critic, self.cost_critic = (_critic(local_dim, hidden, layers) for _ in range(2))
+        else:
+            self.reward_critic, self.cost_critic = (_CentralisedCritic(local_dim, state_dim, hidden, layers)
+                                                    for _ in range(2))
 
     def distribution(self, obs: UserObservation) -> ServerThenPoint:
         features = self.actor(obs.local)
@@ -447,8 +505,10 @@ class UserPolicy(nn.Module):
 
     def values(self, obs: UserObservation) -> tuple[torch.Tensor, torch.Tensor]:
         """Reward and cost values (...), normalised units."""
-        inputs = obs.local if self.independent else torch.cat([obs.local, _per_agent(obs.state, obs.local)], dim=-1)
-        return self.reward_critic(inputs).squeeze(-1), self.cost_critic(inputs).squeeze(-1)
+        if self.independent:
+            return self.reward_critic(obs.local).squeeze(-1), self.cost_critic(obs.local).squeeze(-1)
+        return tuple(critic(obs.local, obs.state, obs.state_index).squeeze(-1)
+                     for critic in (self.reward_critic, self.cost_critic))
 
 
 # Allocation -----------------------------------------------------------------------------------------------------
