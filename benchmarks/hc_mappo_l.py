@@ -6,9 +6,12 @@ thread; `--throughput-iterations` iterations timed after one warm-up iteration. 
 (slots x environments) per second, seconds per iteration, and the wall time of seed 001's budget (1000
 iterations x 200 slots) projected from the measured seconds per iteration. Target: under 30 min.
 
-Part 2, comparison (`--compare`): each of the five algorithms trained for `--iterations` iterations on each
-seed of `--seeds` (a separate run per seed), then evaluated greedily on `--eval-seeds` episodes of
-`--eval-slots` slots; the optimizers run on the same evaluation episodes. Mean and 95% interval over the
+Part 2, comparison (`--compare`): each of `--algorithms` (default all five) trained for `--iterations`
+iterations on each seed of `--seeds` (a separate run per seed, `--workers` at a time, one thread each), then
+evaluated greedily on `--eval-seeds` episodes of `--eval-slots` slots; the optimizers run on the same
+evaluation episodes. `--set` changes the scenario (a tight tau-bar: `--set system.delay_constraint_s=1.0`),
+`--hparam` the training settings of every run (`edgeprof train --hparam`). Writes a bar chart of delay and
+cost with tau-bar next to the JSON. Mean and 95% interval over the
 training seeds, next to seed 001's Fig. 5 values (paper scenario, 1000 iterations): delays HC-MAPPO-L 2.74 s,
 HC-IPPO-L 2.65, Heuristic-MAPPO-L 2.94, H-MAPPO 4.38, H-IPPO 4.76; HC-MAPPO-L cost 131.35, energy 14.87 J,
 privacy 10.09 (its cost and privacy units are not ours: compare orderings and the constraint, not values).
@@ -17,7 +20,8 @@ Profiles: the shipped ones, or with --synthetic-leakage real static workloads an
 `synthetic_profiles.py`; the JSON says which.
 
     python benchmarks/hc_mappo_l.py [--synthetic-leakage] [--throughput-envs 1] [--throughput-iterations 3]
-        [--compare --scenario small --envs 8 --iterations 100 --seeds 0,1,2,3,4 --eval-seeds 100,...]
+        [--skip-throughput] [--compare --scenario small --envs 8 --iterations 100 --seeds 0,1,2,3,4
+        --eval-seeds 100,... --algorithms hc-mappo-l,h-mappo --set K=V --hparam K=V --workers 2]
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM
 import argparse
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +43,7 @@ from synthetic_profiles import SOURCE, profiles_override
 
 import edgeprof
 from edgeprof.optimize.solve import REPORTED, run_solver
-from edgeprof.rl.hc_mappo_l import ALGORITHMS, Trainer, evaluate_run, make_config, train
+from edgeprof.rl.hc_mappo_l import ALGORITHMS, Trainer, evaluate_run, make_config, parse_hyperparameters, train
 from edgeprof.sim.scenario import load_scenario
 from edgeprof.sim.workload import load_service_table
 
@@ -72,39 +78,80 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return {key: interval([row[key] for row in rows]) for key in REPORTED}
 
 
+def train_and_evaluate(job: dict[str, Any]) -> dict[str, Any]:
+    """One training run and its greedy evaluation (runs in a worker process)."""
+    scenario = load_scenario(job["scenario"], job["overrides"])
+    table = load_service_table(scenario)
+    config = make_config(job["algorithm"], iterations=job["iterations"], seed=job["seed"], num_envs=job["envs"],
+                         slots_per_iteration=job["slots"], **parse_hyperparameters(job["hparams"]))
+    rundir = Path(job["runs"]) / f"{job['algorithm']}-{job['seed']}"
+    started = time.perf_counter()
+    rows = train(config, scenario, table, rundir, scenario_name=job["scenario"])
+    trained_s = time.perf_counter() - started
+    evaluated = evaluate_run(rundir, job["eval_slots"], job["eval_seeds"])
+    return {**{key: sum(row[key] for row in evaluated) / len(evaluated) for key in REPORTED},
+            "algorithm": job["algorithm"], "seed": job["seed"], "train_seconds": trained_s,
+            "final_multiplier": rows[-1]["multiplier"]}
+
+
 def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
     scenario = load_scenario(args.scenario, overrides)
     table = load_service_table(scenario)
+    tau = scenario["system.delay_constraint_s"]
     eval_seeds = [int(seed) for seed in args.eval_seeds.split(",")]
+    algorithms = args.algorithms.split(",")
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="edgeprof-bench-runs-") as runs:
-        for algorithm in ALGORITHMS:
-            per_seed = []
-            for seed in (int(s) for s in args.seeds.split(",")):
-                rundir = Path(runs) / f"{algorithm}-{seed}"
-                config = make_config(algorithm, iterations=args.iterations, seed=seed, num_envs=args.envs,
-                                     slots_per_iteration=args.slots)
-                started = time.perf_counter()
-                train(config, scenario, table, rundir, scenario_name=args.scenario)
-                trained_s = time.perf_counter() - started
-                rows = evaluate_run(rundir, args.eval_slots, eval_seeds)
-                per_seed.append({**{key: sum(row[key] for row in rows) / len(rows) for key in REPORTED},
-                                 "seed": seed, "train_seconds": trained_s})
-                print(f"compare: {algorithm} seed {seed}: delay {per_seed[-1]['delay_s']:.3g} s, cost "
-                      f"{per_seed[-1]['cost']:.4g} ({trained_s:.0f} s)", flush=True)
-            results[algorithm] = {**summary(per_seed), "per_seed": per_seed,
-                                  "seed_001_delay_s": SEED_001_DELAY_S[algorithm],
-                                  "meets_delay_constraint": summary(per_seed)["delay_s"]["mean"]
-                                  <= scenario["system.delay_constraint_s"]}
+        jobs = [{"algorithm": algorithm, "seed": int(seed), "scenario": args.scenario, "overrides": overrides,
+                 "hparams": args.hparam, "iterations": args.iterations, "envs": args.envs, "slots": args.slots,
+                 "eval_slots": args.eval_slots, "eval_seeds": eval_seeds, "runs": runs}
+                for algorithm in algorithms for seed in args.seeds.split(",")]
+        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+            finished = []
+            for row in pool.map(train_and_evaluate, jobs):
+                finished.append(row)
+                print(f"compare: {row['algorithm']} seed {row['seed']}: delay {row['delay_s']:.3g} s, cost "
+                      f"{row['cost']:.4g}, lambda {row['final_multiplier']:.3g} ({row['train_seconds']:.0f} s)",
+                      flush=True)
+    for algorithm in algorithms:
+        per_seed = [row for row in finished if row["algorithm"] == algorithm]
+        results[algorithm] = {**summary(per_seed), "per_seed": per_seed,
+                              "seed_001_delay_s": SEED_001_DELAY_S[algorithm],
+                              "meets_delay_constraint": summary(per_seed)["delay_s"]["mean"] <= tau}
     for name in OPTIMIZERS:
         rows = run_solver(name, scenario, table, args.eval_slots, eval_seeds)
-        results[name] = {**summary(rows), "meets_delay_constraint": summary(rows)["delay_s"]["mean"]
-                         <= scenario["system.delay_constraint_s"]}
+        results[name] = {**summary(rows), "meets_delay_constraint": summary(rows)["delay_s"]["mean"] <= tau}
         print(f"compare: {name}: delay {results[name]['delay_s']['mean']:.3g} s, cost "
               f"{results[name]['cost']['mean']:.4g}", flush=True)
-    return {"scenario": args.scenario, "iterations": args.iterations, "slots_per_iteration": args.slots,
-            "envs": args.envs, "training_seeds": args.seeds, "eval_seeds": eval_seeds, "eval_slots": args.eval_slots,
-            "delay_constraint_s": scenario["system.delay_constraint_s"], "methods": results}
+    return {"scenario": args.scenario, "overrides": args.set, "hyperparameters": args.hparam,
+            "iterations": args.iterations, "slots_per_iteration": args.slots, "envs": args.envs,
+            "training_seeds": args.seeds, "eval_seeds": eval_seeds, "eval_slots": args.eval_slots,
+            "delay_constraint_s": tau, "methods": results}
+
+
+def plot_comparison(comparison: dict[str, Any], path: Path) -> None:
+    """Delay and cost of every method, mean and 95% interval, with tau-bar drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = comparison["methods"]
+    names = list(methods)
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    for axis, metric, label in ((axes[0], "delay_s", "mean delay (s)"), (axes[1], "cost", "cost (eq. 12)")):
+        means = [methods[name][metric]["mean"] for name in names]
+        errors = [[mean - methods[name][metric]["ci95_low"] for name, mean in zip(names, means, strict=True)],
+                  [methods[name][metric]["ci95_high"] - mean for name, mean in zip(names, means, strict=True)]]
+        axis.bar(names, means, yerr=errors, capsize=3, color=["C0" if name in ALGORITHMS else "C7" for name in names])
+        axis.set_ylabel(label)
+        axis.tick_params(axis="x", rotation=60)
+    axes[0].axhline(comparison["delay_constraint_s"], color="C3", linestyle="--", label="tau-bar")
+    axes[0].legend()
+    figure.suptitle(f"{comparison['scenario']} {' '.join(comparison['overrides'])}: {comparison['iterations']} "
+                    f"iterations, seeds {comparison['training_seeds']}")
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 def main() -> None:
@@ -120,6 +167,11 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--eval-seeds", default=",".join(str(seed) for seed in range(100, 110)))
     parser.add_argument("--eval-slots", type=int, default=100)
+    parser.add_argument("--algorithms", default=",".join(ALGORITHMS), help="comma-separated, default all five")
+    parser.add_argument("--set", action="append", default=[], help="scenario override of the comparison")
+    parser.add_argument("--hparam", action="append", default=[], help="NAME=VALUE, as `edgeprof train --hparam`")
+    parser.add_argument("--workers", type=int, default=1, help="training runs in parallel (one thread each)")
+    parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS / "hc_mappo_l.json")
     args = parser.parse_args()
     paper_overrides: list[str] = []
@@ -129,18 +181,21 @@ def main() -> None:
         paper_overrides = [profiles_override(load_scenario("paper")["services.models"], directory)]
         if args.compare:
             compare_overrides = [profiles_override(load_scenario(args.scenario)["services.models"], directory)]
+    compare_overrides += args.set
     started = time.perf_counter()
     result: dict[str, Any] = {
         "benchmark": "hc_mappo_l",
         "edgeprof": edgeprof.__version__,
         "machine": machine(),
         "profiles": SOURCE if args.synthetic_leakage else "shipped (edgeprof/data/profiles)",
-        "throughput": throughput(paper_overrides, args.throughput_envs, args.throughput_iterations),
     }
+    if not args.skip_throughput:
+        result["throughput"] = throughput(paper_overrides, args.throughput_envs, args.throughput_iterations)
     if args.compare:
         result["comparison"] = compare(args, compare_overrides)
+        plot_comparison(result["comparison"], args.output.with_suffix(".png"))
     result["wall_s"] = time.perf_counter() - started
-    write_result(args.output, result, "throughput")
+    write_result(args.output, result, "throughput" if "throughput" in result else "comparison")
 
 
 if __name__ == "__main__":
