@@ -1,4 +1,5 @@
-"""Masked categoricals never pick masked actions; auto-regressive sampling and training agree exactly."""
+"""Masked categoricals never pick masked actions; auto-regressive sampling and training agree exactly; scoring
+all steps at once (teacher forcing) gives what the step-by-step replay gives."""
 
 import math
 
@@ -10,6 +11,8 @@ from edgeprof.rl.distributions import (
     MultiHeadMaskedCategorical,
     StorageMasker,
     autoregressive_sequence,
+    score_sequences,
+    storage_masks,
 )
 
 
@@ -213,3 +216,75 @@ def test_a_step_value_of_the_wrong_shape_raises():
     bad = ColumnValues(5, 9)
     with pytest.raises(ValueError, match="step value"):
         autoregressive_sequence(bad, bad.initial_hidden(obs), StorageMasker(sizes, capacity))
+
+
+class RecordingMasker(StorageMasker):
+    """A `StorageMasker` that keeps the masks it gave at each step."""
+
+    def __init__(self, sizes, capacity):
+        super().__init__(sizes, capacity)
+        self.history = []
+
+    def allowed(self):
+        self.history.append(super().allowed())
+        return self.history[-1]
+
+
+def test_storage_masks_are_the_maskers_masks_at_every_step():
+    policy, obs, sizes, capacity = _deployment_problem()
+    masker = RecordingMasker(sizes, capacity)
+    with torch.no_grad():
+        sampled = autoregressive_sequence(policy, policy.initial_hidden(obs), masker,
+                                          generator=torch.Generator().manual_seed(7))
+    masks = storage_masks(sizes, capacity, sampled.choices)
+    assert masks.shape == (64, 9, 9)
+    steps = len(masker.history) - 1  # the last call found nothing allowed anywhere and ended the loop
+    assert torch.equal(masks[:, :steps], torch.stack(masker.history[:steps], dim=1))
+    one_size = storage_masks(sizes[0], capacity, sampled.choices)  # sizes (C,) shared by every row
+    assert torch.equal(one_size, storage_masks(sizes[0].expand(64, -1), capacity, sampled.choices))
+
+
+def _teacher_forced_logits(policy, obs, choices):
+    """Every step's logits and values of `TinyGRUPolicy` when the stored choices are fed back."""
+    hidden, logits, values = policy.initial_hidden(obs), [], []
+    for step in range(choices.shape[1]):
+        step_logits, value = policy.step(hidden)
+        logits.append(step_logits)
+        values.append(value)
+        hidden = policy.advance(hidden, choices[:, step].clamp(min=0))
+    return torch.stack(logits, dim=1), torch.stack(values, dim=1)
+
+
+def test_scoring_all_steps_at_once_equals_the_step_by_step_replay():
+    policy, obs, sizes, capacity = _deployment_problem()
+    with torch.no_grad():
+        sampled = autoregressive_sequence(policy, policy.initial_hidden(obs), StorageMasker(sizes, capacity),
+                                          generator=torch.Generator().manual_seed(8))
+    logits, values = _teacher_forced_logits(policy, obs, sampled.choices)
+    scored = score_sequences(logits, storage_masks(sizes, capacity, sampled.choices), sampled.choices, values)
+    for name in ("log_prob", "entropy", "value", "step_log_probs", "step_values"):
+        torch.testing.assert_close(getattr(scored, name).detach(), getattr(sampled, name), rtol=0, atol=1e-5)
+    assert torch.equal(scored.lengths, sampled.lengths) and torch.equal(scored.choices, sampled.choices)
+    assert bool((sampled.lengths == 0).any())  # rows with no step take V(h_0), as in the replay
+    scored.log_prob.sum().backward()
+    assert policy.actor.weight.grad is not None
+
+
+def test_scoring_at_once_refuses_what_the_replay_refuses():
+    policy, obs, sizes, capacity = _deployment_problem(batch=16)
+    with torch.no_grad():
+        sampled = autoregressive_sequence(policy, policy.initial_hidden(obs), StorageMasker(sizes, capacity),
+                                          generator=torch.Generator().manual_seed(6))
+        long_row = int(sampled.lengths.argmax())
+        shortened = sampled.choices.clone()
+        shortened[long_row, sampled.lengths[long_row] - 1] = -1
+        repeated = sampled.choices.clone()
+        repeated[long_row, 1] = repeated[long_row, 0]
+        for stored, message in ((shortened, "ends at step"), (repeated, "masked|continues")):
+            logits, _ = _teacher_forced_logits(policy, obs, stored)
+            with pytest.raises(ValueError, match=message):
+                score_sequences(logits, storage_masks(sizes, capacity, stored), stored)
+        no_room = torch.zeros_like(capacity)
+        logits, _ = _teacher_forced_logits(policy, obs, sampled.choices)
+        with pytest.raises(ValueError, match="continues at step 0"):
+            score_sequences(logits, storage_masks(sizes, no_room, sampled.choices), sampled.choices)

@@ -24,6 +24,8 @@ from edgeprof.rl.distributions import (
     StepPolicy,
     StorageMasker,
     autoregressive_sequence,
+    score_sequences,
+    storage_masks,
 )
 from edgeprof.rl.gae import decision_gamma, gae
 from edgeprof.rl.lagrange import LagrangeMultiplier, PIDLagrangeMultiplier, lagrangian_advantages
@@ -37,5 +39,6 @@ __all__ = [
     "SequenceResult", "StepPolicy", "StorageMasker", "ValueNormalizer", "autoregressive_sequence", "component_state",
     "decision_gamma",
     "gae", "generator_state", "lagrangian_advantages", "load_checkpoint", "normalize_advantages", "ppo_policy_loss",
-    "rng_state", "save_checkpoint", "seed_everything", "set_generator_state", "set_rng_state", "value_loss",
+    "rng_state", "save_checkpoint", "score_sequences", "seed_everything", "set_generator_state", "set_rng_state",
+    "storage_masks", "value_loss",
 ]

@@ -6,13 +6,18 @@ large negative number that PPO would happily push further down. A row with every
 the caller must decide what such an agent does.
 
 Auto-regressive sequences (seed 001's deployment policy picks services one at a time, eq. 28): sampling and
-training go through the one function `autoregressive_sequence`, which only differs in where each choice comes
+replaying go through the one function `autoregressive_sequence`, which only differs in where each choice comes
 from (drawn, or read from the stored sequence). The policy's step logits, its recurrent update and the masks in
 force at each step are therefore the same in both, so the sequence log-probability (eq. 30, the sum of the step
 log-probabilities) of freshly sampled data re-evaluates to the same number and the first PPO ratio is 1. The
 public code trained on a different distribution than it sampled from (hcmappo.md section 7.1, D1): a GRU step
 offset, masks and temperature applied only when sampling. Here a temperature or bias belongs in the policy's
 `step`, so both paths see it; a stored sequence that the masks would not have allowed raises.
+
+Re-scoring step by step costs a Python loop of small operations per pick. A policy whose step inputs are all
+known from the stored choices (teacher forcing: the GRU reads the previous choice) can instead compute every
+step's logits at once and call `score_sequences` with the masks of `storage_masks`; that is the same
+computation batched over the steps, and tests check it against `autoregressive_sequence`'s replay.
 """
 
 from __future__ import annotations
@@ -27,9 +32,21 @@ from edgeprof.rl.shapes import check_shape
 
 
 class MaskedCategorical:
-    """A categorical over the last axis of `logits` (..., C); `mask` (same shape, bool) is True where allowed."""
+    """A categorical over the last axis of `logits` (..., C); `mask` (same shape, bool) is True where allowed.
 
-    def __init__(self, logits: torch.Tensor, mask: torch.Tensor) -> None:
+    `validate=False` skips the checks of the inputs and of `log_prob`'s actions: only for a caller that built
+    the mask itself and scores its own samples (they cost more than the arithmetic on small batches)."""
+
+    def __init__(self, logits: torch.Tensor, mask: torch.Tensor, validate: bool = True) -> None:
+        self.validate = validate
+        if validate:
+            self._check(logits, mask)
+        self.mask = mask
+        self.logits = logits.masked_fill(~mask, float("-inf"))
+        self.log_probs = torch.log_softmax(self.logits, dim=-1)
+
+    @staticmethod
+    def _check(logits: torch.Tensor, mask: torch.Tensor) -> None:
         if mask.dtype != torch.bool:
             raise ValueError(f"mask must be a bool tensor, got {mask.dtype}")
         check_shape("mask", mask, tuple(logits.shape))
@@ -41,9 +58,6 @@ class MaskedCategorical:
                              "allowed action")
         if not torch.isfinite(logits.detach()[mask]).all():
             raise ValueError("logits of allowed actions must be finite")
-        self.mask = mask
-        self.logits = logits.masked_fill(~mask, float("-inf"))
-        self.log_probs = torch.log_softmax(self.logits, dim=-1)
 
     @property
     def probs(self) -> torch.Tensor:
@@ -64,13 +78,15 @@ class MaskedCategorical:
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
         """Log-probability of `actions` (...); raises if any action is out of range or masked."""
+        index = actions.long().unsqueeze(-1)
+        if not self.validate:
+            return self.log_probs.gather(-1, index).squeeze(-1)
         check_shape("actions", actions, tuple(self.logits.shape[:-1]))
         if actions.dtype == torch.bool or actions.is_floating_point():
             raise ValueError(f"actions must be integer indices, got {actions.dtype}")
         num_choices = self.logits.shape[-1]
         if bool(((actions < 0) | (actions >= num_choices)).any()):
             raise ValueError(f"actions must lie in [0, {num_choices}), got {int(actions.min())}..{int(actions.max())}")
-        index = actions.long().unsqueeze(-1)
         if not bool(self.mask.gather(-1, index).all()):
             raise ValueError("log_prob of a masked action: it has probability 0 and cannot have been sampled "
                              "under this mask")
@@ -158,6 +174,43 @@ class StorageMasker:
         self.remaining[rows] -= self.sizes[rows, choice[rows]]
 
 
+def storage_masks(sizes: torch.Tensor, capacity: torch.Tensor, choices: torch.Tensor) -> torch.Tensor:
+    """(B, L, C): the masks a `StorageMasker(sizes, capacity)` gives at each step of the stored `choices` (B, L),
+    padded with -1, all at once: step n allows what is not among the first n choices and fits what they left."""
+    batch, steps = choices.shape
+    sizes = sizes.expand(batch, -1) if sizes.dim() == 1 else sizes
+    taken = choices >= 0
+    picks = choices.clamp(min=0)
+    picked = torch.nn.functional.one_hot(picks, sizes.shape[-1]).bool() & taken.unsqueeze(-1)  # (B, L, C)
+    chosen_before = torch.cumsum(picked, dim=1).gt(0).roll(1, dims=1)
+    chosen_before[:, 0] = False
+    used = torch.where(taken, sizes.gather(-1, picks), 0.0)  # (B, L)
+    # capacity - s_0 - s_1 ... in the masker's order of operations, so "fits" rounds the same way
+    remaining = torch.cumsum(torch.cat([capacity.unsqueeze(-1), -used[:, :-1]], dim=-1), dim=-1)  # before each step
+    return ~chosen_before & (sizes.unsqueeze(1) <= remaining.unsqueeze(-1))
+
+
+def score_sequences(logits: torch.Tensor, allowed: torch.Tensor, choices: torch.Tensor,
+                    step_values: torch.Tensor | None = None) -> SequenceResult:
+    """Score stored `choices` (B, L), padded with -1, from every step's `logits` (B, L, C), masks `allowed`
+    (B, L, C) and optional `step_values` (B, L): what `autoregressive_sequence` returns when it replays them,
+    computed for all steps at once. Raises as the replay does on a sequence the masks would not have allowed."""
+    check_shape("logits", logits, (*choices.shape, allowed.shape[-1]))
+    check_shape("allowed", allowed, tuple(logits.shape))
+    running = torch.cummin(allowed.any(dim=-1).to(torch.uint8), dim=1).values.bool()  # (B, L)
+    _check_stored(choices, running, 0)
+    fallback = torch.zeros_like(allowed)
+    fallback[..., 0] = True
+    dist = MaskedCategorical(logits, torch.where(running.unsqueeze(-1), allowed, fallback))
+    choice = torch.where(running, choices, 0)
+    zero = logits.new_zeros(())
+    log_probs = torch.where(running, dist.log_prob(choice), zero)
+    entropies = torch.where(running, dist.entropy(), zero)
+    values = None if step_values is None else torch.where(running, step_values, zero)
+    first_value = None if step_values is None else step_values[:, 0]
+    return _sequence_result(choices, log_probs, entropies, values, first_value)
+
+
 @dataclass
 class SequenceResult:
     """One sequence per row, padded to `max_steps` columns (choices -1, log-probs, entropies and values 0)."""
@@ -207,14 +260,16 @@ def autoregressive_sequence(
             allowed = masker.allowed()
         running = running & allowed.any(dim=-1)
         if choices is not None:
-            _check_stored_step(choices[:, step], running, step)
+            _check_stored(choices[:, step:step + 1], running.unsqueeze(-1), step)
         if step > 0 and not running.any():
             break
         logits, value = policy.step(hidden)
         if value is not None:
             check_shape("a step value", value, (batch,))
         first_value = value if step == 0 else first_value
-        dist = MaskedCategorical(logits, torch.where(running.unsqueeze(-1), allowed, fallback))
+        # sampled choices come from these very masks; stored ones are checked
+        dist = MaskedCategorical(logits, torch.where(running.unsqueeze(-1), allowed, fallback),
+                                 validate=choices is not None)
         if choices is not None:
             choice = torch.where(running, choices[:, step], 0)
         else:
@@ -230,23 +285,31 @@ def autoregressive_sequence(
     if choices is not None and bool((choices[:, len(step_log_probs):] >= 0).any()):
         raise ValueError(f"a stored sequence continues after step {len(step_log_probs) - 1} although its masks "
                          "allow nothing more")
-    log_probs = _pad(torch.stack(step_log_probs, dim=-1), max_steps)
-    lengths = (out_choices >= 0).sum(dim=-1)
-    result = SequenceResult(out_choices, log_probs, log_probs.sum(dim=-1), torch.stack(entropies, dim=-1).sum(-1),
+    values = None if first_value is None else _pad(torch.stack(step_values, dim=-1), max_steps)
+    return _sequence_result(out_choices, _pad(torch.stack(step_log_probs, dim=-1), max_steps),
+                            torch.stack(entropies, dim=-1), values, first_value)
+
+
+def _sequence_result(choices: torch.Tensor, step_log_probs: torch.Tensor, step_entropies: torch.Tensor,
+                     step_values: torch.Tensor | None, first_value: torch.Tensor | None) -> SequenceResult:
+    """Eq. 29-30 from per-step terms (B, L) that are 0 after each sequence's end."""
+    lengths = (choices >= 0).sum(dim=-1)
+    result = SequenceResult(choices, step_log_probs, step_log_probs.sum(dim=-1), step_entropies.sum(dim=-1),
                             lengths, None, None)
-    if first_value is not None:
-        values = _pad(torch.stack(step_values, dim=-1), max_steps)
-        mean_taken = values.sum(dim=-1) / lengths.clamp(min=1).to(values.dtype)
-        result.step_values, result.value = values, torch.where(lengths > 0, mean_taken, first_value)
+    if step_values is not None:
+        mean_taken = step_values.sum(dim=-1) / lengths.clamp(min=1).to(step_values.dtype)
+        result.step_values, result.value = step_values, torch.where(lengths > 0, mean_taken, first_value)
     return result
 
 
-def _check_stored_step(stored: torch.Tensor, running: torch.Tensor, step: int) -> None:
-    if bool((running & (stored < 0)).any()):
-        raise ValueError(f"a stored sequence ends at step {step} although its masks still allow choices: it was "
-                         "not sampled under these masks")
-    if bool((~running & (stored >= 0)).any()):
-        raise ValueError(f"a stored sequence continues at step {step} although its masks allow nothing more")
+def _check_stored(stored: torch.Tensor, running: torch.Tensor, first_step: int) -> None:
+    """Stored choices (B, S) must go on exactly while the masks allow something (`running`, B x S)."""
+    for wrong, message in (((running & (stored < 0)), "ends at step {} although its masks still allow choices: it "
+                            "was not sampled under these masks"),
+                           ((~running & (stored >= 0)), "continues at step {} although its masks allow nothing more")):
+        if bool(wrong.any()):
+            step = first_step + int(wrong.any(dim=0).nonzero()[0])
+            raise ValueError("a stored sequence " + message.format(step))
 
 
 def _pad(columns: torch.Tensor, width: int) -> torch.Tensor:

@@ -22,11 +22,13 @@ Layers (network sizes from section V-A; orthogonal initialisation, Tanh):
 - `DeploymentPolicy` (eq. 28-30): an MLP encodes a server's observation into the GRU's first hidden state;
   each step scores the services from h_n (actor) and gives V(h_n) (critic sharing the GRU, eq. 29); the GRU
   then reads the choice's embedding with the updated indicator x_st and the free storage share (the "state
-  augmentation" of IV-B1). Sampling and re-scoring both run `autoregressive_sequence` with a `StorageMasker`
-  in exact float64 bytes, so a fresh sequence re-scores to its sampled log-probability (PPO ratio 1; the public
-  code's bug D1). No stop choice, as in the paper: a sequence ends when no further service fits. Deploying one
-  more service never lowers the hits of eq. 22 and keeping it over intervals costs no migration (eq. 23), so a
-  stop would pay only where a service's one-off fetch cost outweighs every hit it could bring.
+  augmentation" of IV-B1). Sampling runs `autoregressive_sequence` with a `StorageMasker` in exact float64
+  bytes; re-scoring feeds the stored choices back to the GRU and scores every step at once under the same
+  masks (`storage_masks`, `score_sequences`), so a fresh sequence re-scores to its sampled log-probability
+  (PPO ratio 1 up to float rounding; the public code's bug D1). No stop choice, as in the paper: a sequence
+  ends when no further service fits. Deploying one more service never lowers the hits of eq. 22 and keeping
+  it over intervals costs no migration (eq. 23), so a stop would pay only where a service's one-off fetch
+  cost outweighs every hit it could bring.
 - `UserPolicy`: one actor shared by all users, without an agent id (users differ through their observation,
   and an id-free actor runs at any K, which the paper's user-count sweeps need). The server is drawn first,
   then the partition point from a head conditioned on that server (`ServerThenPoint`): the best split depends
@@ -54,7 +56,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgeprof.rl.distributions import MaskedCategorical, SequenceResult, StorageMasker, autoregressive_sequence
+from edgeprof.rl.distributions import (
+    MaskedCategorical,
+    SequenceResult,
+    StorageMasker,
+    autoregressive_sequence,
+    score_sequences,
+    storage_masks,
+)
 from edgeprof.sim import core, model, radio
 from edgeprof.sim.env import EdgeSystem
 
@@ -298,8 +307,9 @@ class DeploymentPolicy(nn.Module):
     """Eq. 28-30: each server picks services one at a time with a GRU, under duplicate and storage masks.
 
     A `StepPolicy` for `autoregressive_sequence`; call `sample` to act and `evaluate` to re-score stored
-    choices. Both return a `SequenceResult` shaped like the observation's leading axes: `log_prob` (eq. 30),
-    `entropy` (summed over the steps), `value` (eq. 29, the mean step value), `choices` padded with -1.
+    choices (teacher forcing: every step's GRU input is known from the stored choices). Both return a
+    `SequenceResult` shaped like the observation's leading axes: `log_prob` (eq. 30), `entropy` (summed over
+    the steps), `value` (eq. 29, the mean step value), `choices` padded with -1.
     """
 
     def __init__(self, obs_dim: int, num_services: int, config: HCPolicyConfig = HCPolicyConfig()) -> None:
@@ -329,31 +339,56 @@ class DeploymentPolicy(nn.Module):
         inputs = torch.cat([self.embed(choice), chosen, free.unsqueeze(-1)], dim=-1)
         return DeploymentHidden(self.gru(inputs, hidden.gru), chosen, free, hidden.size)
 
-    def sample(self, obs: DeploymentObservation, generator: torch.Generator | None = None,
-               greedy: bool = False) -> SequenceResult:
-        """Draw each server's sequence (or take the most probable service at each step, `greedy`)."""
-        return self._sequence(obs, None, generator, greedy)
-
-    def evaluate(self, obs: DeploymentObservation, choices: torch.Tensor) -> SequenceResult:
-        """Re-score stored sequences (..., I), padded with -1, under the current parameters."""
-        return self._sequence(obs, choices, None, False)
-
-    def _sequence(self, obs: DeploymentObservation, choices: torch.Tensor | None,
-                  generator: torch.Generator | None, greedy: bool) -> SequenceResult:
-        lead = tuple(obs.storage_bytes.shape)
+    def initial_hidden(self, obs: DeploymentObservation) -> DeploymentHidden:
+        """h_0 = MLP(o_j^dep), nothing chosen, all storage free; one row per server (B = the leading axes)."""
         storage = obs.storage_bytes.reshape(-1)  # (B,)
         features = obs.features.reshape(storage.shape[0], -1)  # (B, F_d)
         size = (obs.model_bytes / storage.unsqueeze(-1)).to(features.dtype)  # (B, I)
-        hidden = DeploymentHidden(self.encoder(features), torch.zeros_like(size), features.new_ones(len(storage)),
-                                  size)
-        stored = None if choices is None else choices.reshape(len(storage), -1)
-        result = autoregressive_sequence(self, hidden, StorageMasker(obs.model_bytes, storage), choices=stored,
-                                         generator=generator, greedy=greedy)
-        return SequenceResult(**{f.name: _unflatten(getattr(result, f.name), lead) for f in fields(result)})
+        return DeploymentHidden(self.encoder(features), torch.zeros_like(size), features.new_ones(len(storage)), size)
+
+    def masker(self, obs: DeploymentObservation) -> StorageMasker:
+        """Duplicate and storage masks in exact bytes, one row per server."""
+        return StorageMasker(obs.model_bytes, obs.storage_bytes.reshape(-1))
+
+    def sample(self, obs: DeploymentObservation, generator: torch.Generator | None = None,
+               greedy: bool = False) -> SequenceResult:
+        """Draw each server's sequence (or take the most probable service at each step, `greedy`)."""
+        result = autoregressive_sequence(self, self.initial_hidden(obs), self.masker(obs), generator=generator,
+                                         greedy=greedy)
+        return _unflatten_result(result, tuple(obs.storage_bytes.shape))
+
+    def evaluate(self, obs: DeploymentObservation, choices: torch.Tensor) -> SequenceResult:
+        """Re-score stored sequences (..., I), padded with -1, under the current parameters: what replaying
+        them through `autoregressive_sequence` gives, with only the GRU left to run step by step."""
+        hidden = self.initial_hidden(obs)
+        full = choices.reshape(len(hidden.free), -1)  # (B, I)
+        width = min(full.shape[-1], int((full >= 0).sum(dim=-1).max()) + 1)  # the replay stops there too
+        stored = full[:, :width]
+        taken = (stored >= 0).unsqueeze(-1)
+        picks = stored.clamp(min=0)
+        # the inputs `advance` builds after each stored choice (rows past their end carry zeros: never read)
+        chosen = torch.cumsum(nn.functional.one_hot(picks, self.num_services) * taken, dim=1).to(hidden.size.dtype)
+        used = hidden.size.gather(-1, picks) * taken.squeeze(-1)
+        free = torch.cumsum(torch.cat([hidden.free.unsqueeze(-1), -used], dim=-1), dim=-1)[:, 1:]
+        inputs = torch.cat([self.embed(picks), chosen, free.unsqueeze(-1)], dim=-1)
+        states = [hidden.gru]  # h_0 .. h_{width-1}
+        for step in range(width - 1):
+            states.append(self.gru(inputs[:, step], states[-1]))
+        gru = torch.stack(states, dim=1)
+        allowed = storage_masks(obs.model_bytes, obs.storage_bytes.reshape(-1), stored)
+        result = score_sequences(self.actor(gru), allowed, stored, self.critic(gru).squeeze(-1))
+        padding = full.shape[-1] - width
+        result.choices = full
+        result.step_log_probs = nn.functional.pad(result.step_log_probs, (0, padding))
+        result.step_values = nn.functional.pad(result.step_values, (0, padding))
+        return _unflatten_result(result, tuple(obs.storage_bytes.shape))
 
 
-def _unflatten(tensor: torch.Tensor | None, lead: tuple[int, ...]) -> torch.Tensor | None:
-    return None if tensor is None else tensor.reshape(*lead, *tensor.shape[1:])
+def _unflatten_result(result: SequenceResult, lead: tuple[int, ...]) -> SequenceResult:
+    """A result with one row per server back to the observation's leading axes."""
+    return SequenceResult(**{f.name: None if getattr(result, f.name) is None else
+                             getattr(result, f.name).reshape(*lead, *getattr(result, f.name).shape[1:])
+                             for f in fields(result)})
 
 
 def deploy_in_turn(policy: DeploymentPolicy, system: EdgeSystem, generator: torch.Generator | None = None,
