@@ -112,6 +112,15 @@ def test_every_algorithm_builds_and_runs_an_iteration(scenario_and_table, algori
     assert trainer.policies.user.independent == variant.independent_critics
 
 
+def test_team_deployment_reward_gives_every_server_the_mean_of_eq_24(scenario_and_table):
+    own = Trainer(tiny(), *scenario_and_table).collect().deployment.stored("reward")  # (decisions, E, J)
+    team = Trainer(tiny(deployment_reward="team"), *scenario_and_table).collect().deployment.stored("reward")
+    assert len(own) >= 2 and not torch.equal(own, own[..., :1].expand_as(own))  # servers earn differently
+    assert torch.allclose(team, own.mean(dim=-1, keepdim=True).expand_as(own))
+    with pytest.raises(EdgeprofError, match="deployment_reward must be own or team"):
+        tiny(deployment_reward="shared")
+
+
 def _log(rundir):
     with (rundir / "log.csv").open(newline="") as handle:
         return list(csv.DictReader(handle))

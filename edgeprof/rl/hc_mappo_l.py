@@ -38,10 +38,10 @@ Choices where the paper is silent (marked in `TrainConfig` too):
   two users are left out of the allocation policy loss (their critic still learns).
 - The global state of the users' critics is stored once per slot and environment, not once per user.
 
-The public code's bugs are avoided by construction: sampling and training share one auto-regressive path (first
-PPO ratio 1, `rl.distributions`), value losses refuse broadcasting (`rl.losses`), the allocation is an ordinary
-PPO policy with stochastic collection whose reward is paired with its own action, and every layer trains only
-on data of the current policy.
+The public code's bugs are avoided by construction: training re-scores sequences with the masks and inputs
+that sampling used (first PPO ratio 1 up to float rounding, `rl.distributions`), value losses refuse
+broadcasting (`rl.losses`), the allocation is an ordinary PPO policy with stochastic collection whose reward
+is paired with its own action, and every layer trains only on data of the current policy.
 
 Ablations (`ALGORITHMS`) are configurations of the same code: H-MAPPO has no multiplier; H-IPPO has no
 multiplier and users' critics that see only their own observation; HC-IPPO-L has such critics and the
@@ -134,6 +134,7 @@ class TrainConfig:
     gamma: float = 0.99  # V-A, per slot
     gae_lambda: float = 0.95  # V-A
     deployment_discount: str = "slot"  # ours: gamma ** delta-T per deployment decision (`rl.gae.decision_gamma`)
+    deployment_reward: str = "own"  # eq. 24, each server's own hits; "team": every server gets the servers' mean
     clip_coef: float = 0.2  # V-A
     epochs: int = 3  # public
     minibatches: int = 8  # public
@@ -160,6 +161,8 @@ class TrainConfig:
                 raise EdgeprofError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
         if self.deployment_discount not in ("slot", "decision"):
             raise EdgeprofError(f"deployment_discount must be slot or decision, got {self.deployment_discount!r}")
+        if self.deployment_reward not in ("own", "team"):
+            raise EdgeprofError(f"deployment_reward must be own or team, got {self.deployment_reward!r}")
 
 
 def make_config(algorithm: str, **settings: Any) -> TrainConfig:
@@ -382,6 +385,8 @@ class Trainer:
         system = self.system
         obs, sequence, deployment = deploy_in_turn(self.policies.deployment, system, self.generator)
         rewards = system.deploy(deployment)
+        if self.config.deployment_reward == "team":
+            rewards = np.repeat(rewards.mean(axis=1, keepdims=True), rewards.shape[1], axis=1)
         buffer = rollout.deployment
         finished = buffer.pending
         if finished:
