@@ -70,8 +70,8 @@ class EdgeSystem:
             env, server = np.argwhere(~fits)[0]
             raise ValueError(f"C7 violated: the models deployed at server {server} of environment {env} exceed "
                              "its storage")
-        rewards = self.scenario["cost.mu_hit"] * self.interval_hits - self.scenario["cost.mu_migration"] * \
-            self.last_migration_s
+        rewards = model.deployment_reward(self.interval_hits, self.last_migration_s, self.scenario["cost.mu_hit"],
+                                          self.scenario["cost.mu_migration"])
         self.last_migration_s = core.migration_cost(self.table, self.entities, deployment, self.deployment)
         self.deployment, self._deployed_at = deployment, self.t
         self.deployment_rewards = rewards if self.t > 0 else None
