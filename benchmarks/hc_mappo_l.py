@@ -1,8 +1,9 @@
 """Benchmark: HC-MAPPO-L's training throughput, and the five learning methods next to the optimizers.
 
 Part 1, throughput (always): the paper scenario (J = 10, K = 50, I = 45), `--throughput-envs` environments
-(default 1: seed 001's budget is 200 slots of one system per iteration) of 200 slots per iteration, one
-thread; `--throughput-iterations` iterations timed after one warm-up iteration. Reports environment steps
+(default 1: seed 001's budget is 200 slots of one system per iteration) of 200 slots per iteration,
+`--throughput-threads` torch threads (default 1; the machine's 2 cores: 2); `--throughput-iterations`
+iterations timed after one warm-up iteration. Reports environment steps
 (slots x environments) per second, seconds per iteration, and the wall time of seed 001's budget (1000
 iterations x 200 slots) projected from the measured seconds per iteration. Target: under 30 min.
 
@@ -55,10 +56,11 @@ SEED_001_DELAY_S = {"hc-mappo-l": 2.74, "hc-ippo-l": 2.65, "heuristic-mappo-l": 
 OPTIMIZERS = ("primal-dual", "greedy", "edge-only", "local-only", "random")
 
 
-def throughput(overrides: list[str], envs: int, iterations: int) -> dict[str, Any]:
+def throughput(overrides: list[str], envs: int, iterations: int, threads: int) -> dict[str, Any]:
     scenario = load_scenario("paper", overrides)
     table = load_service_table(scenario)
-    trainer = Trainer(make_config("hc-mappo-l", slots_per_iteration=PAPER_SLOTS, num_envs=envs), scenario, table)
+    config = make_config("hc-mappo-l", slots_per_iteration=PAPER_SLOTS, num_envs=envs, threads=threads)
+    trainer = Trainer(config, scenario, table)
     trainer.run_iteration()  # warm-up: first calls allocate and compile
     seconds = []
     for _ in range(iterations):
@@ -67,7 +69,7 @@ def throughput(overrides: list[str], envs: int, iterations: int) -> dict[str, An
     per_iteration = sum(seconds) / len(seconds)
     steps = PAPER_SLOTS * envs
     projected = PAPER_ITERATIONS * per_iteration / 60
-    return {"envs": envs, "slots_per_iteration": PAPER_SLOTS, "timed_iterations": iterations,
+    return {"envs": envs, "threads": threads, "slots_per_iteration": PAPER_SLOTS, "timed_iterations": iterations,
             "seconds_per_iteration": seconds, "env_steps_per_s": steps / per_iteration,
             "user_decisions_per_s": steps * scenario["system.num_users"] / per_iteration,
             "paper_budget_minutes_projected": projected, "target_minutes": TARGET_MINUTES,
@@ -159,6 +161,7 @@ def main() -> None:
     parser.add_argument("--synthetic-leakage", action="store_true", help="static workloads, stand-in leakage")
     parser.add_argument("--throughput-envs", type=int, default=1)
     parser.add_argument("--throughput-iterations", type=int, default=3)
+    parser.add_argument("--throughput-threads", type=int, default=1)
     parser.add_argument("--envs", type=int, default=8, help="environments per iteration in the comparison")
     parser.add_argument("--compare", action="store_true", help="also train and compare the five algorithms")
     parser.add_argument("--scenario", default="small", help="scenario of the comparison")
@@ -190,7 +193,8 @@ def main() -> None:
         "profiles": SOURCE if args.synthetic_leakage else "shipped (edgeprof/data/profiles)",
     }
     if not args.skip_throughput:
-        result["throughput"] = throughput(paper_overrides, args.throughput_envs, args.throughput_iterations)
+        result["throughput"] = throughput(paper_overrides, args.throughput_envs, args.throughput_iterations,
+                                          args.throughput_threads)
     if args.compare:
         result["comparison"] = compare(args, compare_overrides)
         plot_comparison(result["comparison"], args.output.with_suffix(".png"))
