@@ -168,14 +168,23 @@ def test_sequence_log_prob_is_the_sum_of_step_log_probs_under_the_masks_in_force
                     obs[row:row + 1]))[1].item(), abs=1e-6)
 
 
-def test_replay_refuses_sequences_the_masks_would_not_allow():
-    policy, obs, sizes, capacity = _deployment_problem(batch=16)
+def _sampled_and_broken(batch: int = 16):
+    """A problem, its sampled sequences, the longest row, and that row cut short or with a repeated choice."""
+    policy, obs, sizes, capacity = _deployment_problem(batch=batch)
     with torch.no_grad():
         sampled = autoregressive_sequence(policy, policy.initial_hidden(obs), StorageMasker(sizes, capacity),
                                           generator=torch.Generator().manual_seed(6))
-        long_row = int(sampled.lengths.argmax())
-        shortened = sampled.choices.clone()
-        shortened[long_row, sampled.lengths[long_row] - 1] = -1
+    long_row = int(sampled.lengths.argmax())
+    shortened = sampled.choices.clone()
+    shortened[long_row, sampled.lengths[long_row] - 1] = -1
+    repeated = sampled.choices.clone()
+    repeated[long_row, 1] = repeated[long_row, 0]
+    return (policy, obs, sizes, capacity), sampled, long_row, shortened, repeated
+
+
+def test_replay_refuses_sequences_the_masks_would_not_allow():
+    (policy, obs, sizes, capacity), sampled, long_row, shortened, repeated = _sampled_and_broken()
+    with torch.no_grad():
         with pytest.raises(ValueError, match="ends at step"):
             autoregressive_sequence(policy, policy.initial_hidden(obs), StorageMasker(sizes, capacity),
                                     choices=shortened)
@@ -184,8 +193,6 @@ def test_replay_refuses_sequences_the_masks_would_not_allow():
         with pytest.raises(ValueError, match="masked|continues"):
             autoregressive_sequence(policy, policy.initial_hidden(obs), StorageMasker(sizes, smaller),
                                     choices=sampled.choices)
-        repeated = sampled.choices.clone()
-        repeated[long_row, 1] = repeated[long_row, 0]
         with pytest.raises(ValueError, match="masked"):
             autoregressive_sequence(policy, policy.initial_hidden(obs), StorageMasker(sizes, capacity),
                                     choices=repeated)
@@ -271,20 +278,13 @@ def test_scoring_all_steps_at_once_equals_the_step_by_step_replay():
 
 
 def test_scoring_at_once_refuses_what_the_replay_refuses():
-    policy, obs, sizes, capacity = _deployment_problem(batch=16)
+    (policy, obs, sizes, capacity), sampled, _, shortened, repeated = _sampled_and_broken()
     with torch.no_grad():
-        sampled = autoregressive_sequence(policy, policy.initial_hidden(obs), StorageMasker(sizes, capacity),
-                                          generator=torch.Generator().manual_seed(6))
-        long_row = int(sampled.lengths.argmax())
-        shortened = sampled.choices.clone()
-        shortened[long_row, sampled.lengths[long_row] - 1] = -1
-        repeated = sampled.choices.clone()
-        repeated[long_row, 1] = repeated[long_row, 0]
         for stored, message in ((shortened, "ends at step"), (repeated, "masked|continues")):
             logits, _ = _teacher_forced_logits(policy, obs, stored)
             with pytest.raises(ValueError, match=message):
                 score_sequences(logits, storage_masks(sizes, capacity, stored), stored)
-        no_room = torch.zeros_like(capacity)
         logits, _ = _teacher_forced_logits(policy, obs, sampled.choices)
+        no_room = torch.zeros_like(capacity)
         with pytest.raises(ValueError, match="continues at step 0"):
             score_sequences(logits, storage_masks(sizes, no_room, sampled.choices), sampled.choices)
