@@ -734,10 +734,14 @@ def evaluate_command(
     seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds instead (one episode each; the same "
                                                    "seeds as `edgeprof solve` give the same episodes).")] = None,
     slots: Annotated[int, typer.Option(min=1, help="Slots per episode.")] = 100,
+    sample: Annotated[bool, typer.Option("--sample", help="Draw actions from the policies, as in training, instead "
+                                                         "of taking the most probable (each episode's draws "
+                                                         "seeded by its seed).")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write per-seed rows as CSV.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
-    """Run a trained run's policies greedily through the simulator: the metrics of `edgeprof solve`."""
+    """Run a trained run's policies greedily (or `--sample`) through the simulator: the metrics of `edgeprof
+    solve`."""
     from edgeprof.optimize.solve import parse_seeds
     from edgeprof.rl.hc_mappo_l import evaluate_run, load_run
 
@@ -749,11 +753,12 @@ def evaluate_command(
     config, _, scenario_name = load_run(rundir)
     with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
         task = bar.add_task(f"{config.algorithm}: seeds", total=len(seed_list))
-        rows = evaluate_run(rundir, slots, seed_list, lambda done, total: bar.update(task, completed=done))
+        rows = evaluate_run(rundir, slots, seed_list, lambda done, total: bar.update(task, completed=done), sample)
     if output:
         _write_rows_csv(output, rows)
     if not quiet:
-        _print_summary(f"{config.algorithm} ({rundir}) on {scenario_name or 'its scenario'}, greedy: {slots} slots x "
+        mode = "sampled" if sample else "greedy"
+        _print_summary(f"{config.algorithm} ({rundir}) on {scenario_name or 'its scenario'}, {mode}: {slots} slots x "
                        f"{len(seed_list)} seeds (mean, 95% interval)", rows)
 
 

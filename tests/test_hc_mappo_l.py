@@ -174,6 +174,12 @@ def test_cli_train_evaluate_and_plot(run_cli, profiles, tmp_path):
     again = evaluate_run(trained_rundir, 6, [1])  # greedy: the same episode gives the same numbers
     assert again[0]["cost"] == pytest.approx(float(rows[1]["cost"]), rel=1e-12)
 
+    sampled = run_cli("evaluate", trained_rundir, "--seeds", "0,1", "--slots", "6", "--sample")
+    assert sampled.code == 0 and "sampled" in sampled.out, sampled.err
+    drawn = evaluate_run(trained_rundir, 6, [0, 1], sample=True)
+    assert drawn == evaluate_run(trained_rundir, 6, [0, 1], sample=True)  # each episode's draws seeded by its seed
+    assert [row["cost"] for row in drawn] != [float(row["cost"]) for row in rows]  # not the greedy actions
+
     plotted = run_cli("plot", trained_rundir, "-o", tmp_path / "curves.png")
     assert plotted.code == 0, plotted.err
     assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")

@@ -681,11 +681,17 @@ def train(config: TrainConfig, scenario: Scenario, table: ServiceTable, rundir: 
 
 class TrainedPolicy:
     """A trained run as a simulator `Policy` (`sim.rollout`): every layer acts greedily (the most probable
-    services, server and point; the mean allocation logits); heuristic layers as in training."""
+    services, server and point; the mean allocation logits), or, with a `generator`, draws its actions as in
+    training; heuristic layers as in training."""
 
-    def __init__(self, config: TrainConfig, policies: HCPolicies) -> None:
+    def __init__(self, config: TrainConfig, policies: HCPolicies, generator: torch.Generator | None = None) -> None:
         self.name, self.config, self.policies = config.algorithm, config, policies
+        self.generator, self.greedy = generator, generator is None
         self.lru = None if config.learned_deployment else UserDrivenLRU()
+
+    def drawing(self, seed: int) -> TrainedPolicy:
+        """The same policies drawing their actions, reproducibly from `seed`."""
+        return TrainedPolicy(self.config, self.policies, torch.Generator().manual_seed(seed))
 
     @classmethod
     def load(cls, rundir: str | Path, system: EdgeSystem) -> TrainedPolicy:
@@ -702,11 +708,11 @@ class TrainedPolicy:
     def deploy(self, system: EdgeSystem) -> np.ndarray:
         if self.lru is not None:
             return self.lru.deploy(system)
-        return deploy_in_turn(self.policies.deployment, system, greedy=True)[2]
+        return deploy_in_turn(self.policies.deployment, system, self.generator, self.greedy)[2]
 
     @torch.no_grad()
     def act(self, system: EdgeSystem) -> tuple[np.ndarray, np.ndarray]:
-        actions, _ = self.policies.user.act(user_observation(system), greedy=True)
+        actions, _ = self.policies.user.act(user_observation(system), self.generator, self.greedy)
         association, z = actions[..., 0].numpy(), actions[..., 1].numpy()
         if self.lru is not None:
             self.lru.record(system, association)
@@ -717,15 +723,16 @@ class TrainedPolicy:
         if not self.config.learned_allocation:
             return equal_share_allocation(system, association)
         obs = allocation_observation(system, association, z)
-        logits, _ = self.policies.allocation.act(obs, greedy=True)
+        logits, _ = self.policies.allocation.act(obs, self.generator, self.greedy)
         compute_share, bandwidth_share = allocation_shares(logits, obs.association, system.num_servers)
         return compute_share.numpy(), bandwidth_share.numpy()
 
 
 def evaluate_run(rundir: str | Path, slots: int, seeds: list[int],
-                 progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
-    """The trained policies of `rundir`, greedy, one episode per seed: one row of `REPORTED` metrics per seed,
-    as `optimize.solve.run_solver` gives for a solver (the same seeds give the same episodes)."""
+                 progress: Callable[[int, int], None] | None = None, sample: bool = False) -> list[dict[str, Any]]:
+    """The trained policies of `rundir`, greedy (or drawing their actions, `sample`, each episode from its own
+    seed), one episode per seed: one row of `REPORTED` metrics per seed, as `optimize.solve.run_solver` gives
+    for a solver (the same seeds give the same episodes)."""
     if slots < 1 or not seeds:
         raise EdgeprofError(f"evaluation needs at least 1 slot and 1 seed, got {slots} slots and seeds {seeds}")
     config, scenario, _ = load_run(rundir)
@@ -733,4 +740,5 @@ def evaluate_run(rundir: str | Path, slots: int, seeds: list[int],
     check_deployable(scenario, table)
     torch.set_num_threads(config.threads)
     policy = TrainedPolicy.load(rundir, EdgeSystem(scenario, table, num_envs=1, seed=seeds[0]))
-    return run_episodes(config.algorithm, lambda system, seed: policy, scenario, table, slots, seeds, progress)
+    return run_episodes(config.algorithm, lambda system, seed: policy.drawing(seed) if sample else policy, scenario,
+                        table, slots, seeds, progress)
