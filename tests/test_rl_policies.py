@@ -163,6 +163,14 @@ def test_rescoring_freshly_sampled_sequences_gives_a_ppo_ratio_of_one(scenario_a
     changed[..., [0, 1]] = changed[..., [1, 0]]  # same sets, other order: a different sequence
     assert not torch.equal(policies.deployment.evaluate(obs, changed).log_prob, sampled.log_prob)
 
+    lengths = sampled.lengths.reshape(-1)
+    row = int(lengths.argmin())  # a sequence the storage ended early; append a choice after a gap
+    assert lengths[row] + 2 < system.table.num_services
+    gapped = sampled.choices.reshape(len(lengths), -1).clone()
+    gapped[row, lengths[row] + 1] = next(c for c in range(system.table.num_services) if c not in gapped[row])
+    with pytest.raises(ValueError, match="stored sequence"):
+        policies.deployment.evaluate(flat, gapped)
+
 
 def test_deployment_from_choices_marks_exactly_the_chosen_services():
     choices = torch.tensor([[[2, 0, -1, -1], [-1, -1, -1, -1], [3, -1, -1, -1]]])  # E = 1, J = 3, I = 4

@@ -362,7 +362,9 @@ class DeploymentPolicy(nn.Module):
         them through `autoregressive_sequence` gives, with only the GRU left to run step by step."""
         hidden = self.initial_hidden(obs)
         full = choices.reshape(len(hidden.free), -1)  # (B, I)
-        width = min(full.shape[-1], int((full >= 0).sum(dim=-1).max()) + 1)  # the replay stops there too
+        used_columns = (full >= 0).any(dim=0).nonzero()
+        # every stored choice and the step after the last one (the replay stops there too) are scored and checked
+        width = min(full.shape[-1], int(used_columns.max()) + 2 if len(used_columns) else 1)
         stored = full[:, :width]
         taken = (stored >= 0).unsqueeze(-1)
         picks = stored.clamp(min=0)
