@@ -22,7 +22,12 @@ from edgeprof.rl.hc_mappo_l import (
     parse_hyperparameters,
     train,
 )
-from edgeprof.rl.hc_policies import HCPolicyConfig, allocation_shares, deployment_from_choices
+from edgeprof.rl.hc_policies import (
+    DeploymentObservation,
+    HCPolicyConfig,
+    allocation_shares,
+    deployment_from_choices,
+)
 from edgeprof.sim import core
 from edgeprof.sim.workload import load_service_table
 
@@ -119,6 +124,21 @@ def test_team_deployment_reward_gives_every_server_the_mean_of_eq_24(scenario_an
     assert torch.allclose(team, own.mean(dim=-1, keepdim=True).expand_as(own))
     with pytest.raises(EdgeprofError, match="deployment_reward must be own or team"):
         tiny(deployment_reward="shared")
+
+
+def test_the_initial_value_baseline_scores_decisions_by_v_h0(scenario_and_table):
+    trainer = Trainer(tiny(deployment_baseline="initial"), *scenario_and_table)
+    rollout = trainer.collect()
+    buffer = rollout.deployment
+    obs = DeploymentObservation(buffer.stored("features"), buffer.stored("storage_bytes"),
+                                torch.from_numpy(trainer.table.model_bytes.astype(np.float64)))
+    with torch.no_grad():
+        initial = trainer.policies.deployment.step(trainer.policies.deployment.initial_hidden(obs))[1]
+    expected = trainer.normalizers["deployment"].denormalize(initial.reshape(buffer.stored("value").shape))
+    torch.testing.assert_close(buffer.stored("value"), expected, rtol=0, atol=1e-5)
+    assert trainer.update(rollout)["deployment_first_ratio_error"] < 1e-5
+    with pytest.raises(EdgeprofError, match="deployment_baseline must be mean_step or initial"):
+        tiny(deployment_baseline="first")
 
 
 def _log(rundir):

@@ -269,9 +269,11 @@ def test_scoring_all_steps_at_once_equals_the_step_by_step_replay():
                                           generator=torch.Generator().manual_seed(8))
     logits, values = _teacher_forced_logits(policy, obs, sampled.choices)
     scored = score_sequences(logits, storage_masks(sizes, capacity, sampled.choices), sampled.choices, values)
-    for name in ("log_prob", "entropy", "value", "step_log_probs", "step_values"):
+    for name in ("log_prob", "entropy", "value", "initial_value", "step_log_probs", "step_values"):
         torch.testing.assert_close(getattr(scored, name).detach(), getattr(sampled, name), rtol=0, atol=1e-5)
     assert torch.equal(scored.lengths, sampled.lengths) and torch.equal(scored.choices, sampled.choices)
+    with torch.no_grad():  # V(h_0): the value before any choice, whatever the sequence
+        torch.testing.assert_close(sampled.initial_value, policy.step(policy.initial_hidden(obs))[1])
     assert bool((sampled.lengths == 0).any())  # rows with no step take V(h_0), as in the replay
     scored.log_prob.sum().backward()
     assert policy.actor.weight.grad is not None

@@ -222,6 +222,7 @@ class SequenceResult:
     lengths: torch.Tensor  # (B,) long
     step_values: torch.Tensor | None  # (B, L), when the policy gives step values
     value: torch.Tensor | None  # (B,): eq. 29, the mean step value over the steps taken (V(h_0) if none)
+    initial_value: torch.Tensor | None = None  # (B,): V(h_0), the value before any choice
 
 
 def autoregressive_sequence(
@@ -299,6 +300,7 @@ def _sequence_result(choices: torch.Tensor, step_log_probs: torch.Tensor, step_e
     if step_values is not None:
         mean_taken = step_values.sum(dim=-1) / lengths.clamp(min=1).to(step_values.dtype)
         result.step_values, result.value = step_values, torch.where(lengths > 0, mean_taken, first_value)
+        result.initial_value = first_value
     return result
 
 

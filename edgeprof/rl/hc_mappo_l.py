@@ -69,6 +69,7 @@ from edgeprof.optimize.heuristics import LeastRecentlyUsed, equal_share_allocati
 from edgeprof.optimize.solve import check_deployable, run_episodes
 from edgeprof.rl.buffers import Field, Phase, RolloutBuffer
 from edgeprof.rl.checkpoint import component_state, load_checkpoint, save_checkpoint
+from edgeprof.rl.distributions import SequenceResult
 from edgeprof.rl.gae import decision_gamma
 from edgeprof.rl.hc_policies import (
     AllocationObservation,
@@ -135,6 +136,7 @@ class TrainConfig:
     gae_lambda: float = 0.95  # V-A
     deployment_discount: str = "slot"  # ours: gamma ** delta-T per deployment decision (`rl.gae.decision_gamma`)
     deployment_reward: str = "own"  # eq. 24, each server's own hits; "team": every server gets the servers' mean
+    deployment_baseline: str = "mean_step"  # eq. 29; "initial": V(h_0), which does not depend on the choices
     clip_coef: float = 0.2  # V-A
     epochs: int = 3  # public
     minibatches: int = 8  # public
@@ -163,6 +165,8 @@ class TrainConfig:
             raise EdgeprofError(f"deployment_discount must be slot or decision, got {self.deployment_discount!r}")
         if self.deployment_reward not in ("own", "team"):
             raise EdgeprofError(f"deployment_reward must be own or team, got {self.deployment_reward!r}")
+        if self.deployment_baseline not in ("mean_step", "initial"):
+            raise EdgeprofError(f"deployment_baseline must be mean_step or initial, got {self.deployment_baseline!r}")
 
 
 def make_config(algorithm: str, **settings: Any) -> TrainConfig:
@@ -391,7 +395,8 @@ class Trainer:
         finished = buffer.pending
         if finished:
             buffer.add_outcome(rewards)
-        buffer.add_decision(system.t, sequence.log_prob, self.normalizers["deployment"].denormalize(sequence.value),
+        buffer.add_decision(system.t, sequence.log_prob, self.normalizers["deployment"].denormalize(
+                            self._deployment_value(sequence)),
                             features=obs.features, choices=sequence.choices, storage_bytes=obs.storage_bytes)
         return rewards if finished else None
 
@@ -526,12 +531,17 @@ class Trainer:
         result = self.policies.deployment.evaluate(obs, batch["choices"])
         surrogate = ppo_policy_loss(result.log_prob, batch["log_prob"], normalize_advantages(batch["advantage"]),
                                     config.clip_coef)
-        critic_loss = value_loss(result.value, self.normalizers["deployment"].normalize(batch["return"]))
+        critic_loss = value_loss(self._deployment_value(result),
+                                 self.normalizers["deployment"].normalize(batch["return"]))
         entropy = (result.entropy / result.lengths.clamp(min=1)).mean()  # per pick
         total = surrogate.loss - config.deployment_entropy_coef * entropy + config.value_coef * critic_loss
         return total, {"policy_loss": surrogate.loss, "value_loss": critic_loss, "entropy": entropy,
                        "approx_kl": surrogate.approx_kl,
                        "ratio_error": _ratio_error(result.log_prob, batch["log_prob"])}
+
+    def _deployment_value(self, sequence: SequenceResult) -> torch.Tensor:
+        """The deployment critic's value of a decision: eq. 29's mean step value, or V(h_0) (`initial`)."""
+        return sequence.value if self.config.deployment_baseline == "mean_step" else sequence.initial_value
 
     def _allocation_loss(self, batch: dict[str, torch.Tensor], obs: AllocationObservation, logits: torch.Tensor
                          ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
