@@ -702,8 +702,12 @@ class TrainedPolicy:
 
     def __init__(self, config: TrainConfig, policies: HCPolicies, generator: torch.Generator | None = None) -> None:
         self.name, self.config, self.policies = config.algorithm, config, policies
-        self.generator, self.greedy = generator, generator is None
+        self.generator = generator
         self.lru = None if config.learned_deployment else UserDrivenLRU()
+
+    @property
+    def greedy(self) -> bool:
+        return self.generator is None
 
     def drawing(self, seed: int) -> TrainedPolicy:
         """The same policies drawing their actions, reproducibly from `seed`."""

@@ -361,11 +361,10 @@ class DeploymentPolicy(nn.Module):
         """Re-score stored sequences (..., I), padded with -1, under the current parameters: what replaying
         them through `autoregressive_sequence` gives, with only the GRU left to run step by step."""
         hidden = self.initial_hidden(obs)
-        full = choices.reshape(len(hidden.free), -1)  # (B, I)
-        used_columns = (full >= 0).any(dim=0).nonzero()
-        # every stored choice and the step after the last one (the replay stops there too) are scored and checked
-        width = min(full.shape[-1], int(used_columns.max()) + 2 if len(used_columns) else 1)
-        stored = full[:, :width]
+        stored = choices.reshape(len(hidden.free), -1)  # (B, I)
+        used_columns = (stored >= 0).any(dim=0).nonzero()
+        # the GRU runs to the step after the last stored choice; later steps run no row and their states only pad
+        width = min(stored.shape[-1], int(used_columns.max()) + 2 if len(used_columns) else 1)
         taken = (stored >= 0).unsqueeze(-1)
         picks = stored.clamp(min=0)
         # the inputs `advance` builds after each stored choice (rows past their end carry zeros: never read)
@@ -376,13 +375,9 @@ class DeploymentPolicy(nn.Module):
         states = [hidden.gru]  # h_0 .. h_{width-1}
         for step in range(width - 1):
             states.append(self.gru(inputs[:, step], states[-1]))
-        gru = torch.stack(states, dim=1)
+        gru = nn.functional.pad(torch.stack(states, dim=1), (0, 0, 0, stored.shape[-1] - width))
         allowed = storage_masks(obs.model_bytes, obs.storage_bytes.reshape(-1), stored)
         result = score_sequences(self.actor(gru), allowed, stored, self.critic(gru).squeeze(-1))
-        padding = full.shape[-1] - width
-        result.choices = full
-        result.step_log_probs = nn.functional.pad(result.step_log_probs, (0, padding))
-        result.step_values = nn.functional.pad(result.step_values, (0, padding))
         return _unflatten_result(result, tuple(obs.storage_bytes.shape))
 
 
