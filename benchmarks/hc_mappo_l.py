@@ -36,6 +36,7 @@ import argparse
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -129,12 +130,23 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
         results[algorithm] = {**greedy, "per_seed": per_seed, "sampled": sampled,
                               "seed_001_delay_s": SEED_001_DELAY_S[algorithm],
                               "meets_delay_constraint": greedy["delay_s"]["mean"] <= tau}
+    if "hc-mappo-l" in results:
+        reference = {row["seed"]: row["delay_s"] for row in results["hc-mappo-l"]["per_seed"]}
+        for algorithm in algorithms:
+            if algorithm != "hc-mappo-l":
+                results[algorithm]["delay_minus_hc_mappo_l_s"] = interval(
+                    [row["delay_s"] - reference[row["seed"]] for row in results[algorithm]["per_seed"]])
     for name in OPTIMIZERS:
         rows = run_solver(name, scenario, table, args.eval_slots, eval_seeds)
         results[name] = {**summary(rows), "meets_delay_constraint": summary(rows)["delay_s"]["mean"] <= tau}
         print(f"compare: {name}: delay {results[name]['delay_s']['mean']:.3g} s, cost "
               f"{results[name]['cost']['mean']:.4g}", flush=True)
+    resolved = make_config("hc-mappo-l", iterations=args.iterations, num_envs=args.envs,
+                           slots_per_iteration=args.slots, **parse_hyperparameters(args.hparam))
     return {"scenario": args.scenario, "overrides": args.set, "hyperparameters": args.hparam,
+            "training_config": {key: value for key, value in asdict(resolved).items()
+                                if key not in ("algorithm", "seed", "constrained", "learned_deployment",
+                                               "learned_allocation", "policy")},
             "iterations": args.iterations, "slots_per_iteration": args.slots, "envs": args.envs,
             "training_seeds": args.seeds, "eval_seeds": eval_seeds, "eval_slots": args.eval_slots,
             "delay_constraint_s": tau, "methods": results}

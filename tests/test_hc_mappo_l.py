@@ -118,25 +118,32 @@ def test_every_algorithm_builds_and_runs_an_iteration(scenario_and_table, algori
 
 
 def test_team_deployment_reward_gives_every_server_the_mean_of_eq_24(scenario_and_table):
-    own = Trainer(tiny(), *scenario_and_table).collect().deployment.stored("reward")  # (decisions, E, J)
-    team = Trainer(tiny(deployment_reward="team"), *scenario_and_table).collect().deployment.stored("reward")
+    own = Trainer(tiny(deployment_reward="own"), *scenario_and_table).collect().deployment.stored("reward")
+    team = Trainer(tiny(), *scenario_and_table).collect().deployment.stored("reward")
     assert len(own) >= 2 and not torch.equal(own, own[..., :1].expand_as(own))  # servers earn differently
     assert torch.allclose(team, own.mean(dim=-1, keepdim=True).expand_as(own))
     with pytest.raises(EdgeprofError, match="deployment_reward must be own or team"):
         tiny(deployment_reward="shared")
 
 
-def test_the_initial_value_baseline_scores_decisions_by_v_h0(scenario_and_table):
-    trainer = Trainer(tiny(deployment_baseline="initial"), *scenario_and_table)
+@pytest.mark.parametrize("baseline", ["initial", "mean_step"])
+def test_the_deployment_baseline_stored_is_v_h0_or_eq_29s_mean_step_value(scenario_and_table, baseline):
+    trainer = Trainer(tiny(deployment_baseline=baseline), *scenario_and_table)
     rollout = trainer.collect()
     buffer = rollout.deployment
     obs = DeploymentObservation(buffer.stored("features"), buffer.stored("storage_bytes"),
                                 torch.from_numpy(trainer.table.model_bytes.astype(np.float64)))
     with torch.no_grad():
-        initial = trainer.policies.deployment.step(trainer.policies.deployment.initial_hidden(obs))[1]
-    expected = trainer.normalizers["deployment"].denormalize(initial.reshape(buffer.stored("value").shape))
+        replay = trainer.policies.deployment.evaluate(obs, buffer.stored("choices"))
+    value = replay.initial_value if baseline == "initial" else replay.value
+    assert not torch.allclose(replay.initial_value, replay.value)  # the two baselines differ
+    expected = trainer.normalizers["deployment"].denormalize(value.reshape(buffer.stored("value").shape))
     torch.testing.assert_close(buffer.stored("value"), expected, rtol=0, atol=1e-5)
     assert trainer.update(rollout)["deployment_first_ratio_error"] < 1e-5
+
+
+def test_the_defaults_are_the_measured_deployment_settings_and_bad_values_are_refused():
+    assert (tiny().deployment_baseline, tiny().deployment_reward) == ("initial", "team")
     with pytest.raises(EdgeprofError, match="deployment_baseline must be mean_step or initial"):
         tiny(deployment_baseline="first")
 

@@ -8,8 +8,8 @@ One iteration of `Trainer.run_iteration`:
    scores the slot. Rewards: eq. 24 per server and interval, eq. 25 per user with the raw delay as the
    Lagrangian cost, eq. 26 per server and slot.
 2. `update`: GAE for each layer; the multiplier's dual step on the rollout's mean delay against tau-bar (eq. 33,
-   before the policy updates, as in Algorithm 1 lines 17-18); then PPO for deployment (eq. 30-31, the mean
-   step value of eq. 29 as baseline), PPO-Lagrangian for users (eq. 38) and PPO for allocation.
+   before the policy updates, as in Algorithm 1 lines 17-18); then PPO for deployment (eq. 30-31, with V(h_0)
+   as baseline, or eq. 29's mean step value), PPO-Lagrangian for users (eq. 38) and PPO for allocation.
 
 Choices where the paper is silent (marked in `TrainConfig` too):
 
@@ -25,12 +25,17 @@ Choices where the paper is silent (marked in `TrainConfig` too):
   picked. Deciding at once from one observation, identical greedy policies pick identical sets and leave the
   rest of the catalogue uncovered (measured on `small`: 91% of requests served, against 98% with the same
   policies sampled).
-- Deployment baseline (`deployment_baseline`, default eq. 29's mean step value): V(h_n) for n >= 1 has read
-  the sequence's own picks, so eq. 29's baseline depends on the action it should judge; its critic then
-  explains the returns almost exactly (value loss ~0.005 in normalised units) and the deployment policy
-  barely learns (entropy per pick flat at ~0.8 over 80 iterations). `initial` uses V(h_0), a value of the
-  observation alone. Measured on `small` (tau-bar 0.5 s, team reward, 40 iterations, 5 seeds): every greedy
-  request served against 0.997, and hc-mappo-l's delay 0.33 s against 0.52 s.
+Two defaults differ from the paper, both measured on `small` (tau-bar 0.5 s, `multiplier_lr=0.1`, 40 iterations,
+5 seeds; README); `deployment_baseline="mean_step", deployment_reward="own"` restores the paper's:
+
+- Deployment baseline (`deployment_baseline`, default `initial`, V(h_0)): eq. 29's mean of V(h_n) reads the
+  sequence's own picks for every n >= 1, so that baseline depends on the action it should judge; its critic
+  then explains the returns almost exactly (value loss ~0.005 in normalised units) and the deployment policy
+  barely learns (entropy per pick flat at ~0.8 over 80 iterations). V(h_0) is a value of the observation alone.
+  With the team reward: every greedy request served against 0.997, hc-mappo-l's delay 0.33 s against 0.52 s.
+- Deployment reward (`deployment_reward`, default `team`): every server gets the servers' mean eq. 24 reward
+  instead of its own hits, so covering a service another server would otherwise leave unhosted pays. With
+  V(h_0) and the own reward, one seed in five left a model unhosted (delay 0.78 s); with the team reward none.
 - Deployment entropy: V-A's coefficient 0.25 multiplies the mean entropy per pick of a sequence (one pick is
   one action of eq. 28, as one (server, point) is a user's). The public code puts it on the sum over the
   sequence; measured on `small` (tau-bar 1 s, 40 iterations, seed 2), that bonus kept the first pick uniform
@@ -141,8 +146,8 @@ class TrainConfig:
     gamma: float = 0.99  # V-A, per slot
     gae_lambda: float = 0.95  # V-A
     deployment_discount: str = "slot"  # ours: gamma ** delta-T per deployment decision (`rl.gae.decision_gamma`)
-    deployment_reward: str = "own"  # eq. 24, each server's own hits; "team": every server gets the servers' mean
-    deployment_baseline: str = "mean_step"  # eq. 29; "initial": V(h_0), which does not depend on the choices
+    deployment_reward: str = "team"  # ours: the servers' mean eq. 24 reward; "own": each server's own hits (eq. 24)
+    deployment_baseline: str = "initial"  # ours: V(h_0), independent of the choices; "mean_step": eq. 29
     clip_coef: float = 0.2  # V-A
     epochs: int = 3  # public
     minibatches: int = 8  # public
@@ -530,7 +535,7 @@ class Trainer:
                        "ratio_error": _ratio_error(log_prob, batch["log_prob"])}
 
     def _deployment_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """PPO on whole sequences (eq. 30-31), the critic being the mean step value (eq. 29)."""
+        """PPO on whole sequences (eq. 30-31) with the critic of `_deployment_value`."""
         config = self.config
         obs = DeploymentObservation(batch["features"], batch["storage_bytes"],
                                     torch.from_numpy(self.table.model_bytes.astype(np.float64)))
@@ -546,7 +551,7 @@ class Trainer:
                        "ratio_error": _ratio_error(result.log_prob, batch["log_prob"])}
 
     def _deployment_value(self, sequence: SequenceResult) -> torch.Tensor:
-        """The deployment critic's value of a decision: eq. 29's mean step value, or V(h_0) (`initial`)."""
+        """The deployment critic's value of a decision: V(h_0) (`initial`) or eq. 29's mean step value."""
         return sequence.value if self.config.deployment_baseline == "mean_step" else sequence.initial_value
 
     def _allocation_loss(self, batch: dict[str, torch.Tensor], obs: AllocationObservation, logits: torch.Tensor
