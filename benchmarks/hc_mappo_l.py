@@ -138,7 +138,8 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
                     [row["delay_s"] - reference[row["seed"]] for row in results[algorithm]["per_seed"]])
     for name in OPTIMIZERS:
         rows = run_solver(name, scenario, table, args.eval_slots, eval_seeds)
-        results[name] = {**summary(rows), "meets_delay_constraint": summary(rows)["delay_s"]["mean"] <= tau}
+        optimizer = summary(rows)
+        results[name] = {**optimizer, "meets_delay_constraint": optimizer["delay_s"]["mean"] <= tau}
         print(f"compare: {name}: delay {results[name]['delay_s']['mean']:.3g} s, cost "
               f"{results[name]['cost']['mean']:.4g}", flush=True)
     resolved = make_config("hc-mappo-l", iterations=args.iterations, num_envs=args.envs,

@@ -25,17 +25,6 @@ Choices where the paper is silent (marked in `TrainConfig` too):
   picked. Deciding at once from one observation, identical greedy policies pick identical sets and leave the
   rest of the catalogue uncovered (measured on `small`: 91% of requests served, against 98% with the same
   policies sampled).
-Two defaults differ from the paper, both measured on `small` (tau-bar 0.5 s, `multiplier_lr=0.1`, 40 iterations,
-5 seeds; README); `deployment_baseline="mean_step", deployment_reward="own"` restores the paper's:
-
-- Deployment baseline (`deployment_baseline`, default `initial`, V(h_0)): eq. 29's mean of V(h_n) reads the
-  sequence's own picks for every n >= 1, so that baseline depends on the action it should judge; its critic
-  then explains the returns almost exactly (value loss ~0.005 in normalised units) and the deployment policy
-  barely learns (entropy per pick flat at ~0.8 over 80 iterations). V(h_0) is a value of the observation alone.
-  With the team reward: every greedy request served against 0.997, hc-mappo-l's delay 0.33 s against 0.52 s.
-- Deployment reward (`deployment_reward`, default `team`): every server gets the servers' mean eq. 24 reward
-  instead of its own hits, so covering a service another server would otherwise leave unhosted pays. With
-  V(h_0) and the own reward, one seed in five left a model unhosted (delay 0.78 s); with the team reward none.
 - Deployment entropy: V-A's coefficient 0.25 multiplies the mean entropy per pick of a sequence (one pick is
   one action of eq. 28, as one (server, point) is a user's). The public code puts it on the sum over the
   sequence; measured on `small` (tau-bar 1 s, 40 iterations, seed 2), that bonus kept the first pick uniform
@@ -48,6 +37,18 @@ Two defaults differ from the paper, both measured on `small` (tau-bar 0.5 s, `mu
 - Allocation: a user alone at its server gets everything whatever the policy says, so servers with fewer than
   two users are left out of the allocation policy loss (their critic still learns).
 - The global state of the users' critics is stored once per slot and environment, not once per user.
+
+Two defaults differ from the paper, both measured on `small` (tau-bar 0.5 s, `multiplier_lr=0.1`, 40 iterations,
+5 seeds; README); `deployment_baseline="mean_step", deployment_reward="own"` restores the paper's:
+
+- Deployment baseline (`deployment_baseline`, default `initial`, V(h_0)): eq. 29's mean of V(h_n) reads the
+  sequence's own picks for every n >= 1, so that baseline depends on the action it should judge; its critic
+  then explains the returns almost exactly (value loss ~0.005 in normalised units) and the deployment policy
+  barely learns (entropy per pick flat at ~0.8 over 80 iterations). V(h_0) is a value of the observation alone.
+  With the team reward: every greedy request served against 0.997, hc-mappo-l's delay 0.33 s against 0.52 s.
+- Deployment reward (`deployment_reward`, default `team`): every server gets the servers' mean eq. 24 reward
+  instead of its own hits, so covering a service another server would otherwise leave unhosted pays. With
+  V(h_0) and the own reward, one seed in five left a model unhosted (delay 0.78 s); with the team reward none.
 
 The public code's bugs are avoided by construction: training re-scores sequences with the masks and inputs
 that sampling used (first PPO ratio 1 up to float rounding, `rl.distributions`), value losses refuse
