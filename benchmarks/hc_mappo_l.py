@@ -9,14 +9,14 @@ iterations x 200 slots) projected from the measured seconds per iteration. Targe
 
 Part 2, comparison (`--compare`): each of `--algorithms` (default all five) trained for `--iterations`
 iterations on each seed of `--seeds` (a separate run per seed, `--workers` at a time, one thread each), then
-evaluated greedily on `--eval-seeds` episodes of `--eval-slots` slots (and with actions drawn, as in
-training: `sampled`); the optimizers run on the same evaluation episodes. `--set` changes the scenario (a
-tight tau-bar: `--set system.delay_constraint_s=1.0`), `--hparam` the training settings of every run
-(`edgeprof train --hparam`). Writes a bar chart of delay and cost with tau-bar next to the JSON. Mean and 95%
-interval over the training seeds, next to seed 001's Fig. 5 values (paper scenario, 1000 iterations): delays
-HC-MAPPO-L 2.74 s, HC-IPPO-L 2.65, Heuristic-MAPPO-L 2.94, H-MAPPO 4.38, H-IPPO 4.76; HC-MAPPO-L cost 131.35,
-energy 14.87 J, privacy 10.09 (its cost and privacy units are not ours: compare orderings and the constraint,
-not values).
+evaluated greedily on `--eval-seeds` episodes of `--eval-slots` slots, with every layer's actions drawn as in
+training (`sampled`), and with only the deployment drawn (`deployment_drawn`); the optimizers run on the same
+evaluation episodes. `--set` changes the scenario (a tight tau-bar: `--set system.delay_constraint_s=1.0`),
+`--hparam` the training settings of every run (`edgeprof train --hparam`). Writes a bar chart of delay and cost
+with tau-bar next to the JSON. Mean and 95% interval over the training seeds, next to seed 001's Fig. 5 values
+(paper scenario, 1000 iterations): delays HC-MAPPO-L 2.74 s, HC-IPPO-L 2.65, Heuristic-MAPPO-L 2.94, H-MAPPO
+4.38, H-IPPO 4.76; HC-MAPPO-L cost 131.35, energy 14.87 J, privacy 10.09 (its cost and privacy units are not
+ours: compare orderings and the constraint, not values).
 
 Profiles: the shipped ones, or with --synthetic-leakage real static workloads and the stand-in leakage of
 `synthetic_profiles.py`; the JSON says which.
@@ -46,7 +46,7 @@ from synthetic_profiles import SOURCE, profiles_override
 
 import edgeprof
 from edgeprof.optimize.solve import REPORTED, run_solver
-from edgeprof.rl.hc_mappo_l import ALGORITHMS, Trainer, evaluate_run, make_config, parse_hyperparameters, train
+from edgeprof.rl.hc_mappo_l import ALGORITHMS, LAYERS, Trainer, evaluate_run, make_config, parse_hyperparameters, train
 from edgeprof.sim.scenario import load_scenario
 from edgeprof.sim.workload import load_service_table
 
@@ -56,6 +56,8 @@ TARGET_MINUTES = 30
 SEED_001_DELAY_S = {"hc-mappo-l": 2.74, "hc-ippo-l": 2.65, "heuristic-mappo-l": 2.94, "h-mappo": 4.38,
                     "h-ippo": 4.76}
 OPTIMIZERS = ("primal-dual", "greedy", "edge-only", "local-only", "random")
+# evaluations besides the greedy one: every layer drawing its actions as in training, or only the deployment
+DRAWN_MODES = {"sampled": LAYERS, "deployment_drawn": ("deployment",)}
 
 
 def throughput(overrides: list[str], envs: int, iterations: int, threads: int) -> dict[str, Any]:
@@ -97,9 +99,10 @@ def train_and_evaluate(job: dict[str, Any]) -> dict[str, Any]:
     rows = train(config, scenario, table, rundir, scenario_name=job["scenario"])
     trained_s = time.perf_counter() - started
     greedy = evaluate_run(rundir, job["eval_slots"], job["eval_seeds"])
-    sampled = evaluate_run(rundir, job["eval_slots"], job["eval_seeds"], sample=True)
+    drawn = {mode: evaluate_run(rundir, job["eval_slots"], job["eval_seeds"], draw=layers)
+             for mode, layers in DRAWN_MODES.items()}
     return {**{key: mean_of(greedy, key) for key in REPORTED},
-            **{f"sampled_{key}": mean_of(sampled, key) for key in REPORTED},
+            **{f"{mode}_{key}": mean_of(rows, key) for mode, rows in drawn.items() for key in REPORTED},
             "algorithm": job["algorithm"], "seed": job["seed"], "train_seconds": trained_s,
             "final_multiplier": rows[-1]["multiplier"]}
 
@@ -126,8 +129,9 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
     for algorithm in algorithms:
         per_seed = [row for row in finished if row["algorithm"] == algorithm]
         greedy = summary(per_seed)
-        sampled = {key: interval([row[f"sampled_{key}"] for row in per_seed]) for key in REPORTED}
-        results[algorithm] = {**greedy, "per_seed": per_seed, "sampled": sampled,
+        drawn = {mode: {key: interval([row[f"{mode}_{key}"] for row in per_seed]) for key in REPORTED}
+                 for mode in DRAWN_MODES}
+        results[algorithm] = {**greedy, "per_seed": per_seed, **drawn,
                               "seed_001_delay_s": SEED_001_DELAY_S[algorithm],
                               "meets_delay_constraint": greedy["delay_s"]["mean"] <= tau}
     if "hc-mappo-l" in results:

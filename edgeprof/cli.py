@@ -734,30 +734,38 @@ def evaluate_command(
     seeds: Annotated[str | None, typer.Option(help="Comma-separated seeds instead (one episode each; the same "
                                                    "seeds as `edgeprof solve` give the same episodes).")] = None,
     slots: Annotated[int, typer.Option(min=1, help="Slots per episode.")] = 100,
-    sample: Annotated[bool, typer.Option("--sample", help="Draw actions from the policies, as in training, instead "
-                                                         "of taking the most probable (each episode's draws "
-                                                         "seeded by its seed).")] = False,
+    sample: Annotated[bool, typer.Option("--sample", help="Draw every layer's actions from the policies, as in "
+                                                         "training, instead of taking the most probable (each "
+                                                         "episode's draws seeded by its seed).")] = False,
+    draw: Annotated[str | None, typer.Option(help="Comma-separated layers that draw their actions (deployment, user, "
+                                                  "allocation); the others act greedily.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write per-seed rows as CSV.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
-    """Run a trained run's policies greedily (or `--sample`) through the simulator: the metrics of `edgeprof
-    solve`."""
+    """Run a trained run's policies greedily (or drawing their actions: every layer's, `--sample`, or some,
+    `--draw`) through the simulator: the metrics of `edgeprof solve`."""
     from edgeprof.optimize.solve import parse_seeds
-    from edgeprof.rl.hc_mappo_l import evaluate_run, load_run
+    from edgeprof.rl.hc_mappo_l import LAYERS, check_layers, evaluate_run, load_run
 
     if episodes is not None and seeds is not None:
         raise EdgeprofError("give --episodes or --seeds, not both")
+    if sample and draw is not None:
+        raise EdgeprofError("give --sample or --draw, not both")
+    layers = LAYERS if sample else tuple(name.strip() for name in (draw or "").split(",") if name.strip())
+    if draw is not None and not layers:
+        raise EdgeprofError("--draw needs at least one layer: deployment, user or allocation")
+    check_layers(layers)
     seed_list = parse_seeds(seeds) if seeds is not None else list(range(episodes or 5))
     if output:
         check_writable(output)
     config, _, scenario_name = load_run(rundir)
     with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
         task = bar.add_task(f"{config.algorithm}: seeds", total=len(seed_list))
-        rows = evaluate_run(rundir, slots, seed_list, lambda done, total: bar.update(task, completed=done), sample)
+        rows = evaluate_run(rundir, slots, seed_list, lambda done, total: bar.update(task, completed=done), layers)
     if output:
         _write_rows_csv(output, rows)
     if not quiet:
-        mode = "sampled" if sample else "greedy"
+        mode = "greedy" if not layers else "sampled" if set(layers) == set(LAYERS) else f"{', '.join(layers)} drawn"
         _print_summary(f"{config.algorithm} ({rundir}) on {scenario_name or 'its scenario'}, {mode}: {slots} slots x "
                        f"{len(seed_list)} seeds (mean, 95% interval)", rows)
 

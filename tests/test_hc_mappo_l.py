@@ -14,10 +14,13 @@ from edgeprof.optimize.solve import REPORTED
 from edgeprof.rl.checkpoint import component_state
 from edgeprof.rl.hc_mappo_l import (
     ALGORITHMS,
+    LAYERS,
     LOG_COLUMNS,
     TIMING_COLUMNS,
+    TrainedPolicy,
     Trainer,
     evaluate_run,
+    load_run,
     make_config,
     parse_hyperparameters,
     train,
@@ -29,6 +32,7 @@ from edgeprof.rl.hc_policies import (
     deployment_from_choices,
 )
 from edgeprof.sim import core
+from edgeprof.sim.env import EdgeSystem
 from edgeprof.sim.workload import load_service_table
 
 TINY_NETWORKS = HCPolicyConfig(user_hidden=16, deploy_hidden=16, deploy_embed=4, alloc_hidden=8)
@@ -203,9 +207,14 @@ def test_cli_train_evaluate_and_plot(run_cli, profiles, tmp_path):
 
     sampled = run_cli("evaluate", trained_rundir, "--seeds", "0,1", "--slots", "6", "--sample")
     assert sampled.code == 0 and "sampled" in sampled.out, sampled.err
-    drawn = evaluate_run(trained_rundir, 6, [0, 1], sample=True)
-    assert drawn == evaluate_run(trained_rundir, 6, [0, 1], sample=True)  # each episode's draws seeded by its seed
+    drawn = evaluate_run(trained_rundir, 6, [0, 1], draw=LAYERS)
+    assert drawn == evaluate_run(trained_rundir, 6, [0, 1], draw=LAYERS)  # each episode's draws seeded by its seed
     assert [row["cost"] for row in drawn] != [float(row["cost"]) for row in rows]  # not the greedy actions
+    partly = run_cli("evaluate", trained_rundir, "--seeds", "0,1", "--slots", "6", "--draw", "deployment, user")
+    assert partly.code == 0 and "deployment, user drawn" in partly.out, partly.err
+    _one_line_error(run_cli("evaluate", trained_rundir, "--draw", "users"), "unknown layer(s) users")
+    _one_line_error(run_cli("evaluate", trained_rundir, "--draw", "user", "--sample"), "--sample or --draw")
+    _one_line_error(run_cli("evaluate", trained_rundir, "--draw", ","), "at least one layer")
 
     plotted = run_cli("plot", trained_rundir, "-o", tmp_path / "curves.png")
     assert plotted.code == 0, plotted.err
@@ -224,6 +233,26 @@ def test_hyperparameters_parse_to_typed_settings_of_the_config():
         parse_hyperparameters(["epochs=2.5"])
     with pytest.raises(EdgeprofError, match="policy.user_hidden"):  # the message lists the names
         parse_hyperparameters(["policy.independent_critics=true"])
+
+
+def test_a_trained_policy_draws_only_the_layers_it_is_told_to(run_cli, profiles, tmp_path):
+    rundir = tmp_path / "run"
+    assert run_cli(*_train_args(profiles, rundir)).code == 0
+    _, scenario, _ = load_run(rundir)
+    system = EdgeSystem(scenario, load_service_table(scenario), num_envs=1, seed=5)
+    greedy = TrainedPolicy.load(rundir, system)
+    drawing_deployment = [greedy.drawing(seed, ["deployment"]) for seed in range(20)]
+    greedy_actions = greedy.act(system)
+    for policy in drawing_deployment:  # the users still take their most probable actions
+        assert all(np.array_equal(a, b) for a, b in zip(policy.act(system), greedy_actions))
+    greedy_deployment = greedy.deploy(system)
+    assert np.array_equal(greedy.deploy(system), greedy_deployment)
+    assert any(not np.array_equal(policy.deploy(system), greedy_deployment) for policy in drawing_deployment)
+    drawing_users = [greedy.drawing(seed, ["user"]) for seed in range(20)]
+    assert all(np.array_equal(policy.deploy(system), greedy_deployment) for policy in drawing_users)
+    assert any(not np.array_equal(policy.act(system)[0], greedy_actions[0]) for policy in drawing_users)
+    with pytest.raises(EdgeprofError, match="unknown layer.*deploy"):
+        greedy.drawing(0, ["deploy"])
 
 
 def _one_line_error(result, fragment):

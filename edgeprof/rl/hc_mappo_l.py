@@ -66,7 +66,7 @@ import csv
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -701,23 +701,36 @@ def train(config: TrainConfig, scenario: Scenario, table: ServiceTable, rundir: 
 # Evaluation
 
 
-class TrainedPolicy:
-    """A trained run as a simulator `Policy` (`sim.rollout`): every layer acts greedily (the most probable
-    services, server and point; the mean allocation logits), or, with a `generator`, draws its actions as in
-    training; heuristic layers as in training."""
+LAYERS = ("deployment", "user", "allocation")
 
-    def __init__(self, config: TrainConfig, policies: HCPolicies, generator: torch.Generator | None = None) -> None:
+
+def check_layers(layers: Collection[str]) -> None:
+    """Raise on names that are not `LAYERS`."""
+    unknown = sorted(set(layers) - set(LAYERS))
+    if unknown:
+        raise EdgeprofError(f"unknown layer(s) {', '.join(unknown)}: use {', '.join(LAYERS)}")
+
+
+class TrainedPolicy:
+    """A trained run as a simulator `Policy` (`sim.rollout`): every learned layer acts greedily (the most probable
+    services, server and point; the mean allocation logits), except the layers in `draw`, which draw their actions
+    from `generator` as in training; heuristic layers act as in training."""
+
+    def __init__(self, config: TrainConfig, policies: HCPolicies, generator: torch.Generator | None = None,
+                 draw: Collection[str] = ()) -> None:
+        check_layers(draw)
+        if draw and generator is None:
+            raise ValueError("drawing actions needs a generator")
         self.name, self.config, self.policies = config.algorithm, config, policies
-        self.generator = generator
+        self.generator, self.draw = generator, frozenset(draw)
         self.lru = None if config.learned_deployment else UserDrivenLRU()
 
-    @property
-    def greedy(self) -> bool:
-        return self.generator is None
+    def drawing(self, seed: int, layers: Collection[str] = LAYERS) -> TrainedPolicy:
+        """The same policies with `layers` drawing their actions, reproducibly from `seed`."""
+        return TrainedPolicy(self.config, self.policies, torch.Generator().manual_seed(seed), layers)
 
-    def drawing(self, seed: int) -> TrainedPolicy:
-        """The same policies drawing their actions, reproducibly from `seed`."""
-        return TrainedPolicy(self.config, self.policies, torch.Generator().manual_seed(seed))
+    def _greedy(self, layer: str) -> bool:
+        return layer not in self.draw
 
     @classmethod
     def load(cls, rundir: str | Path, system: EdgeSystem) -> TrainedPolicy:
@@ -734,11 +747,11 @@ class TrainedPolicy:
     def deploy(self, system: EdgeSystem) -> np.ndarray:
         if self.lru is not None:
             return self.lru.deploy(system)
-        return deploy_in_turn(self.policies.deployment, system, self.generator, self.greedy)[2]
+        return deploy_in_turn(self.policies.deployment, system, self.generator, self._greedy("deployment"))[2]
 
     @torch.no_grad()
     def act(self, system: EdgeSystem) -> tuple[np.ndarray, np.ndarray]:
-        actions, _ = self.policies.user.act(user_observation(system), self.generator, self.greedy)
+        actions, _ = self.policies.user.act(user_observation(system), self.generator, self._greedy("user"))
         association, z = actions[..., 0].numpy(), actions[..., 1].numpy()
         if self.lru is not None:
             self.lru.record(system, association)
@@ -749,22 +762,24 @@ class TrainedPolicy:
         if not self.config.learned_allocation:
             return equal_share_allocation(system, association)
         obs = allocation_observation(system, association, z)
-        logits, _ = self.policies.allocation.act(obs, self.generator, self.greedy)
+        logits, _ = self.policies.allocation.act(obs, self.generator, self._greedy("allocation"))
         compute_share, bandwidth_share = allocation_shares(logits, obs.association, system.num_servers)
         return compute_share.numpy(), bandwidth_share.numpy()
 
 
 def evaluate_run(rundir: str | Path, slots: int, seeds: list[int],
-                 progress: Callable[[int, int], None] | None = None, sample: bool = False) -> list[dict[str, Any]]:
-    """The trained policies of `rundir`, greedy (or drawing their actions, `sample`, each episode from its own
-    seed), one episode per seed: one row of `REPORTED` metrics per seed, as `optimize.solve.run_solver` gives
-    for a solver (the same seeds give the same episodes)."""
+                 progress: Callable[[int, int], None] | None = None, draw: Collection[str] = ()
+                 ) -> list[dict[str, Any]]:
+    """The trained policies of `rundir`, greedy except the layers in `draw` (`LAYERS`), which draw their actions as
+    in training, each episode from its own seed; one episode per seed: one row of `REPORTED` metrics per seed, as
+    `optimize.solve.run_solver` gives for a solver (the same seeds give the same episodes)."""
     if slots < 1 or not seeds:
         raise EdgeprofError(f"evaluation needs at least 1 slot and 1 seed, got {slots} slots and seeds {seeds}")
+    check_layers(draw)
     config, scenario, _ = load_run(rundir)
     table = load_service_table(scenario)
     check_deployable(scenario, table)
     torch.set_num_threads(config.threads)
     policy = TrainedPolicy.load(rundir, EdgeSystem(scenario, table, num_envs=1, seed=seeds[0]))
-    return run_episodes(config.algorithm, lambda system, seed: policy.drawing(seed) if sample else policy, scenario,
-                        table, slots, seeds, progress)
+    make_policy = (lambda system, seed: policy.drawing(seed, draw)) if draw else (lambda system, seed: policy)
+    return run_episodes(config.algorithm, make_policy, scenario, table, slots, seeds, progress)
