@@ -745,7 +745,7 @@ def evaluate_command(
     """Run a trained run's policies greedily (or drawing their actions: every layer's, `--sample`, or some,
     `--draw`) through the simulator: the metrics of `edgeprof solve`."""
     from edgeprof.optimize.solve import parse_seeds
-    from edgeprof.rl.hc_mappo_l import LAYERS, check_layers, evaluate_run, load_run
+    from edgeprof.rl.hc_mappo_l import LAYERS, evaluate_run, load_run
 
     if episodes is not None and seeds is not None:
         raise EdgeprofError("give --episodes or --seeds, not both")
@@ -754,7 +754,6 @@ def evaluate_command(
     layers = LAYERS if sample else tuple(name.strip() for name in (draw or "").split(",") if name.strip())
     if draw is not None and not layers:
         raise EdgeprofError("--draw needs at least one layer: deployment, user or allocation")
-    check_layers(layers)
     seed_list = parse_seeds(seeds) if seeds is not None else list(range(episodes or 5))
     if output:
         check_writable(output)
