@@ -113,7 +113,8 @@ def test_flops_scale_with_batch_and_bytes_with_dtype():
     four = profile_model("resnet18", input_size=64, batch_size=4)
     half = profile_model("resnet18", input_size=64, dtype="float16")
     assert four["totals"]["flops"] == 4 * one["totals"]["flops"]
-    assert [p["upload_bytes"] for p in four["partition_points"]] == [4 * p["upload_bytes"] for p in one["partition_points"]]
+    uploads = [p["upload_bytes"] for p in one["partition_points"]]
+    assert [p["upload_bytes"] for p in four["partition_points"]] == [4 * u for u in uploads]
     assert half["totals"] == one["totals"]
     assert half["model"]["param_bytes"] * 2 == one["model"]["param_bytes"]
-    assert [2 * p["upload_bytes"] for p in half["partition_points"]] == [p["upload_bytes"] for p in one["partition_points"]]
+    assert [2 * p["upload_bytes"] for p in half["partition_points"]] == uploads

@@ -71,7 +71,8 @@ def test_corrupt_json_file(tmp_path):
         load_profile(path)
 
 
-@pytest.mark.parametrize("module", ["edgeprof.profiler.schema", "edgeprof.sim.split", "edgeprof.optimize.split_advisor"])
+@pytest.mark.parametrize("module", ["edgeprof.profiler.schema", "edgeprof.sim.split",
+                                    "edgeprof.optimize.split_advisor"])
 def test_profile_readers_do_not_import_torch(module):
     code = f"import sys, {module}; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -172,7 +172,8 @@ def test_simulate_cli_writes_metrics(run_cli, tmp_path, scenario):
         (["--policy", "magic"], "unknown policy 'magic'"),
         (["--set", "system.num_servers=0"], "system.num_servers: must be at least 1"),
         (["--set", "servers.compute_gflops=[-1, 5]"], "must not be negative"),
-        (["--set", 'services.profiles={lenet7 = "/no/such/file.json"}'], "the profile of lenet7 (/no/such/file.json) does not exist"),
+        (["--set", 'services.profiles={lenet7 = "/no/such/file.json"}'],
+         "the profile of lenet7 (/no/such/file.json) does not exist"),
     ],
 )
 def test_simulate_bad_input_is_exit_2(run_cli, args, message):
