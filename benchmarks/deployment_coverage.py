@@ -27,9 +27,9 @@ import torch
 from reporting import interval, machine, write_result
 
 import edgeprof
+from edgeprof.optimize.solve import run_episodes
 from edgeprof.rl.hc_mappo_l import TrainedPolicy, load_run
 from edgeprof.sim.env import EdgeSystem
-from edgeprof.sim.rollout import run_policy
 from edgeprof.sim.workload import ServiceTable, load_service_table
 
 RESULTS = Path(__file__).parent / "results"
@@ -72,17 +72,20 @@ def coverage(rundir: Path, seeds: list[int], slots: int) -> dict[str, Any]:
     config, scenario, scenario_name = load_run(rundir)
     table = load_service_table(scenario)
     torch.set_num_threads(1)
+    trained = TrainedPolicy.load(rundir, EdgeSystem(scenario, table, num_envs=1, seed=seeds[0]))
     modes = {}
     for mode, layers in MODES.items():
-        episodes = []
-        for seed in seeds:
-            system = EdgeSystem(scenario, table, num_envs=1, seed=seed)
-            trained = TrainedPolicy.load(rundir, system)
-            recorder = CoverageRecorder(trained.drawing(seed, layers) if layers else trained, table)
-            metrics = run_policy(system, recorder, slots)
-            decisions = recorder.decisions
-            episodes.append({"seed": seed, "success_rate": metrics["success_rate"], "delay_s": metrics["delay_s"],
-                             **{key: float(np.mean([row[key] for row in decisions])) for key in decisions[0]}})
+        recorders = []
+
+        def recorded(system: EdgeSystem, seed: int, layers: tuple[str, ...] = layers) -> CoverageRecorder:
+            recorders.append(CoverageRecorder(trained.drawing(seed, layers) if layers else trained, table))
+            return recorders[-1]
+
+        rows = run_episodes(config.algorithm, recorded, scenario, table, slots, seeds)
+        episodes = [{"seed": row["seed"], "success_rate": row["success_rate"], "delay_s": row["delay_s"],
+                     **{key: float(np.mean([decision[key] for decision in recorder.decisions]))
+                        for key in recorder.decisions[0]}}
+                    for row, recorder in zip(rows, recorders, strict=True)]
         modes[mode] = {**{key: interval([row[key] for row in episodes]) for key in episodes[0] if key != "seed"},
                        "per_seed": episodes}
         print(f"{mode}: hosted {modes[mode]['hosted_services']['mean']:.1f} of {table.num_services} services, "

@@ -102,7 +102,7 @@ def train_and_evaluate(job: dict[str, Any]) -> dict[str, Any]:
     drawn = {mode: evaluate_run(rundir, job["eval_slots"], job["eval_seeds"], draw=layers)
              for mode, layers in DRAWN_MODES.items()}
     return {**{key: mean_of(greedy, key) for key in REPORTED},
-            **{f"{mode}_{key}": mean_of(rows, key) for mode, rows in drawn.items() for key in REPORTED},
+            **{f"{mode}_{key}": mean_of(episodes, key) for mode, episodes in drawn.items() for key in REPORTED},
             "algorithm": job["algorithm"], "seed": job["seed"], "train_seconds": trained_s,
             "final_multiplier": rows[-1]["multiplier"]}
 
