@@ -8,7 +8,10 @@ import pytest
 import torch
 from sim_testing import small_scenario
 
+from edgeprof.rl.distributions import autoregressive_sequence
 from edgeprof.rl.hc_policies import (
+    DeploymentObservation,
+    DeploymentPolicy,
     HCPolicies,
     HCPolicyConfig,
     ServerThenPoint,
@@ -136,12 +139,50 @@ def test_servers_deploying_in_turn_see_the_picks_before_them_and_rescore_exactly
     assert core.storage_feasible(system.table, system.entities, deployment).all()
 
 
+def stepwise_reference(policy, obs, generator, greedy=False):
+    """Each pick drawn and scored as it is made: `autoregressive_sequence` through the policy's own steps."""
+    with torch.no_grad():
+        return autoregressive_sequence(policy, policy.initial_hidden(obs), policy.masker(obs), generator=generator,
+                                       greedy=greedy)
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+def test_drawn_sequences_are_the_stepwise_references_and_rescore_to_its_log_probs(scenario_and_table, greedy):
+    system = make_system(scenario_and_table)
+    policies = make_policies(system)
+    obs = deployment_observation(system)
+    generator, reference_generator = torch.Generator().manual_seed(2), torch.Generator().manual_seed(2)
+    sampled = policies.deployment.sample(obs, generator, greedy)
+    reference = stepwise_reference(policies.deployment, obs, reference_generator, greedy)
+    assert torch.equal(sampled.choices.reshape(reference.choices.shape), reference.choices)
+    assert torch.equal(generator.get_state(), reference_generator.get_state())  # the same draws, no more
+    for name in ("log_prob", "entropy", "value", "step_log_probs", "step_values"):
+        torch.testing.assert_close(getattr(sampled, name).reshape(getattr(reference, name).shape),
+                                   getattr(reference, name), rtol=0, atol=1e-5)
+
+
+def test_the_numpy_pick_loop_draws_like_the_stepwise_reference_at_the_papers_sizes():
+    torch.manual_seed(0)
+    services = 45
+    policy = DeploymentPolicy(12, services, HCPolicyConfig(head_gain=1.0))  # V-A's GRU; peaked logits
+    generator = torch.Generator().manual_seed(5)
+    for trial in range(6):
+        obs = DeploymentObservation(torch.randn(1 + trial % 3, 12),
+                                    torch.rand(1 + trial % 3, dtype=torch.float64) * 4e9 + 1e8,
+                                    torch.rand(services, dtype=torch.float64) * 3e8)
+        state = generator.get_state()
+        drawn = policy.draw(obs, generator, greedy=trial % 2 == 1)
+        reference = stepwise_reference(policy, obs, torch.Generator().set_state(state), greedy=trial % 2 == 1)
+        assert torch.equal(drawn, reference.choices)
+        assert 1 < int((drawn >= 0).sum(-1).min()) < services  # the storage mask ended the sequences
+
+
 def test_rescoring_freshly_sampled_sequences_gives_a_ppo_ratio_of_one(scenario_and_table):
     system = make_system(scenario_and_table)
     policies = make_policies(system)
     obs = deployment_observation(system)
     sampled = policies.deployment.sample(obs, torch.Generator().manual_seed(2))
-    replay = policies.deployment.evaluate(obs, sampled.choices)  # teacher-forced: equal up to float rounding
+    replay = policies.deployment.evaluate(obs, sampled.choices)
     for name in ("log_prob", "entropy", "value", "step_log_probs", "step_values"):
         torch.testing.assert_close(getattr(replay, name).detach(), getattr(sampled, name), rtol=0, atol=1e-5)
     assert torch.equal(replay.choices, sampled.choices) and torch.equal(replay.lengths, sampled.lengths)

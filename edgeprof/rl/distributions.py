@@ -17,7 +17,9 @@ offset, masks and temperature applied only when sampling. Here a temperature or 
 Re-scoring step by step costs a Python loop of small operations per pick. A policy whose step inputs are all
 known from the stored choices (teacher forcing: the GRU reads the previous choice) can instead compute every
 step's logits at once and call `score_sequences` with the masks of `storage_masks`; that is the same
-computation batched over the steps, and tests check it against `autoregressive_sequence`'s replay.
+computation batched over the steps, and tests check it against `autoregressive_sequence`'s replay. Such a
+policy can also act by drawing its choices alone and scoring them that way, so the stored log-probabilities
+are the training path's own (`hc_policies.DeploymentPolicy.draw`, checked against `autoregressive_sequence`).
 """
 
 from __future__ import annotations
@@ -66,11 +68,8 @@ class MaskedCategorical:
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """One action per row (...), long; draws from `generator` (or torch's global one)."""
-        uniform = torch.rand(self.logits.shape, generator=generator, dtype=self.log_probs.dtype,
-                             device=self.logits.device)
-        tiny = torch.finfo(uniform.dtype).tiny
-        gumbel = -torch.log(-torch.log(uniform.clamp(min=tiny)))
-        return (self.logits.detach() + gumbel).argmax(dim=-1)
+        noise = gumbel_noise(self.logits.shape, generator, self.logits.dtype, self.logits.device)
+        return (self.logits.detach() + noise).argmax(dim=-1)
 
     def mode(self) -> torch.Tensor:
         """The most probable allowed action of each row (greedy evaluation)."""
@@ -96,6 +95,13 @@ class MaskedCategorical:
         """Entropy over the allowed actions (masked ones contribute 0, with finite gradients)."""
         safe_log_probs = self.log_probs.masked_fill(~self.mask, 0.0)
         return -(self.probs * safe_log_probs).sum(dim=-1)
+
+
+def gumbel_noise(shape: Sequence[int], generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32,
+                 device: torch.device | str | None = None) -> torch.Tensor:
+    """Standard Gumbel noise: argmax(logits + noise) draws from the categorical of `logits` (Gumbel-max)."""
+    uniform = torch.rand(tuple(shape), generator=generator, dtype=dtype, device=device)
+    return -torch.log(-torch.log(uniform.clamp(min=torch.finfo(dtype).tiny)))
 
 
 class MultiHeadMaskedCategorical:

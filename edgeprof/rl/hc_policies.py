@@ -22,10 +22,11 @@ Layers (network sizes from section V-A; orthogonal initialisation, Tanh):
 - `DeploymentPolicy` (eq. 28-30): an MLP encodes a server's observation into the GRU's first hidden state;
   each step scores the services from h_n (actor) and gives V(h_n) (critic sharing the GRU, eq. 29); the GRU
   then reads the choice's embedding with the updated indicator x_st and the free storage share (the "state
-  augmentation" of IV-B1). Sampling runs `autoregressive_sequence` with a `StorageMasker` in exact float64
-  bytes; re-scoring feeds the stored choices back to the GRU and scores every step at once under the same
-  masks (`storage_masks`, `score_sequences`), so a fresh sequence re-scores to its sampled log-probability
-  (PPO ratio 1 up to float rounding; the public code's bug D1). No stop choice, as in the paper: a sequence
+  augmentation" of IV-B1). Acting draws the picks under the duplicate and storage masks (exact float64
+  bytes) and then scores them with the training path itself: `evaluate` feeds the stored choices back to the
+  GRU and scores every step at once under the same masks (`storage_masks`, `score_sequences`), so the first
+  PPO ratio on fresh data is 1 (the public code's bug D1); tests check that the draws are those of the
+  step-by-step reference `autoregressive_sequence`. No stop choice, as in the paper: a sequence
   ends when no further service fits. Deploying one more service never lowers the hits of eq. 22 and keeping
   it over intervals costs no migration (eq. 23), so a stop would pay only where a service's one-off fetch
   cost outweighs every hit it could bring.
@@ -60,7 +61,7 @@ from edgeprof.rl.distributions import (
     MaskedCategorical,
     SequenceResult,
     StorageMasker,
-    autoregressive_sequence,
+    gumbel_noise,
     score_sequences,
     storage_masks,
 )
@@ -306,8 +307,9 @@ class DeploymentHidden(NamedTuple):
 class DeploymentPolicy(nn.Module):
     """Eq. 28-30: each server picks services one at a time with a GRU, under duplicate and storage masks.
 
-    A `StepPolicy` for `autoregressive_sequence`; call `sample` to act and `evaluate` to re-score stored
-    choices (teacher forcing: every step's GRU input is known from the stored choices). Both return a
+    A `StepPolicy` for `autoregressive_sequence` (the step-by-step reference); call `sample` to act, or `draw`
+    for the choices alone, and `evaluate` to re-score stored choices (teacher forcing: every step's GRU input
+    is known from the stored choices); `sample` is `draw` scored by `evaluate`. Both return a
     `SequenceResult` shaped like the observation's leading axes: `log_prob` (eq. 30), `entropy` (summed over
     the steps), `value` (eq. 29, the mean step value), `choices` padded with -1.
     """
@@ -350,12 +352,56 @@ class DeploymentPolicy(nn.Module):
         """Duplicate and storage masks in exact bytes, one row per server."""
         return StorageMasker(obs.model_bytes, obs.storage_bytes.reshape(-1))
 
+    @torch.no_grad()
+    def draw(self, obs: DeploymentObservation, generator: torch.Generator | None = None,
+             greedy: bool = False) -> torch.Tensor:
+        """Each server's services (..., I) in the order picked, padded with -1: drawn from the policy (or the
+        most probable one at each step, `greedy`) under the duplicate and storage masks, not yet scored.
+
+        Acting needs only the choices, so the pick loop runs `step`'s actor and `advance`'s GRU update
+        (torch's GRUCell equations) in numpy: a batch-1 pick costs ~40 small torch operations, ~5x the
+        arithmetic. `evaluate` scores the choices in torch; tests check that this loop draws what
+        `autoregressive_sequence` draws from the same generator state.
+        """
+        hidden = self.initial_hidden(obs)
+        gru, size = hidden.gru.numpy().copy(), hidden.size.numpy()
+        chosen, free = np.zeros_like(size), hidden.free.numpy().copy()
+        sizes, remaining = obs.model_bytes.numpy(), obs.storage_bytes.reshape(-1).numpy().copy()
+        actor_weight, actor_bias = self.actor.weight.detach().numpy(), self.actor.bias.detach().numpy()
+        input_weight, input_bias = self.gru.weight_ih.detach().numpy(), self.gru.bias_ih.detach().numpy()
+        hidden_weight, hidden_bias = self.gru.weight_hh.detach().numpy(), self.gru.bias_hh.detach().numpy()
+        embedding = self.embed.weight.detach().numpy()
+        batch, services = size.shape
+        width = gru.shape[1]
+        choices = np.full((batch, services), -1, dtype=np.int64)
+        running = np.ones(batch, dtype=bool)
+        for step in range(services):
+            allowed = (chosen == 0) & (sizes <= remaining[:, None])
+            running &= allowed.any(axis=1)
+            if step > 0 and not running.any():
+                break
+            logits = np.where(allowed, gru @ actor_weight.T + actor_bias, -np.inf)
+            if not greedy:
+                logits = logits + gumbel_noise(logits.shape, generator).numpy()
+            rows = running.nonzero()[0]
+            choice = logits[rows].argmax(axis=1)
+            choices[rows, step] = choice
+            chosen[rows, choice] = 1.0
+            free[rows] -= size[rows, choice]
+            remaining[rows] -= sizes[choice]
+            inputs = np.concatenate([embedding[choice], chosen[rows], free[rows, None]], axis=1)
+            gates_in = inputs @ input_weight.T + input_bias
+            gates_hidden = gru[rows] @ hidden_weight.T + hidden_bias
+            gates = _sigmoid(gates_in[:, :2 * width] + gates_hidden[:, :2 * width])
+            reset, update = gates[:, :width], gates[:, width:]
+            candidate = np.tanh(gates_in[:, 2 * width:] + reset * gates_hidden[:, 2 * width:])
+            gru[rows] = (1.0 - update) * candidate + update * gru[rows]
+        return torch.from_numpy(choices).reshape(*obs.storage_bytes.shape, -1)
+
     def sample(self, obs: DeploymentObservation, generator: torch.Generator | None = None,
                greedy: bool = False) -> SequenceResult:
-        """Draw each server's sequence (or take the most probable service at each step, `greedy`)."""
-        result = autoregressive_sequence(self, self.initial_hidden(obs), self.masker(obs), generator=generator,
-                                         greedy=greedy)
-        return _unflatten_result(result, tuple(obs.storage_bytes.shape))
+        """`draw`, scored by `evaluate`: the stored log-probabilities are the ones training computes."""
+        return self.evaluate(obs, self.draw(obs, generator, greedy))
 
     def evaluate(self, obs: DeploymentObservation, choices: torch.Tensor) -> SequenceResult:
         """Re-score stored sequences (..., I), padded with -1, under the current parameters: what replaying
@@ -381,6 +427,10 @@ class DeploymentPolicy(nn.Module):
         return _unflatten_result(result, tuple(obs.storage_bytes.shape))
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow for large |x|, unlike 1 / (1 + exp(-x))
+
+
 def _unflatten_result(result: SequenceResult, lead: tuple[int, ...]) -> SequenceResult:
     """A result with one row per server back to the observation's leading axes."""
     return SequenceResult(**{f.name: None if getattr(result, f.name) is None else
@@ -397,26 +447,22 @@ def deploy_in_turn(policy: DeploymentPolicy, system: EdgeSystem, generator: torc
     from the same observation pick alike (their greedy choices coincide exactly) and leave services
     uncovered; in turn, a server sees what the ones before it already host. Returns the observations each
     server acted on (E, J, ...), their sequences (E, J, ...) and the new deployment (E, I, J) for
-    `EdgeSystem.deploy`; re-scoring the stored observations with `DeploymentPolicy.evaluate` gives the same
-    log-probabilities, since each server's sequence depends on nothing but its own observation.
+    `EdgeSystem.deploy`. The sequences are scored afterwards, all servers at once, by
+    `DeploymentPolicy.evaluate`: each server's sequence depends on nothing but its own observation.
     """
     latest = system.deployment.copy()
-    observations, sequences = [], []
+    observations, choices = [], []
     for server in range(system.num_servers):
         obs = deployment_observation(system, latest)
         own = DeploymentObservation(obs.features[:, server:server + 1], obs.storage_bytes[:, server:server + 1],
                                     obs.model_bytes)
-        sequence = policy.sample(own, generator, greedy)
-        latest[..., server] = deployment_from_choices(sequence.choices, system.table.num_services)[..., 0]
+        choices.append(policy.draw(own, generator, greedy))
+        latest[..., server] = deployment_from_choices(choices[-1], system.table.num_services)[..., 0]
         observations.append(own)
-        sequences.append(sequence)
     stacked = DeploymentObservation(torch.cat([obs.features for obs in observations], dim=1),
                                     torch.cat([obs.storage_bytes for obs in observations], dim=1),
                                     observations[0].model_bytes)
-    joined = SequenceResult(**{f.name: None if getattr(sequences[0], f.name) is None else
-                               torch.cat([getattr(sequence, f.name) for sequence in sequences], dim=1)
-                               for f in fields(SequenceResult)})
-    return stacked, joined, latest
+    return stacked, policy.evaluate(stacked, torch.cat(choices, dim=1)), latest
 
 
 def deployment_from_choices(choices: torch.Tensor, num_services: int) -> np.ndarray:
