@@ -18,12 +18,18 @@ with tau-bar next to the JSON. Mean and 95% interval over the training seeds, ne
 4.38, H-IPPO 4.76; HC-MAPPO-L cost 131.35, energy 14.87 J, privacy 10.09 (its cost and privacy units are not
 ours: compare orderings and the constraint, not values).
 
+A comparison longer than one sitting (the paper's: 25 runs of 1000 iterations, ~20 h on this 2-core VM) keeps its
+runs in `--runs DIR`: stop it at any time and run the same command again; unfinished runs resume from their last
+checkpoint (every 10 iterations) to the numbers of an uninterrupted run, finished ones are read back with their
+evaluation, and each run records the code version of every sitting that trained it (`code` in the JSON). Runs are
+taken seed by seed, all methods of a seed before the next seed.
+
 Profiles: the shipped ones, or with --synthetic-leakage real static workloads and the stand-in leakage of
 `synthetic_profiles.py`; the JSON says which.
 
     python benchmarks/hc_mappo_l.py [--synthetic-leakage] [--throughput-envs 1] [--throughput-iterations 3]
         [--skip-throughput] [--compare --scenario small --envs 8 --iterations 100 --seeds 0,1,2,3,4
-        --eval-seeds 100,... --algorithms hc-mappo-l,h-mappo --set K=V --hparam K=V --workers 2]
+        --eval-seeds 100,... --algorithms hc-mappo-l,h-mappo --set K=V --hparam K=V --workers 2 --runs DIR]
 """
 
 from __future__ import annotations
@@ -33,9 +39,13 @@ import os
 os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
 
 import argparse
+import json
+import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
@@ -45,8 +55,18 @@ from reporting import interval, machine, write_result
 from synthetic_profiles import SOURCE, profiles_override
 
 import edgeprof
+from edgeprof.files import write_text_atomic
 from edgeprof.optimize.solve import REPORTED, run_solver
-from edgeprof.rl.hc_mappo_l import ALGORITHMS, LAYERS, Trainer, evaluate_run, make_config, parse_hyperparameters, train
+from edgeprof.rl.hc_mappo_l import (
+    ALGORITHMS,
+    LAYERS,
+    RunPaths,
+    Trainer,
+    evaluate_run,
+    make_config,
+    parse_hyperparameters,
+    train,
+)
 from edgeprof.sim.scenario import load_scenario
 from edgeprof.sim.workload import load_service_table
 
@@ -58,6 +78,7 @@ SEED_001_DELAY_S = {"hc-mappo-l": 2.74, "hc-ippo-l": 2.65, "heuristic-mappo-l": 
 OPTIMIZERS = ("primal-dual", "greedy", "edge-only", "local-only", "random")
 # evaluations besides the greedy one: every layer drawing its actions as in training, or only the deployment
 DRAWN_MODES = {"sampled": LAYERS, "deployment_drawn": ("deployment",)}
+EVALUATION_FILE, CODE_FILE = "benchmark_evaluation.json", "benchmark_code.json"  # in each run's folder
 
 
 def throughput(overrides: list[str], envs: int, iterations: int, threads: int) -> dict[str, Any]:
@@ -89,22 +110,82 @@ def mean_of(rows: list[dict[str, Any]], key: str) -> float:
 
 
 def train_and_evaluate(job: dict[str, Any]) -> dict[str, Any]:
-    """One training run and its greedy evaluation (runs in a worker process)."""
+    """One training run and its evaluations (runs in a worker process).
+
+    A run already in the runs folder is resumed from its checkpoint (the same numbers as an uninterrupted run), and
+    a finished run evaluated on the same episodes is read back from its EVALUATION_FILE, so that a comparison longer
+    than one sitting can be stopped and started again with `--runs`. Each sitting's code version is recorded in
+    the run's CODE_FILE."""
+    rundir = Path(job["runs"]) / f"{job['algorithm']}-{job['seed']}"
+    stored = read_json(rundir / EVALUATION_FILE)
+    if stored and stored["evaluated_on"] == evaluated_on(job):
+        return stored["row"]
     scenario = load_scenario(job["scenario"], job["overrides"])
     table = load_service_table(scenario)
     config = make_config(job["algorithm"], iterations=job["iterations"], seed=job["seed"], num_envs=job["envs"],
                          slots_per_iteration=job["slots"], **parse_hyperparameters(job["hparams"]))
-    rundir = Path(job["runs"]) / f"{job['algorithm']}-{job['seed']}"
-    started = time.perf_counter()
-    rows = train(config, scenario, table, rundir, scenario_name=job["scenario"])
-    trained_s = time.perf_counter() - started
+    resume = RunPaths(rundir).checkpoint.is_file()
+    rows = train(config, scenario, table, rundir, resume=resume, scenario_name=job["scenario"],
+                 progress=code_recorder(rundir))
     greedy = evaluate_run(rundir, job["eval_slots"], job["eval_seeds"])
     drawn = {mode: evaluate_run(rundir, job["eval_slots"], job["eval_seeds"], draw=layers)
              for mode, layers in DRAWN_MODES.items()}
-    return {**{key: mean_of(greedy, key) for key in REPORTED},
-            **{f"{mode}_{key}": mean_of(episodes, key) for mode, episodes in drawn.items() for key in REPORTED},
-            "algorithm": job["algorithm"], "seed": job["seed"], "train_seconds": trained_s,
-            "final_multiplier": rows[-1]["multiplier"]}
+    row = {**{key: mean_of(greedy, key) for key in REPORTED},
+           **{f"{mode}_{key}": mean_of(episodes, key) for mode, episodes in drawn.items() for key in REPORTED},
+           "algorithm": job["algorithm"], "seed": job["seed"],
+           "train_seconds": sum(float(log_row["seconds"]) for log_row in rows),
+           "final_multiplier": rows[-1]["multiplier"], "code": read_json(rundir / CODE_FILE) or []}
+    write_text_atomic(rundir / EVALUATION_FILE, json.dumps({"evaluated_on": evaluated_on(job), "row": row}) + "\n")
+    return row
+
+
+def evaluated_on(job: dict[str, Any]) -> dict[str, Any]:
+    """What a stored evaluation must match to be reused."""
+    return {"iterations": job["iterations"], "eval_slots": job["eval_slots"], "eval_seeds": job["eval_seeds"]}
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in `path`, or None when there is no such file."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def code_version() -> str:
+    """The git commit of this checkout (with "+changes" when the working tree differs from it), or "unknown"."""
+    def git(*arguments: str) -> str:
+        return subprocess.run(["git", *arguments], cwd=Path(__file__).parent, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    try:
+        changed = git("status", "--porcelain", "--untracked-files=no")
+        return git("rev-parse", "--short", "HEAD") + ("+changes" if changed else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def code_recorder(rundir: Path) -> Callable[[int, int, dict[str, Any]], None]:
+    """A `train` progress callback that appends {commit, from_iteration} to the run's CODE_FILE when this sitting
+    trains its first iteration."""
+    recorded = False
+
+    def record(iteration: int, total: int, row: dict[str, Any]) -> None:
+        nonlocal recorded
+        if not recorded:
+            sitting = {"commit": code_version(), "from_iteration": iteration - 1}
+            write_text_atomic(rundir / CODE_FILE, json.dumps((read_json(rundir / CODE_FILE) or []) + [sitting]) + "\n")
+            recorded = True
+
+    return record
+
+
+def run_state(rundir: Path, evaluated_on: dict[str, Any]) -> str:
+    """Where a run of the runs folder stands, for the printout before a comparison starts."""
+    stored = read_json(rundir / EVALUATION_FILE)
+    if stored and stored["evaluated_on"] == evaluated_on:
+        return "finished and evaluated"
+    iterations = evaluated_on["iterations"]
+    if RunPaths(rundir).log.is_file():
+        done = len(RunPaths(rundir).log.read_text(encoding="utf-8").splitlines()) - 1
+        return f"{done} of {iterations} iterations logged, resumes from its last checkpoint"
+    return "not started"
 
 
 def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
@@ -114,11 +195,17 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
     eval_seeds = [int(seed) for seed in args.eval_seeds.split(",")]
     algorithms = args.algorithms.split(",")
     results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="edgeprof-bench-runs-") as runs:
+    if args.runs:
+        args.runs.mkdir(parents=True, exist_ok=True)
+    with nullcontext(str(args.runs)) if args.runs else tempfile.TemporaryDirectory(prefix="edgeprof-bench-") as runs:
         jobs = [{"algorithm": algorithm, "seed": int(seed), "scenario": args.scenario, "overrides": overrides,
                  "hparams": args.hparam, "iterations": args.iterations, "envs": args.envs, "slots": args.slots,
                  "eval_slots": args.eval_slots, "eval_seeds": eval_seeds, "runs": runs}
-                for algorithm in algorithms for seed in args.seeds.split(",")]
+                for seed in args.seeds.split(",") for algorithm in algorithms]
+        if args.runs:
+            for job in jobs:
+                state = run_state(Path(runs) / f"{job['algorithm']}-{job['seed']}", evaluated_on(job))
+                print(f"compare: {job['algorithm']} seed {job['seed']}: {state}", flush=True)
         with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
             finished = []
             for row in pool.map(train_and_evaluate, jobs):
@@ -153,8 +240,8 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
                                 if key not in ("algorithm", "seed", "constrained", "learned_deployment",
                                                "learned_allocation", "policy")},
             "iterations": args.iterations, "slots_per_iteration": args.slots, "envs": args.envs,
-            "training_seeds": args.seeds, "eval_seeds": eval_seeds, "eval_slots": args.eval_slots,
-            "delay_constraint_s": tau, "methods": results}
+            "training_seeds": args.seeds, "runs": str(args.runs) if args.runs else None, "eval_seeds": eval_seeds,
+            "eval_slots": args.eval_slots, "delay_constraint_s": tau, "methods": results}
 
 
 def plot_comparison(comparison: dict[str, Any], path: Path) -> None:
@@ -200,6 +287,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], help="scenario override of the comparison")
     parser.add_argument("--hparam", action="append", default=[], help="NAME=VALUE, as `edgeprof train --hparam`")
     parser.add_argument("--workers", type=int, default=1, help="training runs in parallel (one thread each)")
+    parser.add_argument("--runs", type=Path, help="keep the training runs in this folder (default: a temporary one); "
+                        "run the same command again to resume unfinished runs and reuse finished ones")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS / "hc_mappo_l.json")
     args = parser.parse_args()
