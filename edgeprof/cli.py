@@ -775,6 +775,9 @@ def plot_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="The PNG (default: "
                                                                       "FIRST_RUNDIR/training.png).")] = None,
     smooth: Annotated[int, typer.Option(min=1, help="Moving average over this many iterations.")] = 10,
+    by_algorithm: Annotated[bool, typer.Option("--by-algorithm", help="One line per algorithm: the mean of its "
+                                               "runs (seeds) with a 95% interval band, up to the iteration all "
+                                               "of them have reached.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Training curves in the layout of seed 001's Fig. 5 (tau-bar drawn on the delay panel)."""
@@ -785,7 +788,7 @@ def plot_command(
         load_run(rundir)
     path = output or rundirs[0] / "training.png"
     check_writable(path)
-    plot_training(rundirs, path, smooth)
+    plot_training(rundirs, path, smooth, by_algorithm)
     if not quiet:
         console.print(f"wrote {path}", highlight=False)
 

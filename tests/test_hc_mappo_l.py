@@ -1,8 +1,10 @@
 """HC-MAPPO-L's trainer and its ablations on the small scenario with tiny settings: first PPO ratios, masks and
 capacities during collection, the multiplier, logs, checkpoints and exact resume; `edgeprof train`, `evaluate`
-and `plot`."""
+and `plot` (one line per run, or each algorithm's mean)."""
 
 import csv
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from sim_testing import profiles_override, small_scenario, write_profiles
 from edgeprof.errors import EdgeprofError
 from edgeprof.optimize.solve import REPORTED
 from edgeprof.rl.checkpoint import component_state
+from edgeprof.rl.curves import training_curves
 from edgeprof.rl.hc_mappo_l import (
     ALGORITHMS,
     LAYERS,
@@ -220,6 +223,49 @@ def test_cli_train_evaluate_and_plot(run_cli, profiles, tmp_path):
     assert plotted.code == 0, plotted.err
     assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
     assert run_cli("plot", trained_rundir).code == 0 and (trained_rundir / "training.png").is_file()
+
+
+def _fake_run(template, rundir, algorithm, seed, delays):
+    """A copy of the run `template` relabelled as `algorithm`/`seed`, whose log has the given delays."""
+    shutil.copytree(template, rundir)
+    record = json.loads((rundir / "config.json").read_text())
+    record["config"].update(algorithm=algorithm, seed=seed)
+    (rundir / "config.json").write_text(json.dumps(record))
+    row = _log(template)[0]
+    with (rundir / "log.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, LOG_COLUMNS)
+        writer.writeheader()
+        writer.writerows({**row, "iteration": index + 1, "delay_s": delay} for index, delay in enumerate(delays))
+    return rundir
+
+
+def test_plot_by_algorithm_draws_each_algorithms_mean_with_a_95_percent_band(scenario_and_table, run_cli, tmp_path):
+    scenario, table = scenario_and_table
+    train(tiny(iterations=1), scenario, table, tmp_path / "template")
+    runs = [_fake_run(tmp_path / "template", tmp_path / name, algorithm, seed, delays)
+            for name, algorithm, seed, delays in (("a0", "hc-mappo-l", 0, [1, 2, 3, 4]),
+                                                  ("a1", "hc-mappo-l", 1, [3, 4, 5, 6, 7]),
+                                                  ("a2", "hc-mappo-l", 2, [2, 3, 4, 5]),
+                                                  ("b0", "h-mappo", 0, [9, 8, 7]))]
+    curves, limits = training_curves(runs, smooth=1, by_algorithm=True)
+    assert limits == [3.0] and [curve.label for curve in curves] == ["hc-mappo-l (3 runs)", "h-mappo (1 run)"]
+    grouped, single = curves
+    assert grouped.iteration.tolist() == [1, 2, 3, 4]  # the iterations all three runs reached
+    assert grouped.mean["delay_s"].tolist() == [2, 3, 4, 5]
+    half = 4.302652729911275 / np.sqrt(3)  # t(0.975, 2) x the spread (1) of the runs at every iteration
+    assert np.allclose(grouped.high["delay_s"] - grouped.mean["delay_s"], half)
+    assert np.allclose(grouped.mean["delay_s"] - grouped.low["delay_s"], half)
+    assert single.low is None and single.mean["delay_s"].tolist() == [9, 8, 7]
+
+    smoothed, _ = training_curves(runs[:3], smooth=2, by_algorithm=True)  # each run smoothed, then averaged
+    assert smoothed[0].mean["delay_s"].tolist() == [2, 2.5, 3.5, 4.5]
+    each, _ = training_curves(runs, smooth=1)
+    assert [curve.label for curve in each][:2] == ["hc-mappo-l, seed 0 (a0)", "hc-mappo-l, seed 1 (a1)"]
+    assert each[1].mean["delay_s"].tolist() == [3, 4, 5, 6, 7]
+
+    plotted = run_cli("plot", *runs, "--by-algorithm", "-o", tmp_path / "mean.png")
+    assert plotted.code == 0, plotted.err
+    assert (tmp_path / "mean.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_hyperparameters_parse_to_typed_settings_of_the_config():

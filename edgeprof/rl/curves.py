@@ -4,21 +4,42 @@ One panel per quantity, every run a line labelled by its algorithm and seed (the
 in the paper): the objective (the cost plus the failure penalty: a failed request costs no energy or privacy, so
 the cost alone rewards failures), delay with tau-bar drawn as a red dashed line, cost, energy, privacy cost,
 success rate, the multiplier and the users' policy entropy. Curves are moving averages over `smooth` iterations
-(the authors' plots used 10).
+(the authors' plots used 10). With `by_algorithm`, the runs of each algorithm (its seeds) become one line, their
+mean, in a band of the 95% Student-t interval over the runs, up to the iteration every one of them has reached:
+one line per method, as in Fig. 5.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from edgeprof.errors import EdgeprofError
 from edgeprof.files import atomic_output
-from edgeprof.rl.hc_mappo_l import RunPaths, load_run
+from edgeprof.rl.hc_mappo_l import RunPaths, TrainConfig, load_run
 
 PANELS = (("objective", "(a) objective: cost + failure penalty"), ("delay_s", "(b) delay (s)"),
           ("cost", "(c) cost  mu1 C_priv + mu2 e"), ("energy_j", "(d) energy (J)"),
           ("privacy_cost", "(e) privacy cost"),
           ("success_rate", "(f) success rate"), ("multiplier", "(g) lambda"), ("user_entropy", "(h) user entropy"))
+
+
+COLUMNS = tuple(name for name, _ in PANELS)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One line of the plot: `mean[column]` at each of `iteration`, with a band from `low` to `high` when the
+    line is the mean of several runs."""
+
+    label: str
+    iteration: np.ndarray
+    mean: dict[str, np.ndarray]
+    low: dict[str, np.ndarray] | None = None
+    high: dict[str, np.ndarray] | None = None
 
 
 def _read_log(rundir: Path):
@@ -31,17 +52,52 @@ def _read_log(rundir: Path):
     log = pd.read_csv(path)
     if log.empty:
         raise EdgeprofError(f"{path} has no iterations yet")
-    missing = [name for name, _ in PANELS if name not in log.columns]
+    missing = [name for name in COLUMNS if name not in log.columns]
     if missing:
         raise EdgeprofError(f"{path} lacks the columns {', '.join(missing)}: is it an edgeprof training log?")
-    return f"{config.algorithm}, seed {config.seed} ({rundir.name})", log
+    return config, log
 
 
-def plot_training(rundirs: list[Path], path: str | Path, smooth: int = 10) -> None:
-    """Draw the curves of `rundirs` into one PNG at `path`."""
+def _smoothed(log, smooth: int) -> dict[str, np.ndarray]:
+    return {column: log[column].rolling(smooth, min_periods=1).mean().to_numpy() for column in COLUMNS}
+
+
+def training_curves(rundirs: list[Path], smooth: int = 10, by_algorithm: bool = False
+                    ) -> tuple[list[Curve], list[float]]:
+    """The lines to draw for `rundirs` and the delay constraints (tau-bar) their logs record."""
     if smooth < 1:
         raise EdgeprofError(f"smooth must be at least 1 iteration, got {smooth}")
-    runs = [_read_log(Path(rundir)) for rundir in rundirs]
+    runs: list[tuple[TrainConfig, object, Path]] = [(*_read_log(Path(rundir)), Path(rundir)) for rundir in rundirs]
+    limits = sorted({float(limit) for _, log, _ in runs for limit in log["delay_constraint_s"].dropna().unique()})
+    if not by_algorithm:
+        return [Curve(f"{config.algorithm}, seed {config.seed} ({rundir.name})", log["iteration"].to_numpy(),
+                      _smoothed(log, smooth)) for config, log, rundir in runs], limits
+    groups: dict[str, list] = {}
+    for config, log, _ in runs:
+        groups.setdefault(config.algorithm, []).append(log)
+    return [_mean_curve(algorithm, logs, smooth) for algorithm, logs in groups.items()], limits
+
+
+def _mean_curve(algorithm: str, logs: list, smooth: int) -> Curve:
+    """The mean of the runs' smoothed curves over the iterations all of them have reached, with a 95% band."""
+    from scipy.stats import t
+
+    reached = min(len(log) for log in logs)
+    curves = [_smoothed(log.iloc[:reached], smooth) for log in logs]
+    mean = {column: np.mean([curve[column] for curve in curves], axis=0) for column in COLUMNS}
+    iteration = logs[0]["iteration"].to_numpy()[:reached]
+    label = f"{algorithm} ({len(logs)} run{'s' if len(logs) > 1 else ''})"
+    if len(logs) < 2:
+        return Curve(label, iteration, mean)
+    scale = float(t.ppf(0.975, len(logs) - 1)) / math.sqrt(len(logs))
+    half = {column: scale * np.std([curve[column] for curve in curves], axis=0, ddof=1) for column in COLUMNS}
+    return Curve(label, iteration, mean, {column: mean[column] - half[column] for column in COLUMNS},
+                 {column: mean[column] + half[column] for column in COLUMNS})
+
+
+def plot_training(rundirs: list[Path], path: str | Path, smooth: int = 10, by_algorithm: bool = False) -> None:
+    """Draw the curves of `rundirs` into one PNG at `path` (`training_curves` says what is drawn)."""
+    curves, limits = training_curves(rundirs, smooth, by_algorithm)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,19 +105,22 @@ def plot_training(rundirs: list[Path], path: str | Path, smooth: int = 10) -> No
 
     fig, axes = plt.subplots(2, 4, figsize=(16, 7), layout="constrained", sharex=True)
     for axis, (column, title) in zip(axes.flat, PANELS, strict=True):
-        for label, log in runs:
-            axis.plot(log["iteration"], log[column].rolling(smooth, min_periods=1).mean(), label=label)
+        for curve in curves:
+            line, = axis.plot(curve.iteration, curve.mean[column], label=curve.label)
+            if curve.low is not None and curve.high is not None:
+                axis.fill_between(curve.iteration, curve.low[column], curve.high[column], color=line.get_color(),
+                                  alpha=0.2, linewidth=0)
         if column == "delay_s":
-            limits = {float(limit) for _, log in runs for limit in log["delay_constraint_s"].dropna().unique()}
-            for limit in sorted(limits):
+            for limit in limits:
                 axis.axhline(limit, color="red", linestyle="--", linewidth=1.2, label=f"tau-bar = {limit:g} s")
-            axis.legend(fontsize=7, loc="upper right", handles=axis.get_lines()[len(runs):])
+            axis.legend(fontsize=7, loc="upper right", handles=axis.get_lines()[len(curves):])
         axis.set_title(title, fontsize=10)
         axis.grid(alpha=0.3)
     for axis in axes[-1]:
         axis.set_xlabel("iteration")
     axes.flat[0].legend(fontsize=8)
-    fig.suptitle(f"training curves (moving average over {smooth} iterations)", fontsize=11)
+    what = "mean over each algorithm's runs, 95% interval shaded, " if by_algorithm else ""
+    fig.suptitle(f"training curves ({what}moving average over {smooth} iterations)", fontsize=11)
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=150, format="png")
     plt.close(fig)
