@@ -18,7 +18,7 @@ with tau-bar next to the JSON. Mean and 95% interval over the training seeds, ne
 4.38, H-IPPO 4.76; HC-MAPPO-L cost 131.35, energy 14.87 J, privacy 10.09 (its cost and privacy units are not
 ours: compare orderings and the constraint, not values).
 
-A comparison longer than one sitting (the paper's: 25 runs of 1000 iterations, ~20 h on this 2-core VM) keeps its
+A comparison longer than one sitting (the paper's: 25 runs of 1000 iterations, ~17 h on this 2-core VM) keeps its
 runs in `--runs DIR`: stop it at any time and run the same command again; unfinished runs resume from their last
 checkpoint (every 10 iterations) to the numbers of an uninterrupted run, finished ones are read back with their
 evaluation, and each run records the code version of every sitting that trained it (`code` in the JSON). Runs are
@@ -176,12 +176,12 @@ def code_recorder(rundir: Path) -> Callable[[int, int, dict[str, Any]], None]:
     return record
 
 
-def run_state(rundir: Path, evaluated_on: dict[str, Any]) -> str:
+def run_state(rundir: Path, job: dict[str, Any]) -> str:
     """Where a run of the runs folder stands, for the printout before a comparison starts."""
     stored = read_json(rundir / EVALUATION_FILE)
-    if stored and stored["evaluated_on"] == evaluated_on:
+    if stored and stored["evaluated_on"] == evaluated_on(job):
         return "finished and evaluated"
-    iterations = evaluated_on["iterations"]
+    iterations = job["iterations"]
     if RunPaths(rundir).log.is_file():
         done = len(RunPaths(rundir).log.read_text(encoding="utf-8").splitlines()) - 1
         return f"{done} of {iterations} iterations logged, resumes from its last checkpoint"
@@ -204,7 +204,7 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
                 for seed in args.seeds.split(",") for algorithm in algorithms]
         if args.runs:
             for job in jobs:
-                state = run_state(Path(runs) / f"{job['algorithm']}-{job['seed']}", evaluated_on(job))
+                state = run_state(Path(runs) / f"{job['algorithm']}-{job['seed']}", job)
                 print(f"compare: {job['algorithm']} seed {job['seed']}: {state}", flush=True)
         with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
             finished = []
