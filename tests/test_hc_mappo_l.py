@@ -183,6 +183,14 @@ def test_a_run_logs_checkpoints_and_resumes_bit_for_bit(scenario_and_table, tmp_
     whole, parts = (component_state(tmp_path / name / "checkpoints" / "latest.pt", "policies")
                     for name in ("whole", "parts"))
     assert all(torch.equal(whole[name], parts[name]) for name in whole)
+
+    def stop(iteration, total, row):  # killed after one iteration, before any periodic checkpoint
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(iterations=2, checkpoint_every=10), scenario, table, tmp_path / "early", progress=stop)
+    early = train(tiny(iterations=2), scenario, table, tmp_path / "early", resume=True)  # from the start
+    assert [repeatable(row) for row in early] == [repeatable(row) for row in rows]
     with pytest.raises(EdgeprofError, match="holds no 'critic'"):
         component_state(tmp_path / "whole" / "checkpoints" / "latest.pt", "critic")
 

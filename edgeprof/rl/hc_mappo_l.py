@@ -666,8 +666,8 @@ def train(config: TrainConfig, scenario: Scenario, table: ServiceTable, rundir: 
           ) -> list[dict[str, Any]]:
     """Train into `rundir` until `config.iterations` iterations are done; returns every iteration's log row.
 
-    Writes config.json, log.csv (rewritten whole after every iteration) and checkpoints/latest.pt (every
-    `checkpoint_every` iterations and at the end). `resume` continues from the checkpoint: the rows and state
+    Writes config.json, log.csv (rewritten whole after every iteration) and checkpoints/latest.pt (at the start,
+    every `checkpoint_every` iterations and at the end). `resume` continues from the checkpoint: the rows and state
     after it are dropped and recomputed, identically to an uninterrupted run.
     """
     paths = RunPaths(Path(rundir))
@@ -685,6 +685,8 @@ def train(config: TrainConfig, scenario: Scenario, table: ServiceTable, rundir: 
         paths.checkpoint.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise EdgeprofError(f"cannot create {paths.checkpoint.parent}: {error.strerror or error}") from None
+    if not resume:  # a run stopped before its first periodic checkpoint resumes from its start
+        save_checkpoint(paths.checkpoint, 0, trainer.components(), extra={"log": rows})
     write_text_atomic(paths.config, json.dumps(_run_record(config, scenario, scenario_name), indent=1) + "\n")
     _write_log(paths.log, rows)
     while trainer.iteration < config.iterations:
