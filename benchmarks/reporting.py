@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeprof.files import write_text_atomic
-from edgeprof.optimize.solve import confidence_interval
+from edgeprof.stats import mean_interval
 
 
 def machine(threads: int = 1) -> dict[str, Any]:
@@ -19,7 +19,7 @@ def machine(threads: int = 1) -> dict[str, Any]:
 
 def interval(values: list[float]) -> dict[str, float]:
     """Mean and 95% Student-t interval, as `edgeprof solve` reports them."""
-    mean, low, high = confidence_interval(values)
+    mean, low, high = mean_interval(values)
     return {"mean": mean, "ci95_low": low, "ci95_high": high}
 
 

@@ -38,6 +38,7 @@ from edgeprof.inversion.ssim import SSIM_DESCRIPTION, mse, psnr, ssim
 from edgeprof.profiler.models import default_input_size, load_model
 from edgeprof.profiler.static import analyze, runnable_graph
 from edgeprof.profiler.timing import fixed_threads, resolve_device
+from edgeprof.stats import mean_interval
 
 ATTACKS = ("inverse-net", "rmle")
 RECOGNISABLE_SSIM = 0.3  # He et al. 2019: below this a reconstruction is "unrecognisable"
@@ -121,21 +122,9 @@ def _normalized(prefix: Callable[[torch.Tensor], Any], device: torch.device) -> 
     return lambda image: prefix((image - mean) / std)
 
 
-def _confidence_interval(values: torch.Tensor) -> tuple[float, float]:
-    """95% interval of the mean (Student t)."""
-    n = len(values)
-    if n < 2:
-        return float(values.mean()), float(values.mean())
-    from scipy.stats import t
-
-    half = float(t.ppf(0.975, n - 1)) * float(values.std(unbiased=True)) / math.sqrt(n)
-    return float(values.mean()) - half, float(values.mean()) + half
-
-
 def _scores(recon: torch.Tensor, truth: torch.Tensor, baseline: float) -> dict[str, Any]:
     per_image = ssim(recon, truth).cpu().double()
-    low, high = _confidence_interval(per_image)
-    mean = float(per_image.mean())
+    mean, low, high = mean_interval(per_image.numpy())
     return {
         "ssim_mean": round(mean, 6),
         "ssim_std": round(float(per_image.std(unbiased=True)) if len(per_image) > 1 else 0.0, 6),

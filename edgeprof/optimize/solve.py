@@ -7,7 +7,6 @@ nodes, channels and requests (the simulator's draws do not depend on decisions),
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from edgeprof.sim.env import EdgeSystem
 from edgeprof.sim.rollout import run_policy
 from edgeprof.sim.scenario import Scenario
 from edgeprof.sim.workload import ServiceTable
+from edgeprof.stats import mean_interval
 
 REPORTED = ("objective", "cost", "delay_s", "energy_j", "privacy_cost", "success_rate")
 
@@ -82,18 +82,6 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def confidence_interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and 95% Student-t interval."""
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, mean, mean
-    from scipy.stats import t
-
-    spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    half = float(t.ppf(0.975, len(values) - 1)) * spread / math.sqrt(len(values))
-    return mean, mean - half, mean + half
-
-
 def check_deployable(scenario: Scenario, table: ServiceTable) -> None:
     """Refuse a scenario where no server could ever hold any model (C7): every request would fail."""
     largest_storage = scenario.si_range("servers.storage_gb")[1]
@@ -136,4 +124,4 @@ def run_episodes(name: str, make_policy: Callable[[EdgeSystem, int], Any], scena
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, tuple[float, float, float]]:
-    return {key: confidence_interval([row[key] for row in rows]) for key in REPORTED}
+    return {key: mean_interval([row[key] for row in rows]) for key in REPORTED}

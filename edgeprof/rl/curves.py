@@ -11,7 +11,6 @@ one line per method, as in Fig. 5.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 from edgeprof.errors import EdgeprofError
 from edgeprof.files import atomic_output
 from edgeprof.rl.hc_mappo_l import RunPaths, TrainConfig, load_run
+from edgeprof.stats import mean_interval
 
 PANELS = (("objective", "(a) objective: cost + failure penalty"), ("delay_s", "(b) delay (s)"),
           ("cost", "(c) cost  mu1 C_priv + mu2 e"), ("energy_j", "(d) energy (J)"),
@@ -80,19 +80,16 @@ def training_curves(rundirs: list[Path], smooth: int = 10, by_algorithm: bool = 
 
 def _mean_curve(algorithm: str, logs: list, smooth: int) -> Curve:
     """The mean of the runs' smoothed curves over the iterations all of them have reached, with a 95% band."""
-    from scipy.stats import t
-
     reached = min(len(log) for log in logs)
     curves = [_smoothed(log.iloc[:reached], smooth) for log in logs]
-    mean = {column: np.mean([curve[column] for curve in curves], axis=0) for column in COLUMNS}
+    intervals = {column: mean_interval([curve[column] for curve in curves]) for column in COLUMNS}
     iteration = logs[0]["iteration"].to_numpy()[:reached]
     label = f"{algorithm} ({len(logs)} run{'s' if len(logs) > 1 else ''})"
+    mean = {column: interval[0] for column, interval in intervals.items()}
     if len(logs) < 2:
         return Curve(label, iteration, mean)
-    scale = float(t.ppf(0.975, len(logs) - 1)) / math.sqrt(len(logs))
-    half = {column: scale * np.std([curve[column] for curve in curves], axis=0, ddof=1) for column in COLUMNS}
-    return Curve(label, iteration, mean, {column: mean[column] - half[column] for column in COLUMNS},
-                 {column: mean[column] + half[column] for column in COLUMNS})
+    return Curve(label, iteration, mean, {column: interval[1] for column, interval in intervals.items()},
+                 {column: interval[2] for column, interval in intervals.items()})
 
 
 def plot_training(rundirs: list[Path], path: str | Path, smooth: int = 10, by_algorithm: bool = False) -> None:
