@@ -22,6 +22,7 @@ from edgeprof.rl.hc_policies import (
     deploy_in_turn,
     deployment_from_choices,
     deployment_observation,
+    draw_in_turn,
     user_observation,
 )
 from edgeprof.sim import core, model
@@ -127,6 +128,10 @@ def test_servers_deploying_in_turn_see_the_picks_before_them_and_rescore_exactly
     with torch.no_grad():
         obs, sequences, deployment = deploy_in_turn(policies.deployment, system, torch.Generator().manual_seed(4))
     assert np.array_equal(deployment, deployment_from_choices(sequences.choices, system.table.num_services))
+    with torch.no_grad():
+        drawn_obs, choices, drawn = draw_in_turn(policies.deployment, system, torch.Generator().manual_seed(4))
+    assert torch.equal(choices, sequences.choices) and np.array_equal(drawn, deployment)
+    assert torch.equal(drawn_obs.features, obs.features)
     services, servers = system.table.num_services, system.num_servers
     for server in range(servers):
         seen = np.concatenate([deployment[..., :server], previous[..., server + 1:]], axis=-1)  # (E, I, J - 1)

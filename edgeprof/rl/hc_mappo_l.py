@@ -93,6 +93,7 @@ from edgeprof.rl.hc_policies import (
     allocation_shares,
     deploy_in_turn,
     deployment_observation,
+    draw_in_turn,
     user_observation,
 )
 from edgeprof.rl.lagrange import LagrangeMultiplier, lagrangian_advantages
@@ -749,7 +750,7 @@ class TrainedPolicy:
     def deploy(self, system: EdgeSystem) -> np.ndarray:
         if self.lru is not None:
             return self.lru.deploy(system)
-        return deploy_in_turn(self.policies.deployment, system, self.generator, self._greedy("deployment"))[2]
+        return draw_in_turn(self.policies.deployment, system, self.generator, self._greedy("deployment"))[2]
 
     @torch.no_grad()
     def act(self, system: EdgeSystem) -> tuple[np.ndarray, np.ndarray]:

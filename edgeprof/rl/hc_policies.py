@@ -438,17 +438,16 @@ def _unflatten_result(result: SequenceResult, lead: tuple[int, ...]) -> Sequence
                              for f in fields(result)})
 
 
-def deploy_in_turn(policy: DeploymentPolicy, system: EdgeSystem, generator: torch.Generator | None = None,
-                   greedy: bool = False) -> tuple[DeploymentObservation, SequenceResult, np.ndarray]:
+def draw_in_turn(policy: DeploymentPolicy, system: EdgeSystem, generator: torch.Generator | None = None,
+                 greedy: bool = False) -> tuple[DeploymentObservation, torch.Tensor, np.ndarray]:
     """Servers choose one after another, each seeing the choices made before it in this round.
 
     Server j's observation counts, among the other servers' services, the new picks of servers 0..j-1 and
     the current deployment of the rest (`deployment_observation(latest=...)`). Servers that choose at once
     from the same observation pick alike (their greedy choices coincide exactly) and leave services
     uncovered; in turn, a server sees what the ones before it already host. Returns the observations each
-    server acted on (E, J, ...), their sequences (E, J, ...) and the new deployment (E, I, J) for
-    `EdgeSystem.deploy`. The sequences are scored afterwards, all servers at once, by
-    `DeploymentPolicy.evaluate`: each server's sequence depends on nothing but its own observation.
+    server acted on (E, J, ...), their sequences (E, J, I) padded with -1 and the new deployment (E, I, J) for
+    `EdgeSystem.deploy`: all that acting needs (`deploy_in_turn` also scores the sequences, for training).
     """
     latest = system.deployment.copy()
     observations, choices = [], []
@@ -462,7 +461,18 @@ def deploy_in_turn(policy: DeploymentPolicy, system: EdgeSystem, generator: torc
     stacked = DeploymentObservation(torch.cat([obs.features for obs in observations], dim=1),
                                     torch.cat([obs.storage_bytes for obs in observations], dim=1),
                                     observations[0].model_bytes)
-    return stacked, policy.evaluate(stacked, torch.cat(choices, dim=1)), latest
+    return stacked, torch.cat(choices, dim=1), latest
+
+
+def deploy_in_turn(policy: DeploymentPolicy, system: EdgeSystem, generator: torch.Generator | None = None
+                   ) -> tuple[DeploymentObservation, SequenceResult, np.ndarray]:
+    """`draw_in_turn`'s sampled sequences, scored (log-probabilities, step values) as training stores them.
+
+    The sequences are scored afterwards, all servers at once, by `DeploymentPolicy.evaluate`: each server's
+    sequence depends on nothing but its own observation.
+    """
+    obs, choices, deployment = draw_in_turn(policy, system, generator)
+    return obs, policy.evaluate(obs, choices), deployment
 
 
 def deployment_from_choices(choices: torch.Tensor, num_services: int) -> np.ndarray:
