@@ -116,10 +116,10 @@ def train_and_evaluate(job: dict[str, Any]) -> dict[str, Any]:
     a finished run evaluated on the same episodes is read back from its EVALUATION_FILE, so that a comparison longer
     than one sitting can be stopped and started again with `--runs`. Each sitting's code version is recorded in
     the run's CODE_FILE."""
-    rundir = Path(job["runs"]) / f"{job['algorithm']}-{job['seed']}"
-    stored = read_json(rundir / EVALUATION_FILE)
-    if stored and stored["evaluated_on"] == evaluated_on(job):
-        return stored["row"]
+    rundir = run_folder(job)
+    stored = stored_evaluation(job)
+    if stored:
+        return stored
     scenario = load_scenario(job["scenario"], job["overrides"])
     table = load_service_table(scenario)
     config = make_config(job["algorithm"], iterations=job["iterations"], seed=job["seed"], num_envs=job["envs"],
@@ -139,9 +139,19 @@ def train_and_evaluate(job: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def run_folder(job: dict[str, Any]) -> Path:
+    return Path(job["runs"]) / f"{job['algorithm']}-{job['seed']}"
+
+
 def evaluated_on(job: dict[str, Any]) -> dict[str, Any]:
     """What a stored evaluation must match to be reused."""
     return {"iterations": job["iterations"], "eval_slots": job["eval_slots"], "eval_seeds": job["eval_seeds"]}
+
+
+def stored_evaluation(job: dict[str, Any]) -> dict[str, Any] | None:
+    """The row of a finished run evaluated on the job's episodes, or None."""
+    stored = read_json(run_folder(job) / EVALUATION_FILE)
+    return stored["row"] if stored and stored["evaluated_on"] == evaluated_on(job) else None
 
 
 def read_json(path: Path) -> Any:
@@ -176,14 +186,14 @@ def code_recorder(rundir: Path) -> Callable[[int, int, dict[str, Any]], None]:
     return record
 
 
-def run_state(rundir: Path, job: dict[str, Any]) -> str:
+def run_state(job: dict[str, Any]) -> str:
     """Where a run of the runs folder stands, for the printout before a comparison starts."""
-    stored = read_json(rundir / EVALUATION_FILE)
-    if stored and stored["evaluated_on"] == evaluated_on(job):
+    if stored_evaluation(job):
         return "finished and evaluated"
     iterations = job["iterations"]
-    if RunPaths(rundir).log.is_file():
-        done = len(RunPaths(rundir).log.read_text(encoding="utf-8").splitlines()) - 1
+    log = RunPaths(run_folder(job)).log
+    if log.is_file():
+        done = len(log.read_text(encoding="utf-8").splitlines()) - 1
         return f"{done} of {iterations} iterations logged, resumes from its last checkpoint"
     return "not started"
 
@@ -204,8 +214,11 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
                 for seed in args.seeds.split(",") for algorithm in algorithms]
         if args.runs:
             for job in jobs:
-                state = run_state(Path(runs) / f"{job['algorithm']}-{job['seed']}", job)
-                print(f"compare: {job['algorithm']} seed {job['seed']}: {state}", flush=True)
+                print(f"compare: {job['algorithm']} seed {job['seed']}: {run_state(job)}", flush=True)
+        if args.finished_only:
+            jobs = [job for job in jobs if stored_evaluation(job)]
+            if not jobs:
+                raise SystemExit(f"no run in {args.runs} is finished and evaluated on these episodes")
         with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
             finished = []
             for row in pool.map(train_and_evaluate, jobs):
@@ -213,6 +226,7 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
                 print(f"compare: {row['algorithm']} seed {row['seed']}: delay {row['delay_s']:.3g} s, cost "
                       f"{row['cost']:.4g}, lambda {row['final_multiplier']:.3g} ({row['train_seconds']:.0f} s)",
                       flush=True)
+    algorithms = [algorithm for algorithm in algorithms if any(row["algorithm"] == algorithm for row in finished)]
     for algorithm in algorithms:
         per_seed = [row for row in finished if row["algorithm"] == algorithm]
         greedy = summary(per_seed)
@@ -222,11 +236,15 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
                               "seed_001_delay_s": SEED_001_DELAY_S[algorithm],
                               "meets_delay_constraint": greedy["delay_s"]["mean"] <= tau}
     if "hc-mappo-l" in results:
-        reference = {row["seed"]: row["delay_s"] for row in results["hc-mappo-l"]["per_seed"]}
+        reference = {row["seed"]: row for row in results["hc-mappo-l"]["per_seed"]}
         for algorithm in algorithms:
-            if algorithm != "hc-mappo-l":
-                results[algorithm]["delay_minus_hc_mappo_l_s"] = interval(
-                    [row["delay_s"] - reference[row["seed"]] for row in results[algorithm]["per_seed"]])
+            paired = [(row, reference[row["seed"]]) for row in results[algorithm]["per_seed"]
+                      if row["seed"] in reference]
+            if algorithm == "hc-mappo-l" or not paired:
+                continue
+            for mode in ("", *(f"{mode}_" for mode in DRAWN_MODES)):
+                results[algorithm][f"{mode}delay_minus_hc_mappo_l_s"] = interval(
+                    [row[f"{mode}delay_s"] - ours[f"{mode}delay_s"] for row, ours in paired])
     for name in OPTIMIZERS:
         rows = run_solver(name, scenario, table, args.eval_slots, eval_seeds)
         optimizer = summary(rows)
@@ -269,6 +287,35 @@ def plot_comparison(comparison: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
+def markdown_table(comparison: dict[str, Any]) -> str:
+    """The comparison as the README shows it: mean (95% interval) over the training seeds, greedy and with the
+    deployment drawn, the paired delay differences to hc-mappo-l, and seed 001's delays."""
+    def cell(stats: dict[str, float] | None, digits: int = 3) -> str:
+        if stats is None:
+            return ""
+        low, high = stats["ci95_low"], stats["ci95_high"]
+        between = " to " if low < 0 else "-"
+        return f"{stats['mean']:.{digits}g} ({low:.{digits}g}{between}{high:.{digits}g})"
+
+    def plain(stats: dict[str, float] | None) -> str:
+        return "" if stats is None else f"{stats['mean']:.3g}"
+
+    columns = ["method", "seeds", f"greedy: delay_s (tau-bar {comparison['delay_constraint_s']:g})", "cost",
+               "success", "energy_j", "deployment drawn: delay_s", "cost", "success", "energy_j",
+               "delay - hc-mappo-l's: greedy", "drawn", "seed 001 delay_s"]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for name, method in comparison["methods"].items():
+        drawn = method.get("deployment_drawn", {})
+        seeds = ",".join(str(row["seed"]) for row in method.get("per_seed", []))
+        lines.append("| " + " | ".join([
+            name, seeds, cell(method["delay_s"]), cell(method["cost"]), plain(method["success_rate"]),
+            plain(method["energy_j"]), cell(drawn.get("delay_s")), cell(drawn.get("cost")),
+            plain(drawn.get("success_rate")), plain(drawn.get("energy_j")),
+            cell(method.get("delay_minus_hc_mappo_l_s")), cell(method.get("deployment_drawn_delay_minus_hc_mappo_l_s")),
+            str(method.get("seed_001_delay_s", ""))]) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--synthetic-leakage", action="store_true", help="static workloads, stand-in leakage")
@@ -289,9 +336,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="training runs in parallel (one thread each)")
     parser.add_argument("--runs", type=Path, help="keep the training runs in this folder (default: a temporary one); "
                         "run the same command again to resume unfinished runs and reuse finished ones")
+    parser.add_argument("--finished-only", action="store_true", help="with --runs: summarise the runs already "
+                        "finished and evaluated, train nothing (an interim report of a comparison under way)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS / "hc_mappo_l.json")
     args = parser.parse_args()
+    if args.finished_only and not (args.compare and args.runs):
+        parser.error("--finished-only summarises the runs of --compare --runs DIR")
     paper_overrides: list[str] = []
     compare_overrides: list[str] = []
     if args.synthetic_leakage:
@@ -312,7 +363,11 @@ def main() -> None:
                                           args.throughput_threads)
     if args.compare:
         result["comparison"] = compare(args, compare_overrides)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
         plot_comparison(result["comparison"], args.output.with_suffix(".png"))
+        table = markdown_table(result["comparison"])
+        write_text_atomic(args.output.with_suffix(".md"), table)
+        print(table)
     result["wall_s"] = time.perf_counter() - started
     write_result(args.output, result, "throughput" if "throughput" in result else "comparison")
 
