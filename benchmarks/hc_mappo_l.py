@@ -41,6 +41,7 @@ os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM
 import argparse
 import json
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -218,7 +219,8 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
         if args.finished_only:
             jobs = [job for job in jobs if stored_evaluation(job)]
             if not jobs:
-                raise SystemExit(f"no run in {args.runs} is finished and evaluated on these episodes")
+                print(f"no run in {args.runs} is finished and evaluated on these episodes", file=sys.stderr)
+                raise SystemExit(2)
         with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
             finished = []
             for row in pool.map(train_and_evaluate, jobs):
@@ -258,7 +260,8 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
                                 if key not in ("algorithm", "seed", "constrained", "learned_deployment",
                                                "learned_allocation", "policy")},
             "iterations": args.iterations, "slots_per_iteration": args.slots, "envs": args.envs,
-            "training_seeds": args.seeds, "runs": str(args.runs) if args.runs else None, "eval_seeds": eval_seeds,
+            "training_seeds": ",".join(dict.fromkeys(str(row["seed"]) for row in finished)),
+            "runs": str(args.runs) if args.runs else None, "eval_seeds": eval_seeds,
             "eval_slots": args.eval_slots, "delay_constraint_s": tau, "methods": results}
 
 
@@ -288,12 +291,15 @@ def plot_comparison(comparison: dict[str, Any], path: Path) -> None:
 
 
 def markdown_table(comparison: dict[str, Any]) -> str:
-    """The comparison as the README shows it: mean (95% interval) over the training seeds, greedy and with the
-    deployment drawn, the paired delay differences to hc-mappo-l, and seed 001's delays."""
+    """The comparison as the README shows it: mean (95% interval) over the training seeds (the optimizers: over the
+    evaluation episodes), greedy and with the deployment drawn, the paired delay differences to hc-mappo-l, and
+    seed 001's delays."""
     def cell(stats: dict[str, float] | None, digits: int = 3) -> str:
         if stats is None:
             return ""
         low, high = stats["ci95_low"], stats["ci95_high"]
+        if low == high:  # one seed: no interval
+            return f"{stats['mean']:.{digits}g}"
         between = " to " if low < 0 else "-"
         return f"{stats['mean']:.{digits}g} ({low:.{digits}g}{between}{high:.{digits}g})"
 
@@ -306,7 +312,9 @@ def markdown_table(comparison: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for name, method in comparison["methods"].items():
         drawn = method.get("deployment_drawn", {})
-        seeds = ",".join(str(row["seed"]) for row in method.get("per_seed", []))
+        # a learner's interval is over its training seeds, an optimizer's over the evaluation episodes
+        seeds = (",".join(str(row["seed"]) for row in method["per_seed"]) if "per_seed" in method
+                 else f"{len(comparison['eval_seeds'])} episodes")
         lines.append("| " + " | ".join([
             name, seeds, cell(method["delay_s"]), cell(method["cost"]), plain(method["success_rate"]),
             plain(method["energy_j"]), cell(drawn.get("delay_s")), cell(drawn.get("cost")),
