@@ -22,14 +22,16 @@ A comparison longer than one sitting (the paper's: 25 runs of 1000 iterations, ~
 runs in `--runs DIR`: stop it at any time and run the same command again; unfinished runs resume from their last
 checkpoint (every 10 iterations) to the numbers of an uninterrupted run, finished ones are read back with their
 evaluation, and each run records the code version of every sitting that trained it (`code` in the JSON). Runs are
-taken seed by seed, all methods of a seed before the next seed.
+taken seed by seed, all methods of a seed before the next seed. `--finished-only` summarises the runs finished so
+far (an interim report) and trains nothing. Next to the JSON: the bar chart (`.png`) and the README's table (`.md`).
 
 Profiles: the shipped ones, or with --synthetic-leakage real static workloads and the stand-in leakage of
 `synthetic_profiles.py`; the JSON says which.
 
     python benchmarks/hc_mappo_l.py [--synthetic-leakage] [--throughput-envs 1] [--throughput-iterations 3]
         [--skip-throughput] [--compare --scenario small --envs 8 --iterations 100 --seeds 0,1,2,3,4
-        --eval-seeds 100,... --algorithms hc-mappo-l,h-mappo --set K=V --hparam K=V --workers 2 --runs DIR]
+        --eval-seeds 100,... --algorithms hc-mappo-l,h-mappo --set K=V --hparam K=V --workers 2 --runs DIR
+        [--finished-only]]
 """
 
 from __future__ import annotations
