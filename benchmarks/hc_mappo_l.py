@@ -201,6 +201,18 @@ def run_state(job: dict[str, Any]) -> str:
     return "not started"
 
 
+def train_all(jobs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
+    """Every job's row (`train_and_evaluate`), `workers` at a time, each printed as it arrives."""
+    finished = []
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        for row in pool.map(train_and_evaluate, jobs):
+            finished.append(row)
+            print(f"compare: {row['algorithm']} seed {row['seed']}: delay {row['delay_s']:.3g} s, cost "
+                  f"{row['cost']:.4g}, lambda {row['final_multiplier']:.3g} ({row['train_seconds']:.0f} s)",
+                  flush=True)
+    return finished
+
+
 def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
     scenario = load_scenario(args.scenario, overrides)
     table = load_service_table(scenario)
@@ -218,18 +230,13 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
         if args.runs:
             for job in jobs:
                 print(f"compare: {job['algorithm']} seed {job['seed']}: {run_state(job)}", flush=True)
-        if args.finished_only:
-            jobs = [job for job in jobs if stored_evaluation(job)]
-            if not jobs:
+        if args.finished_only:  # the stored evaluations are the rows: no worker, no training
+            finished = [row for row in map(stored_evaluation, jobs) if row]
+            if not finished:
                 print(f"no run in {args.runs} is finished and evaluated on these episodes", file=sys.stderr)
                 raise SystemExit(2)
-        with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
-            finished = []
-            for row in pool.map(train_and_evaluate, jobs):
-                finished.append(row)
-                print(f"compare: {row['algorithm']} seed {row['seed']}: delay {row['delay_s']:.3g} s, cost "
-                      f"{row['cost']:.4g}, lambda {row['final_multiplier']:.3g} ({row['train_seconds']:.0f} s)",
-                      flush=True)
+        else:
+            finished = train_all(jobs, args.workers)
     algorithms = [algorithm for algorithm in algorithms if any(row["algorithm"] == algorithm for row in finished)]
     for algorithm in algorithms:
         per_seed = [row for row in finished if row["algorithm"] == algorithm]
