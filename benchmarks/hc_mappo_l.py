@@ -22,8 +22,10 @@ A comparison longer than one sitting (the paper's: 25 runs of 1000 iterations, ~
 runs in `--runs DIR`: stop it at any time and run the same command again; unfinished runs resume from their last
 checkpoint (every 10 iterations) to the numbers of an uninterrupted run, finished ones are read back with their
 evaluation, and each run records the code version of every sitting that trained it (`code` in the JSON). Runs are
-taken seed by seed, all methods of a seed before the next seed. `--finished-only` summarises the runs finished so
-far (an interim report) and trains nothing. Next to the JSON: the bar chart (`.png`) and the README's table (`.md`).
+taken seed by seed, all methods of a seed before the next seed. The optimizers' rows are kept there too and read
+back while their code, scenario and episodes are unchanged (`computed_at` in the JSON: the commit that computed
+them). `--finished-only` summarises the runs finished so far (an interim report) and trains nothing. Next to the
+JSON: the bar chart (`.png`) and the README's table (`.md`).
 
 Profiles: the shipped ones, or with --synthetic-leakage real static workloads and the stand-in leakage of
 `synthetic_profiles.py`; the JSON says which.
@@ -41,7 +43,9 @@ import os
 os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
 
 import argparse
+import hashlib
 import json
+import pickle
 import subprocess
 import sys
 import tempfile
@@ -54,6 +58,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from reporting import interval, machine, write_result
 from synthetic_profiles import SOURCE, profiles_override
 
@@ -70,9 +75,10 @@ from edgeprof.rl.hc_mappo_l import (
     parse_hyperparameters,
     train,
 )
-from edgeprof.sim.scenario import load_scenario
-from edgeprof.sim.workload import load_service_table
+from edgeprof.sim.scenario import Scenario, load_scenario
+from edgeprof.sim.workload import ServiceTable, load_service_table
 
+REPOSITORY = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
 PAPER_ITERATIONS, PAPER_SLOTS = 1000, 200
 TARGET_MINUTES = 30
@@ -82,6 +88,8 @@ OPTIMIZERS = ("primal-dual", "greedy", "edge-only", "local-only", "random")
 # evaluations besides the greedy one: every layer drawing its actions as in training, or only the deployment
 DRAWN_MODES = {"sampled": LAYERS, "deployment_drawn": ("deployment",)}
 EVALUATION_FILE, CODE_FILE = "benchmark_evaluation.json", "benchmark_code.json"  # in each run's folder
+OPTIMIZERS_FOLDER = "optimizers"  # in the runs folder: each optimizer's rows (`optimizer_rows`)
+OPTIMIZER_CODE = ("edgeprof/optimize", "edgeprof/sim", "edgeprof/rl/lagrange.py", "edgeprof/stats.py")  # their code
 
 
 def throughput(overrides: list[str], envs: int, iterations: int, threads: int) -> dict[str, Any]:
@@ -162,11 +170,14 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def git(*arguments: str) -> str:
+    """git's output in this checkout; raises OSError or CalledProcessError."""
+    return subprocess.run(["git", *arguments], cwd=Path(__file__).parent, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
 def code_version() -> str:
     """The git commit of this checkout (with "+changes" when the working tree differs from it), or "unknown"."""
-    def git(*arguments: str) -> str:
-        return subprocess.run(["git", *arguments], cwd=Path(__file__).parent, capture_output=True, text=True,
-                              check=True).stdout.strip()
     try:
         changed = git("status", "--porcelain", "--untracked-files=no")
         return git("rev-parse", "--short", "HEAD") + ("+changes" if changed else "")
@@ -187,6 +198,45 @@ def code_recorder(rundir: Path) -> Callable[[int, int, dict[str, Any]], None]:
             recorded = True
 
     return record
+
+
+def optimizer_rows(name: str, scenario: Scenario, table: ServiceTable, eval_slots: int, eval_seeds: list[int],
+                   runs: Path | None) -> tuple[list[dict[str, Any]], str | None]:
+    """`run_solver`'s rows of one optimizer, and the commit whose optimizers' code computed them (None when that
+    code differs from HEAD's: the rows are then not kept).
+
+    With a runs folder the rows are kept there (OPTIMIZERS_FOLDER) and read back while the optimizers' code
+    (OPTIMIZER_CODE), the scenario, the service table and the episodes are those they were computed with: the
+    optimizers are deterministic, so an interim report need not run them again for the same numbers."""
+    on = {"episodes": {"eval_slots": eval_slots, "eval_seeds": eval_seeds}, "numpy": np.__version__,
+          "data": hashlib.sha256(pickle.dumps((scenario.fields, table))).hexdigest()}
+    path = runs / OPTIMIZERS_FOLDER / f"{name}.json" if runs else None
+    stored = read_json(path) if path else None
+    if stored and stored["on"] == on and code_unchanged_since(stored["commit"]):
+        return stored["rows"], stored["commit"]
+    rows = run_solver(name, scenario, table, eval_slots, eval_seeds)
+    commit = optimizer_code_commit()
+    if path and commit:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps({"on": on, "commit": commit, "rows": rows}) + "\n")
+    return rows, commit
+
+
+def optimizer_code_commit() -> str | None:
+    """HEAD's commit when the optimizers' code in the working tree is HEAD's, else None (nothing to key on)."""
+    try:
+        return git("rev-parse", "HEAD") if code_unchanged_since("HEAD") else None
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def code_unchanged_since(commit: str) -> bool:
+    """Whether the optimizers' code (OPTIMIZER_CODE) in the working tree is that of `commit`."""
+    try:
+        git("diff", "--quiet", commit, "--", *(str(REPOSITORY / path) for path in OPTIMIZER_CODE))
+    except (OSError, subprocess.CalledProcessError):
+        return False
+    return True
 
 
 def run_state(job: dict[str, Any]) -> str:
@@ -257,9 +307,10 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
                 results[algorithm][f"{mode}delay_minus_hc_mappo_l_s"] = interval(
                     [row[f"{mode}delay_s"] - ours[f"{mode}delay_s"] for row, ours in paired])
     for name in OPTIMIZERS:
-        rows = run_solver(name, scenario, table, args.eval_slots, eval_seeds)
+        rows, commit = optimizer_rows(name, scenario, table, args.eval_slots, eval_seeds, args.runs)
         optimizer = summary(rows)
-        results[name] = {**optimizer, "meets_delay_constraint": optimizer["delay_s"]["mean"] <= tau}
+        results[name] = {**optimizer, "meets_delay_constraint": optimizer["delay_s"]["mean"] <= tau,
+                         "computed_at": commit}
         print(f"compare: {name}: delay {results[name]['delay_s']['mean']:.3g} s, cost "
               f"{results[name]['cost']['mean']:.4g}", flush=True)
     resolved = make_config("hc-mappo-l", iterations=args.iterations, num_envs=args.envs,
