@@ -12,8 +12,9 @@ iterations on each seed of `--seeds` (a separate run per seed, `--workers` at a 
 evaluated greedily on `--eval-seeds` episodes of `--eval-slots` slots, with every layer's actions drawn as in
 training (`sampled`), and with only the deployment drawn (`deployment_drawn`); the optimizers run on the same
 evaluation episodes. `--set` changes the scenario (a tight tau-bar: `--set system.delay_constraint_s=1.0`),
-`--hparam` the training settings of every run (`edgeprof train --hparam`). Writes a bar chart of delay and cost
-with tau-bar next to the JSON. Mean and 95% interval over the training seeds, next to seed 001's Fig. 5 values
+`--hparam` the training settings of every run (`edgeprof train --hparam`). Writes a bar chart of delay and cost,
+greedy and with the deployment drawn, with tau-bar (paper scenario: and seed 001's delays), next to the JSON.
+Mean and 95% interval over the training seeds, next to seed 001's Fig. 5 values
 (paper scenario, 1000 iterations): delays HC-MAPPO-L 2.74 s, HC-IPPO-L 2.65, Heuristic-MAPPO-L 2.94, H-MAPPO
 4.38, H-IPPO 4.76; HC-MAPPO-L cost 131.35, energy 14.87 J, privacy 10.09 (its cost and privacy units are not
 ours: compare orderings and the constraint, not values).
@@ -50,7 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import nullcontext
 from dataclasses import asdict
@@ -200,26 +201,29 @@ def code_recorder(rundir: Path) -> Callable[[int, int, dict[str, Any]], None]:
     return record
 
 
-def optimizer_rows(name: str, scenario: Scenario, table: ServiceTable, eval_slots: int, eval_seeds: list[int],
-                   runs: Path | None) -> tuple[list[dict[str, Any]], str | None]:
-    """`run_solver`'s rows of one optimizer, and the commit whose optimizers' code computed them (None when that
-    code differs from HEAD's: the rows are then not kept).
+def optimizer_rows(scenario: Scenario, table: ServiceTable, eval_slots: int, eval_seeds: list[int],
+                   runs: Path | None) -> Iterator[tuple[str, list[dict[str, Any]], str | None]]:
+    """Each optimizer's name, `run_solver`'s rows and the commit whose optimizers' code computed them (None when
+    that code differs from HEAD's: the rows are then not kept), one optimizer at a time.
 
     With a runs folder the rows are kept there (OPTIMIZERS_FOLDER) and read back while the optimizers' code
     (OPTIMIZER_CODE), the scenario, the service table and the episodes are those they were computed with: the
-    optimizers are deterministic, so an interim report need not run them again for the same numbers."""
+    optimizers are deterministic, so an interim report need not run them again for the same numbers. The key and
+    HEAD's commit are taken once, before any optimizer runs: the code that runs is the code imported then."""
     on = {"episodes": {"eval_slots": eval_slots, "eval_seeds": eval_seeds}, "numpy": np.__version__,
           "data": hashlib.sha256(pickle.dumps((scenario.fields, table))).hexdigest()}
-    path = runs / OPTIMIZERS_FOLDER / f"{name}.json" if runs else None
-    stored = read_json(path) if path else None
-    if stored and stored["on"] == on and code_unchanged_since(stored["commit"]):
-        return stored["rows"], stored["commit"]
-    rows = run_solver(name, scenario, table, eval_slots, eval_seeds)
-    commit = optimizer_code_commit()
-    if path and commit:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(path, json.dumps({"on": on, "commit": commit, "rows": rows}) + "\n")
-    return rows, commit
+    head = optimizer_code_commit()
+    for name in OPTIMIZERS:
+        path = runs / OPTIMIZERS_FOLDER / f"{name}.json" if runs else None
+        stored = read_json(path) if path else None
+        if stored and stored["on"] == on and code_unchanged_since(stored["commit"]):
+            yield name, stored["rows"], stored["commit"]
+            continue
+        rows = run_solver(name, scenario, table, eval_slots, eval_seeds)
+        if path and head:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(path, json.dumps({"on": on, "commit": head, "rows": rows}) + "\n")
+        yield name, rows, head
 
 
 def optimizer_code_commit() -> str | None:
@@ -306,8 +310,7 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
             for mode in ("", *(f"{mode}_" for mode in DRAWN_MODES)):
                 results[algorithm][f"{mode}delay_minus_hc_mappo_l_s"] = interval(
                     [row[f"{mode}delay_s"] - ours[f"{mode}delay_s"] for row, ours in paired])
-    for name in OPTIMIZERS:
-        rows, commit = optimizer_rows(name, scenario, table, args.eval_slots, eval_seeds, args.runs)
+    for name, rows, commit in optimizer_rows(scenario, table, args.eval_slots, eval_seeds, args.runs):
         optimizer = summary(rows)
         results[name] = {**optimizer, "meets_delay_constraint": optimizer["delay_s"]["mean"] <= tau,
                          "computed_at": commit}
@@ -326,7 +329,9 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
 
 
 def plot_comparison(comparison: dict[str, Any], path: Path) -> None:
-    """Delay and cost of every method, mean and 95% interval, with tau-bar drawn."""
+    """Delay and cost of every method, mean and 95% interval, greedy and (learners) with the deployment drawn, next
+    to tau-bar and (paper scenario) seed 001's delays. When a method's delay is over ten times tau-bar (the random
+    policy's), the delay axis stops there so as not to flatten the rest, and the cut bar carries its value."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -334,18 +339,36 @@ def plot_comparison(comparison: dict[str, Any], path: Path) -> None:
 
     methods = comparison["methods"]
     names = list(methods)
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    for axis, metric, label in ((axes[0], "delay_s", "mean delay (s)"), (axes[1], "cost", "cost (eq. 12)")):
-        means = [methods[name][metric]["mean"] for name in names]
-        errors = [[mean - methods[name][metric]["ci95_low"] for name, mean in zip(names, means, strict=True)],
-                  [methods[name][metric]["ci95_high"] - mean for name, mean in zip(names, means, strict=True)]]
-        axis.bar(names, means, yerr=errors, capsize=3, color=["C0" if name in ALGORITHMS else "C7" for name in names])
+    tau = comparison["delay_constraint_s"]
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
+    for axis, metric, label, top in ((axes[0], "delay_s", "mean delay (s)", 10 * tau),
+                                     (axes[1], "cost", "cost (eq. 12)", None)):
+        for mode, legend in ((None, "greedy"), ("deployment_drawn", "deployment drawn")):
+            shown = [(index, name, methods[name][mode][metric] if mode else methods[name][metric])
+                     for index, name in enumerate(names) if mode is None or mode in methods[name]]
+            # a learner's two bars sit side by side; an optimizer's single bar sits on its tick
+            x = [index + (0.2 if mode else -0.2) * ("deployment_drawn" in methods[name]) for index, name, _ in shown]
+            means = np.array([stats["mean"] for _, _, stats in shown])
+            errors = np.array([[stats["mean"] - stats["ci95_low"], stats["ci95_high"] - stats["mean"]]
+                               for _, _, stats in shown]).T
+            colors = ["C1" if mode else "C0" if name in ALGORITHMS else "C7" for _, name, _ in shown]
+            axis.bar(x, np.minimum(means, top) if top else means, width=0.4, color=colors, label=legend,
+                     yerr=errors, capsize=2, error_kw={"elinewidth": 0.8})
+            for xi, mean in zip(x, means, strict=True):
+                if top and mean > top:
+                    axis.annotate(f"{mean:.3g}", (xi, top), xytext=(0, -12), textcoords="offset points",
+                                  ha="center", fontsize=8, color="white")
+                    axis.set_ylim(0, top)
+        axis.set_xticks(range(len(names)), names, rotation=60, ha="right")
         axis.set_ylabel(label)
-        axis.tick_params(axis="x", rotation=60)
-    axes[0].axhline(comparison["delay_constraint_s"], color="C3", linestyle="--", label="tau-bar")
-    axes[0].legend()
+    paper = [(index, methods[name]["seed_001_delay_s"]) for index, name in enumerate(names)
+             if "seed_001_delay_s" in methods[name]]
+    if paper and comparison["scenario"] == "paper" and not comparison["overrides"]:  # Fig. 5's scenario only
+        axes[0].scatter(*zip(*paper), marker="_", s=300, color="black", zorder=3, label="seed 001 Fig. 5")
+    axes[0].axhline(tau, color="C3", linestyle="--", label="tau-bar")
+    axes[0].legend(fontsize=8)
     figure.suptitle(f"{comparison['scenario']} {' '.join(comparison['overrides'])}: {comparison['iterations']} "
-                    f"iterations, seeds {comparison['training_seeds']}")
+                    f"iterations, seeds {comparison['training_seeds']} (optimizers: over the evaluation episodes)")
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
