@@ -26,7 +26,10 @@ evaluation, and each run records the code version of every sitting that trained 
 taken seed by seed, all methods of a seed before the next seed. The optimizers' rows are kept there too and read
 back while their code, scenario and episodes are unchanged (`computed_at` in the JSON: the commit that computed
 them). `--finished-only` summarises the runs finished so far (an interim report) and trains nothing. Next to the
-JSON: the bar chart (`.png`) and the README's table (`.md`).
+JSON: the bar chart (`.png`) and the README's table (`.md`). When the runs folder is lost (a new machine),
+`--restore-from REPORT` takes the finished runs' rows from an earlier report of the same comparison (its per-seed
+rows, the same numbers the runs folder held), so that only unfinished runs are trained again; their checkpoints
+and training logs are not in the report and stay lost.
 
 Profiles: the shipped ones, or with --synthetic-leakage real static workloads and the stand-in leakage of
 `synthetic_profiles.py`; the JSON says which.
@@ -34,7 +37,7 @@ Profiles: the shipped ones, or with --synthetic-leakage real static workloads an
     python benchmarks/hc_mappo_l.py [--synthetic-leakage] [--throughput-envs 1] [--throughput-iterations 3]
         [--skip-throughput] [--compare --scenario small --envs 8 --iterations 100 --seeds 0,1,2,3,4
         --eval-seeds 100,... --algorithms hc-mappo-l,h-mappo --set K=V --hparam K=V --workers 2 --runs DIR
-        [--finished-only]]
+        [--finished-only] [--restore-from REPORT]]
 """
 
 from __future__ import annotations
@@ -91,6 +94,7 @@ DRAWN_MODES = {"sampled": LAYERS, "deployment_drawn": ("deployment",)}
 EVALUATION_FILE, CODE_FILE = "benchmark_evaluation.json", "benchmark_code.json"  # in each run's folder
 OPTIMIZERS_FOLDER = "optimizers"  # in the runs folder: each optimizer's rows (`optimizer_rows`)
 OPTIMIZER_CODE = ("edgeprof/optimize", "edgeprof/sim", "edgeprof/rl/lagrange.py", "edgeprof/stats.py")  # their code
+SHIPPED_PROFILES = "shipped (edgeprof/data/profiles)"
 
 
 def throughput(overrides: list[str], envs: int, iterations: int, threads: int) -> dict[str, Any]:
@@ -255,6 +259,39 @@ def run_state(job: dict[str, Any]) -> str:
     return "not started"
 
 
+def restore_finished(report_path: Path, jobs: list[dict[str, Any]], setting: dict[str, Any], profiles: str) -> int:
+    """Write each job's evaluation (and code) file from the per-seed row of an earlier report of the same
+    comparison (`setting` and `profiles` equal), for the jobs whose run folder holds neither an evaluation nor a
+    training log; returns how many were written. Each restored row names the report it came from
+    (`restored_from`, kept through later restores). Exits 2 on a file that is not such a report."""
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        recorded = report["comparison"]
+        rows = {(row["algorithm"], row["seed"]): row for method in recorded["methods"].values()
+                for row in method.get("per_seed", [])}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        print(f"restore: {report_path} is not a report of this benchmark's comparison ({error})", file=sys.stderr)
+        raise SystemExit(2) from error
+    differing = [f"{key}={recorded.get(key)!r}, not {value!r}" for key, value in setting.items()
+                 if recorded.get(key) != value]
+    if report.get("profiles") != profiles:
+        differing.append(f"profiles={report.get('profiles')!r}, not {profiles!r}")
+    if differing:
+        print(f"restore: {report_path} is another comparison: {'; '.join(differing)}", file=sys.stderr)
+        raise SystemExit(2)
+    written = 0
+    for job in jobs:
+        rundir, row = run_folder(job), rows.get((job["algorithm"], job["seed"]))
+        if row is None or (rundir / EVALUATION_FILE).exists() or RunPaths(rundir).log.exists():
+            continue
+        rundir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(rundir / CODE_FILE, json.dumps(row["code"]) + "\n")
+        row = {**row, "restored_from": row.get("restored_from", str(report_path))}
+        write_text_atomic(rundir / EVALUATION_FILE, json.dumps({"evaluated_on": evaluated_on(job), "row": row}) + "\n")
+        written += 1
+    return written
+
+
 def train_all(jobs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
     """Every job's row (`train_and_evaluate`), `workers` at a time, each printed as it arrives."""
     finished = []
@@ -273,6 +310,9 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
     tau = scenario["system.delay_constraint_s"]
     eval_seeds = [int(seed) for seed in args.eval_seeds.split(",")]
     algorithms = args.algorithms.split(",")
+    setting = {"scenario": args.scenario, "overrides": args.set, "hyperparameters": args.hparam,
+               "iterations": args.iterations, "slots_per_iteration": args.slots, "envs": args.envs,
+               "eval_seeds": eval_seeds, "eval_slots": args.eval_slots}
     results: dict[str, Any] = {}
     if args.runs:
         args.runs.mkdir(parents=True, exist_ok=True)
@@ -281,6 +321,10 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
                  "hparams": args.hparam, "iterations": args.iterations, "envs": args.envs, "slots": args.slots,
                  "eval_slots": args.eval_slots, "eval_seeds": eval_seeds, "runs": runs}
                 for seed in args.seeds.split(",") for algorithm in algorithms]
+        if args.restore_from:
+            restored = restore_finished(args.restore_from, jobs, setting,
+                                        SOURCE if args.synthetic_leakage else SHIPPED_PROFILES)
+            print(f"compare: {restored} finished runs restored from {args.restore_from}", flush=True)
         if args.runs:
             for job in jobs:
                 print(f"compare: {job['algorithm']} seed {job['seed']}: {run_state(job)}", flush=True)
@@ -318,14 +362,12 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
               f"{results[name]['cost']['mean']:.4g}", flush=True)
     resolved = make_config("hc-mappo-l", iterations=args.iterations, num_envs=args.envs,
                            slots_per_iteration=args.slots, **parse_hyperparameters(args.hparam))
-    return {"scenario": args.scenario, "overrides": args.set, "hyperparameters": args.hparam,
+    return {**setting,
             "training_config": {key: value for key, value in asdict(resolved).items()
                                 if key not in ("algorithm", "seed", "constrained", "learned_deployment",
                                                "learned_allocation", "policy")},
-            "iterations": args.iterations, "slots_per_iteration": args.slots, "envs": args.envs,
             "training_seeds": ",".join(dict.fromkeys(str(row["seed"]) for row in finished)),
-            "runs": str(args.runs) if args.runs else None, "eval_seeds": eval_seeds,
-            "eval_slots": args.eval_slots, "delay_constraint_s": tau, "methods": results}
+            "runs": str(args.runs) if args.runs else None, "delay_constraint_s": tau, "methods": results}
 
 
 def plot_comparison(comparison: dict[str, Any], path: Path) -> None:
@@ -429,11 +471,15 @@ def main() -> None:
                         "run the same command again to resume unfinished runs and reuse finished ones")
     parser.add_argument("--finished-only", action="store_true", help="with --runs: summarise the runs already "
                         "finished and evaluated, train nothing (an interim report of a comparison under way)")
+    parser.add_argument("--restore-from", type=Path, metavar="REPORT", help="with --runs: take the finished runs' "
+                        "rows from an earlier report of the same comparison (a lost runs folder), train the rest")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS / "hc_mappo_l.json")
     args = parser.parse_args()
     if args.finished_only and not (args.compare and args.runs):
         parser.error("--finished-only summarises the runs of --compare --runs DIR")
+    if args.restore_from and not (args.compare and args.runs):
+        parser.error("--restore-from writes into the runs folder of --compare --runs DIR")
     paper_overrides: list[str] = []
     compare_overrides: list[str] = []
     if args.synthetic_leakage:
@@ -447,7 +493,7 @@ def main() -> None:
         "benchmark": "hc_mappo_l",
         "edgeprof": edgeprof.__version__,
         "machine": machine(),
-        "profiles": SOURCE if args.synthetic_leakage else "shipped (edgeprof/data/profiles)",
+        "profiles": SOURCE if args.synthetic_leakage else SHIPPED_PROFILES,
     }
     if not args.skip_throughput:
         result["throughput"] = throughput(paper_overrides, args.throughput_envs, args.throughput_iterations,
