@@ -247,9 +247,10 @@ def code_unchanged_since(commit: str) -> bool:
     return True
 
 
-def run_state(job: dict[str, Any]) -> str:
-    """Where a run of the runs folder stands, for the printout before a comparison starts."""
-    if stored_evaluation(job):
+def run_state(job: dict[str, Any], evaluated: bool) -> str:
+    """Where a run of the runs folder stands (`evaluated`: its evaluation is stored), for the printout before a
+    comparison starts."""
+    if evaluated:
         return "finished and evaluated"
     iterations = job["iterations"]
     log = RunPaths(run_folder(job)).log
@@ -325,11 +326,11 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
             restored = restore_finished(args.restore_from, jobs, setting,
                                         SOURCE if args.synthetic_leakage else SHIPPED_PROFILES)
             print(f"compare: {restored} finished runs restored from {args.restore_from}", flush=True)
-        if args.runs:
-            for job in jobs:
-                print(f"compare: {job['algorithm']} seed {job['seed']}: {run_state(job)}", flush=True)
+        stored = [stored_evaluation(job) for job in jobs] if args.runs else []
+        for job, row in zip(jobs, stored):
+            print(f"compare: {job['algorithm']} seed {job['seed']}: {run_state(job, row is not None)}", flush=True)
         if args.finished_only:  # the stored evaluations are the rows: no worker, no training
-            finished = [row for row in map(stored_evaluation, jobs) if row]
+            finished = [row for row in stored if row]
             if not finished:
                 print(f"no run in {args.runs} is finished and evaluated on these episodes", file=sys.stderr)
                 raise SystemExit(2)
@@ -382,14 +383,16 @@ def plot_comparison(comparison: dict[str, Any], path: Path) -> None:
     methods = comparison["methods"]
     names = list(methods)
     tau = comparison["delay_constraint_s"]
+    drawn = "deployment_drawn"
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
     for axis, metric, label, top in ((axes[0], "delay_s", "mean delay (s)", 10 * tau),
                                      (axes[1], "cost", "cost (eq. 12)", None)):
-        for mode, legend in ((None, "greedy"), ("deployment_drawn", "deployment drawn")):
+        cut = False
+        for mode, legend in ((None, "greedy"), (drawn, "deployment drawn")):
             shown = [(index, name, methods[name][mode][metric] if mode else methods[name][metric])
                      for index, name in enumerate(names) if mode is None or mode in methods[name]]
             # a learner's two bars sit side by side; an optimizer's single bar sits on its tick
-            x = [index + (0.2 if mode else -0.2) * ("deployment_drawn" in methods[name]) for index, name, _ in shown]
+            x = [index + (0.2 if mode else -0.2) * (drawn in methods[name]) for index, name, _ in shown]
             means = np.array([stats["mean"] for _, _, stats in shown])
             errors = np.array([[stats["mean"] - stats["ci95_low"], stats["ci95_high"] - stats["mean"]]
                                for _, _, stats in shown]).T
@@ -400,7 +403,9 @@ def plot_comparison(comparison: dict[str, Any], path: Path) -> None:
                 if top and mean > top:
                     axis.annotate(f"{mean:.3g}", (xi, top), xytext=(0, -12), textcoords="offset points",
                                   ha="center", fontsize=8, color="white")
-                    axis.set_ylim(0, top)
+                    cut = True
+        if cut:
+            axis.set_ylim(0, top)
         axis.set_xticks(range(len(names)), names, rotation=60, ha="right")
         axis.set_ylabel(label)
     paper = [(index, methods[name]["seed_001_delay_s"]) for index, name in enumerate(names)
