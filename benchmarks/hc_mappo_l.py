@@ -255,13 +255,13 @@ def run_state(job: dict[str, Any], evaluated: bool) -> str:
     iterations = job["iterations"]
     log = RunPaths(run_folder(job)).log
     if log.is_file():
-        done = len(log.read_text(encoding="utf-8").splitlines()) - 1
+        done = max(len(log.read_text(encoding="utf-8").splitlines()) - 1, 0)  # less its header
         return f"{done} of {iterations} iterations logged, resumes from its last checkpoint"
     return "not started"
 
 
 def restore_finished(report_path: Path, jobs: list[dict[str, Any]], setting: dict[str, Any], profiles: str) -> int:
-    """Write each job's evaluation (and code) file from the per-seed row of an earlier report of the same
+    """Write each job's evaluation file from the per-seed row of an earlier report of the same
     comparison (`setting` and `profiles` equal), for the jobs whose run folder holds neither an evaluation nor a
     training log; returns how many were written. Each restored row names the report it came from
     (`restored_from`, kept through later restores). Exits 2 on a file that is not such a report."""
@@ -286,7 +286,6 @@ def restore_finished(report_path: Path, jobs: list[dict[str, Any]], setting: dic
         if row is None or (rundir / EVALUATION_FILE).exists() or RunPaths(rundir).log.exists():
             continue
         rundir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(rundir / CODE_FILE, json.dumps(row["code"]) + "\n")
         row = {**row, "restored_from": row.get("restored_from", str(report_path))}
         write_text_atomic(rundir / EVALUATION_FILE, json.dumps({"evaluated_on": evaluated_on(job), "row": row}) + "\n")
         written += 1
@@ -305,7 +304,7 @@ def train_all(jobs: list[dict[str, Any]], workers: int) -> list[dict[str, Any]]:
     return finished
 
 
-def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
+def compare(args: argparse.Namespace, overrides: list[str], profiles: str) -> dict[str, Any]:
     scenario = load_scenario(args.scenario, overrides)
     table = load_service_table(scenario)
     tau = scenario["system.delay_constraint_s"]
@@ -315,17 +314,16 @@ def compare(args: argparse.Namespace, overrides: list[str]) -> dict[str, Any]:
                "iterations": args.iterations, "slots_per_iteration": args.slots, "envs": args.envs,
                "eval_seeds": eval_seeds, "eval_slots": args.eval_slots}
     results: dict[str, Any] = {}
-    if args.runs:
-        args.runs.mkdir(parents=True, exist_ok=True)
     with nullcontext(str(args.runs)) if args.runs else tempfile.TemporaryDirectory(prefix="edgeprof-bench-") as runs:
         jobs = [{"algorithm": algorithm, "seed": int(seed), "scenario": args.scenario, "overrides": overrides,
                  "hparams": args.hparam, "iterations": args.iterations, "envs": args.envs, "slots": args.slots,
                  "eval_slots": args.eval_slots, "eval_seeds": eval_seeds, "runs": runs}
                 for seed in args.seeds.split(",") for algorithm in algorithms]
         if args.restore_from:
-            restored = restore_finished(args.restore_from, jobs, setting,
-                                        SOURCE if args.synthetic_leakage else SHIPPED_PROFILES)
+            restored = restore_finished(args.restore_from, jobs, setting, profiles)
             print(f"compare: {restored} finished runs restored from {args.restore_from}", flush=True)
+        if args.runs:
+            args.runs.mkdir(parents=True, exist_ok=True)
         stored = [stored_evaluation(job) for job in jobs] if args.runs else []
         for job, row in zip(jobs, stored):
             print(f"compare: {job['algorithm']} seed {job['seed']}: {run_state(job, row is not None)}", flush=True)
@@ -493,18 +491,19 @@ def main() -> None:
         if args.compare:
             compare_overrides = [profiles_override(load_scenario(args.scenario)["services.models"], directory)]
     compare_overrides += args.set
+    profiles = SOURCE if args.synthetic_leakage else SHIPPED_PROFILES
     started = time.perf_counter()
     result: dict[str, Any] = {
         "benchmark": "hc_mappo_l",
         "edgeprof": edgeprof.__version__,
         "machine": machine(),
-        "profiles": SOURCE if args.synthetic_leakage else SHIPPED_PROFILES,
+        "profiles": profiles,
     }
     if not args.skip_throughput:
         result["throughput"] = throughput(paper_overrides, args.throughput_envs, args.throughput_iterations,
                                           args.throughput_threads)
     if args.compare:
-        result["comparison"] = compare(args, compare_overrides)
+        result["comparison"] = compare(args, compare_overrides, profiles)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         plot_comparison(result["comparison"], args.output.with_suffix(".png"))
         table = markdown_table(result["comparison"])
