@@ -2,11 +2,11 @@
 
 One panel per quantity, every run a line labelled by its algorithm and seed (the legend in the first panel, as
 in the paper): the objective (the cost plus the failure penalty: a failed request costs no energy or privacy, so
-the cost alone rewards failures), delay with tau-bar drawn as a red dashed line, cost, energy, privacy cost,
-success rate, the multiplier and the users' policy entropy. Curves are moving averages over `smooth` iterations
-(the authors' plots used 10). With `by_algorithm`, the runs of each algorithm (its seeds) become one line, their
-mean, in a band of the 95% Student-t interval over the runs, up to the iteration every one of them has reached:
-one line per method, as in Fig. 5.
+the cost alone rewards failures), delay (log scale) with tau-bar drawn as a red dashed line, cost, energy,
+privacy cost, success rate, the multiplier and the users' policy entropy. Curves are moving averages over
+`smooth` iterations (the authors' plots used 10). With `by_algorithm`, the runs of each algorithm (its seeds)
+become one line, their mean, in a band of the 95% Student-t interval over the runs, up to the iteration every
+one of them has reached: one line per method, as in Fig. 5.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from edgeprof.files import atomic_output
 from edgeprof.rl.hc_mappo_l import RunPaths, TrainConfig, load_run
 from edgeprof.stats import mean_interval
 
-PANELS = (("objective", "(a) objective: cost + failure penalty"), ("delay_s", "(b) delay (s)"),
+PANELS = (("objective", "(a) objective: cost + failure penalty"), ("delay_s", "(b) delay (s, log scale)"),
           ("cost", "(c) cost  mu1 C_priv + mu2 e"), ("energy_j", "(d) energy (J)"),
           ("privacy_cost", "(e) privacy cost"),
           ("success_rate", "(f) success rate"), ("multiplier", "(g) lambda"), ("user_entropy", "(h) user entropy"))
@@ -94,10 +94,21 @@ def _mean_curve(algorithm: str, logs: list, smooth: int) -> Curve:
 
 def plot_training(rundirs: list[Path], path: str | Path, smooth: int = 10, by_algorithm: bool = False) -> None:
     """Draw the curves of `rundirs` into one PNG at `path` (`training_curves` says what is drawn)."""
-    curves, limits = training_curves(rundirs, smooth, by_algorithm)
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves, limits = training_curves(rundirs, smooth, by_algorithm)
+    fig = training_figure(curves, limits, smooth, by_algorithm)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=150, format="png")
+    plt.close(fig)
+
+
+def training_figure(curves: list[Curve], limits: list[float], smooth: int, by_algorithm: bool):
+    """The Fig. 5 panels of `curves`. Delay is drawn on a log scale: it falls by two orders of magnitude early
+    in training, and on a linear axis its approach to tau-bar would be a flat line."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 4, figsize=(16, 7), layout="constrained", sharex=True)
@@ -108,6 +119,7 @@ def plot_training(rundirs: list[Path], path: str | Path, smooth: int = 10, by_al
                 axis.fill_between(curve.iteration, curve.low[column], curve.high[column], color=line.get_color(),
                                   alpha=0.2, linewidth=0)
         if column == "delay_s":
+            _log_scale_around_means(axis, [curve.mean[column] for curve in curves], limits)
             for limit in limits:
                 axis.axhline(limit, color="red", linestyle="--", linewidth=1.2, label=f"tau-bar = {limit:g} s")
             axis.legend(fontsize=7, loc="upper right", handles=axis.get_lines()[len(curves):])
@@ -118,6 +130,14 @@ def plot_training(rundirs: list[Path], path: str | Path, smooth: int = 10, by_al
     axes.flat[0].legend(fontsize=8)
     what = "mean over each algorithm's runs, 95% interval shaded, " if by_algorithm else ""
     fig.suptitle(f"training curves ({what}moving average over {smooth} iterations)", fontsize=11)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=150, format="png")
-    plt.close(fig)
+    return fig
+
+
+def _log_scale_around_means(axis, means: list[np.ndarray], limits: list[float]) -> None:
+    """A log axis spanning the mean lines and tau-bar: a band whose Student-t interval dips below zero (few runs)
+    would otherwise stretch the axis down by orders of magnitude."""
+    values = np.concatenate([*means, np.asarray(limits, dtype=float)])
+    values = values[np.isfinite(values) & (values > 0)]
+    axis.set_yscale("log")
+    if values.size:
+        axis.set_ylim(values.min() / 2, values.max() * 2)
