@@ -271,17 +271,11 @@ def test_plot_by_algorithm_draws_each_algorithms_mean_with_a_95_percent_band(sce
     assert [curve.label for curve in each][:2] == ["hc-mappo-l, seed 0 (a0)", "hc-mappo-l, seed 1 (a1)"]
     assert each[1].mean["delay_s"].tolist() == [3, 4, 5, 6, 7]
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     figure = training_figure(curves, limits, smooth=1, by_algorithm=True)
     delay_axis = figure.axes[1]
     assert delay_axis.get_yscale() == "log"  # the approach to tau-bar stays visible after an early fall
     assert delay_axis.get_ylim() == pytest.approx((1.0, 18.0))  # the means (2-9) and tau-bar, not the band (< 0)
     assert [line.get_ydata()[0] for line in delay_axis.get_lines()] == [2, 9, 3.0]  # two means, then tau-bar
-    plt.close(figure)
 
     plotted = run_cli("plot", *runs, "--by-algorithm", "-o", tmp_path / "mean.png")
     assert plotted.code == 0, plotted.err

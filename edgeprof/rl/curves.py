@@ -94,24 +94,20 @@ def _mean_curve(algorithm: str, logs: list, smooth: int) -> Curve:
 
 def plot_training(rundirs: list[Path], path: str | Path, smooth: int = 10, by_algorithm: bool = False) -> None:
     """Draw the curves of `rundirs` into one PNG at `path` (`training_curves` says what is drawn)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     curves, limits = training_curves(rundirs, smooth, by_algorithm)
     fig = training_figure(curves, limits, smooth, by_algorithm)
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=150, format="png")
-    plt.close(fig)
 
 
 def training_figure(curves: list[Curve], limits: list[float], smooth: int, by_algorithm: bool):
-    """The Fig. 5 panels of `curves`. Delay is drawn on a log scale: it falls by two orders of magnitude early
-    in training, and on a linear axis its approach to tau-bar would be a flat line."""
-    import matplotlib.pyplot as plt
+    """The Fig. 5 panels of `curves`, a figure outside pyplot (nothing to close, no backend to choose). Delay is
+    on a log scale: it falls by two orders of magnitude early in training, and on a linear axis its approach to
+    tau-bar would be a flat line."""
+    from matplotlib.figure import Figure
 
-    fig, axes = plt.subplots(2, 4, figsize=(16, 7), layout="constrained", sharex=True)
+    fig = Figure(figsize=(16, 7), layout="constrained")
+    axes = fig.subplots(2, 4, sharex=True)
     for axis, (column, title) in zip(axes.flat, PANELS, strict=True):
         for curve in curves:
             line, = axis.plot(curve.iteration, curve.mean[column], label=curve.label)
