@@ -1,11 +1,14 @@
 """Benchmark: HC-MAPPO-L's training throughput, and the five learning methods next to the optimizers.
 
 Part 1, throughput (always): the paper scenario (J = 10, K = 50, I = 45), `--throughput-envs` environments
-(default 1: seed 001's budget is 200 slots of one system per iteration) of 200 slots per iteration,
-`--throughput-threads` torch threads (default 1; the machine's 2 cores: 2); `--throughput-iterations`
-iterations timed after one warm-up iteration. Reports environment steps
-(slots x environments) per second, seconds per iteration, and the wall time of seed 001's budget (1000
-iterations x 200 slots) projected from the measured seconds per iteration. Target: under 30 min.
+(default 1: seed 001's budget is 200 slots of one system per iteration) of 200 slots per iteration, for each of
+`--throughput-threads` (comma-separated torch thread counts of the update, default 1,2); `--throughput-iterations`
+iterations timed after one warm-up iteration. Reports wall and CPU seconds per iteration, environment steps
+(slots x environments) per second, and the wall time of seed 001's budget (1000 iterations x 200 slots)
+projected from the measured seconds per iteration. Target: 35 min with 2 threads. `--baseline DIR` (a checkout
+of another commit, e.g. `git worktree add --detach DIR 3e4005b`) times that code at the same time, in a second
+process with DIR first on PYTHONPATH, so that both see the same load on a shared machine; the JSON gets both,
+their ratio and the load average before and after each pair.
 
 Part 2, comparison (`--compare`): each of `--algorithms` (default all five) trained for `--iterations`
 iterations on each seed of `--seeds` (a separate run per seed, `--workers` at a time, one thread each), then
@@ -44,7 +47,8 @@ from __future__ import annotations
 
 import os
 
-os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                   "OMP_WAIT_POLICY": "PASSIVE"})
 
 import argparse
 import hashlib
@@ -85,7 +89,7 @@ from edgeprof.sim.workload import ServiceTable, load_service_table
 REPOSITORY = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
 PAPER_ITERATIONS, PAPER_SLOTS = 1000, 200
-TARGET_MINUTES = 30
+TARGET_MINUTES, TARGET_THREADS, TARGET_SPEEDUP = 35, 2, 2.5
 SEED_001_DELAY_S = {"hc-mappo-l": 2.74, "hc-ippo-l": 2.65, "heuristic-mappo-l": 2.94, "h-mappo": 4.38,
                     "h-ippo": 4.76}
 OPTIMIZERS = ("primal-dual", "greedy", "edge-only", "local-only", "random")
@@ -97,24 +101,70 @@ OPTIMIZER_CODE = ("edgeprof/optimize", "edgeprof/sim", "edgeprof/rl/lagrange.py"
 SHIPPED_PROFILES = "shipped (edgeprof/data/profiles)"
 
 
-def throughput(overrides: list[str], envs: int, iterations: int, threads: int) -> dict[str, Any]:
+def time_iterations(overrides: list[str], envs: int, iterations: int, threads: int) -> dict[str, Any]:
+    """Wall and CPU seconds of `iterations` paper-size iterations after a warm-up one. Uses only what every
+    version of the trainer has (`make_config`, `Trainer.run_iteration`), so that `--baseline` runs it on another
+    commit's code."""
     scenario = load_scenario("paper", overrides)
     table = load_service_table(scenario)
     config = make_config("hc-mappo-l", slots_per_iteration=PAPER_SLOTS, num_envs=envs, threads=threads)
     trainer = Trainer(config, scenario, table)
     trainer.run_iteration()  # warm-up: first calls allocate and compile
-    seconds = []
+    wall, cpu = [], []
     for _ in range(iterations):
-        seconds.append(trainer.run_iteration()["seconds"])
-        print(f"throughput: iteration {len(seconds)}: {seconds[-1]:.1f} s", flush=True)
-    per_iteration = sum(seconds) / len(seconds)
+        started = time.process_time()
+        wall.append(trainer.run_iteration()["seconds"])
+        cpu.append(time.process_time() - started)
+        print(f"throughput ({threads} thread(s)): iteration {len(wall)}: {wall[-1]:.1f} s", flush=True)
+    return {"seconds_per_iteration": wall, "cpu_seconds_per_iteration": cpu}
+
+
+def throughput_row(times: dict[str, Any], threads: int, envs: int) -> dict[str, Any]:
+    per_iteration = float(np.mean(times["seconds_per_iteration"]))
     steps = PAPER_SLOTS * envs
-    projected = PAPER_ITERATIONS * per_iteration / 60
-    return {"envs": envs, "threads": threads, "slots_per_iteration": PAPER_SLOTS, "timed_iterations": iterations,
-            "seconds_per_iteration": seconds, "env_steps_per_s": steps / per_iteration,
-            "user_decisions_per_s": steps * scenario["system.num_users"] / per_iteration,
-            "paper_budget_minutes_projected": projected, "target_minutes": TARGET_MINUTES,
-            "meets_target": projected <= TARGET_MINUTES}
+    return {**times, "threads": threads, "mean_seconds": per_iteration,
+            "mean_cpu_seconds": float(np.mean(times["cpu_seconds_per_iteration"])),
+            "env_steps_per_s": steps / per_iteration,
+            "paper_budget_minutes_projected": PAPER_ITERATIONS * per_iteration / 60}
+
+
+def throughput(overrides: list[str], envs: int, iterations: int, thread_counts: list[int],
+               baseline: Path | None) -> dict[str, Any]:
+    """This code's throughput for each thread count; with `baseline`, that checkout's measured at the same time."""
+    result: dict[str, Any] = {"envs": envs, "slots_per_iteration": PAPER_SLOTS, "timed_iterations": iterations,
+                              "code": code_version(), "runs": [], "target_minutes": TARGET_MINUTES,
+                              "target_threads": TARGET_THREADS}
+    if baseline:
+        result.update(baseline=str(baseline), baseline_code=git("-C", str(baseline), "rev-parse", "--short", "HEAD"),
+                      baseline_runs=[], target_speedup=TARGET_SPEEDUP)
+    for threads in thread_counts:
+        load_before = os.getloadavg()
+        other = None
+        if baseline:
+            command = [sys.executable, __file__, "--time-only", json.dumps([overrides, envs, iterations, threads])]
+            other = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(baseline)}, stdout=subprocess.PIPE,
+                                     text=True)
+        result["runs"].append(throughput_row(time_iterations(overrides, envs, iterations, threads), threads, envs))
+        if other:
+            output, _ = other.communicate()
+            if other.returncode:
+                raise SystemExit(f"the baseline's timing failed (exit {other.returncode})")
+            row = throughput_row(json.loads(output.strip().splitlines()[-1]), threads, envs)
+            result["baseline_runs"].append(row)
+        result["runs"][-1]["load_average_before"] = load_before
+        result["runs"][-1]["load_average_after"] = os.getloadavg()
+    ours = {row["threads"]: row for row in result["runs"]}
+    result["meets_target"] = (TARGET_THREADS in ours
+                              and ours[TARGET_THREADS]["paper_budget_minutes_projected"] <= TARGET_MINUTES)
+    if baseline:
+        theirs = {row["threads"]: row for row in result["baseline_runs"]}
+        result["speedup"] = {f"{threads} thread(s)": {
+            "wall": theirs[threads]["mean_seconds"] / ours[threads]["mean_seconds"],
+            "cpu": theirs[threads]["mean_cpu_seconds"] / ours[threads]["mean_cpu_seconds"]} for threads in ours}
+        if 1 in theirs and TARGET_THREADS in ours:
+            result["speedup"][f"{TARGET_THREADS} thread(s) against the baseline's 1"] = (
+                theirs[1]["mean_seconds"] / ours[TARGET_THREADS]["mean_seconds"])
+    return result
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -457,7 +507,9 @@ def main() -> None:
     parser.add_argument("--synthetic-leakage", action="store_true", help="static workloads, stand-in leakage")
     parser.add_argument("--throughput-envs", type=int, default=1)
     parser.add_argument("--throughput-iterations", type=int, default=3)
-    parser.add_argument("--throughput-threads", type=int, default=1)
+    parser.add_argument("--throughput-threads", default="1,2", help="comma-separated thread counts")
+    parser.add_argument("--baseline", type=Path, help="a checkout of another commit, timed at the same time")
+    parser.add_argument("--time-only", help=argparse.SUPPRESS)  # `--baseline`'s second process
     parser.add_argument("--envs", type=int, default=8, help="environments per iteration in the comparison")
     parser.add_argument("--compare", action="store_true", help="also train and compare the five algorithms")
     parser.add_argument("--scenario", default="small", help="scenario of the comparison")
@@ -479,6 +531,9 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS / "hc_mappo_l.json")
     args = parser.parse_args()
+    if args.time_only:  # one line of JSON for `throughput`, computed with whatever edgeprof is on PYTHONPATH
+        print(json.dumps(time_iterations(*json.loads(args.time_only))))
+        return
     if args.finished_only and not (args.compare and args.runs):
         parser.error("--finished-only summarises the runs of --compare --runs DIR")
     if args.restore_from and not (args.compare and args.runs):
@@ -501,7 +556,7 @@ def main() -> None:
     }
     if not args.skip_throughput:
         result["throughput"] = throughput(paper_overrides, args.throughput_envs, args.throughput_iterations,
-                                          args.throughput_threads)
+                                          [int(count) for count in args.throughput_threads.split(",")], args.baseline)
     if args.compare:
         result["comparison"] = compare(args, compare_overrides, profiles)
         args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ from edgeprof.rl.hc_policies import (
     HCPolicyConfig,
     allocation_shares,
     deployment_from_choices,
+    user_observation,
 )
 from edgeprof.sim import core
 from edgeprof.sim.env import EdgeSystem
@@ -122,6 +123,15 @@ def test_every_algorithm_builds_and_runs_an_iteration(scenario_and_table, algori
     assert (row["deployment_policy_loss"] is not None) == variant.learned_deployment
     assert (row["allocation_policy_loss"] is not None) == variant.learned_allocation
     assert trainer.policies.user.independent == variant.independent_critics
+    assert (row["user_cost_value_loss"] is not None) == variant.constrained  # no cost critic without a multiplier
+    value, cost_value = trainer.policies.user.values(user_observation(trainer.system))
+    assert (cost_value is not None) == variant.constrained and value.shape == (2, trainer.system.num_users)
+
+
+def test_the_debug_checks_change_no_number(scenario_and_table):
+    rows = [Trainer(tiny(debug=debug), *scenario_and_table).run_iteration() for debug in (False, True)]
+    assert [{key: value for key, value in row.items() if key not in TIMING_COLUMNS} for row in rows] == [
+        {key: value for key, value in rows[0].items() if key not in TIMING_COLUMNS}] * 2
 
 
 def test_team_deployment_reward_gives_every_server_the_mean_of_eq_24(scenario_and_table):
@@ -141,7 +151,7 @@ def test_the_deployment_baseline_stored_is_v_h0_or_eq_29s_mean_step_value(scenar
     obs = DeploymentObservation(buffer.stored("features"), buffer.stored("storage_bytes"),
                                 torch.from_numpy(trainer.table.model_bytes.astype(np.float64)))
     with torch.no_grad():
-        replay = trainer.policies.deployment.evaluate(obs, buffer.stored("choices"))
+        replay = trainer.policies.deployment.evaluate(obs, buffer.stored("choices"), buffer.stored("others"))
     value = replay.initial_value if baseline == "initial" else replay.value
     assert not torch.allclose(replay.initial_value, replay.value)  # the two baselines differ
     expected = trainer.normalizers["deployment"].denormalize(value.reshape(buffer.stored("value").shape))

@@ -3,7 +3,7 @@
 One iteration of `Trainer.run_iteration`:
 
 1. `collect`: a fresh episode of `slots_per_iteration` slots in each of E batched environments. Every delta-T
-   slots each server's GRU policy picks its services (eq. 28), servers in turn; every slot each user picks a
+   slots each server's GRU policy picks its services (eq. 28), servers in rounds; every slot each user picks a
    server and a partition point, then each server's attention policy shares out its compute and bandwidth; the simulator
    scores the slot. Rewards: eq. 24 per server and interval, eq. 25 per user with the raw delay as the
    Lagrangian cost, eq. 26 per server and slot.
@@ -21,22 +21,31 @@ Choices where the paper is silent (marked in `TrainConfig` too):
   value of the state reached (the allocation agents' state needs the users' next choices, so they are drawn);
   the last deployment decision, whose reward would only come at the next interval, is left out and its value
   bootstraps the one before (`rl.buffers`).
-- Servers deploy in turn (`rl.hc_policies.deploy_in_turn`): each sees the services the servers before it just
-  picked. Deciding at once from one observation, identical greedy policies pick identical sets and leave the
-  rest of the catalogue uncovered (measured on `small`: 91% of requests served, against 98% with the same
-  policies sampled).
+- Servers deploy together, one pick each per round, each pick seeing the other servers' picks of the earlier
+  rounds (`rl.hc_policies.DeploymentPolicy`). Deciding at once from one observation, identical greedy policies
+  pick identical sets and leave the rest of the catalogue uncovered (measured on `small`: 91% of requests
+  served, against 98% with the same policies sampled); in rounds, the draw is one batched loop over the servers.
 - Deployment entropy: V-A's coefficient 0.25 multiplies the mean entropy per pick of a sequence (one pick is
   one action of eq. 28, as one (server, point) is a user's). The public code puts it on the sum over the
   sequence; measured on `small` (tau-bar 1 s, 40 iterations, seed 2), that bonus kept the first pick uniform
   (log-probability ln 1/4 after 100 iterations) and the greedy servers left a model uncovered: 93% of requests
   served, against 99% with a fifth of the bonus.
 - Deployment discount gamma^delta-T per decision, so all layers discount the same wall-clock future.
-- Users: reward and cost critics with their own value normalisers; both advantages are standardised per
-  minibatch, then combined as (A_r - lambda A_c) / (1 + lambda) (OmniSafe), so the step size does not grow
-  with lambda. The multiplier is a plain projected step, not Adam (`rl.lagrange`).
+- Users: reward and cost critics (two heads of one trunk, the public code's, `policy.shared_critic`) with their
+  own value normalisers; both advantages are standardised per minibatch, then combined as
+  (A_r - lambda A_c) / (1 + lambda) (OmniSafe), so the step size does not grow with lambda. The multiplier is a
+  plain projected step, not Adam (`rl.lagrange`). Methods without the multiplier have no cost critic.
+- Batches: `epochs` passes over `minibatches` minibatches of whole slots for the users (all K users of a slot
+  together, so the critics' global state is projected once per slot of the minibatch), and over
+  `deployment_minibatches` and `allocation_minibatches` for the other layers (2 each: 95 sequences or 100 slots,
+  where 8 small ones spent most of their time in per-step overhead). The public code uses 3 epochs x 8.
 - Allocation: a user alone at its server gets everything whatever the policy says, so servers with fewer than
   two users are left out of the allocation policy loss (their critic still learns).
 - The global state of the users' critics is stored once per slot and environment, not once per user.
+- Collection acts; it scores afterwards: the values of every slot and the deployment sequences' log-probabilities
+  and values are computed in one batched pass at the end of the rollout (the policies do not change while they
+  collect). Input checks of buffers and distributions run only with `debug` (they cost about a tenth of an
+  iteration and the trainer's inputs are right by construction).
 
 Two defaults differ from the paper, both measured on `small` (tau-bar 0.5 s, `multiplier_lr=0.1`, 40 iterations,
 5 seeds; README); `deployment_baseline="mean_step", deployment_reward="own"` restores the paper's:
@@ -91,9 +100,9 @@ from edgeprof.rl.hc_policies import (
     UserObservation,
     allocation_observation,
     allocation_shares,
-    deploy_in_turn,
     deployment_observation,
-    draw_in_turn,
+    draw_deployment,
+    round_others,
     user_observation,
 )
 from edgeprof.rl.lagrange import LagrangeMultiplier, lagrangian_advantages
@@ -152,7 +161,9 @@ class TrainConfig:
     deployment_baseline: str = "initial"  # ours: V(h_0), independent of the choices; "mean_step": eq. 29
     clip_coef: float = 0.2  # V-A
     epochs: int = 3  # public
-    minibatches: int = 8  # public
+    minibatches: int = 8  # public: the users' minibatches (of whole slots, ours)
+    deployment_minibatches: int = 2  # ours (public: 8): 95 sequences each at the paper's size
+    allocation_minibatches: int = 2  # ours (public: 8): 100 slots each
     user_entropy_coef: float = 0.05  # V-A
     deployment_entropy_coef: float = 0.25  # V-A; ours: on the mean entropy per pick of a sequence (see above)
     allocation_entropy_coef: float = 0.0  # ours: V-A gives none (CleanRL's continuous-action default)
@@ -162,7 +173,8 @@ class TrainConfig:
     multiplier_lr: float = 0.01  # V-A, per second of mean delay above tau-bar
     multiplier_max: float = 100.0  # V-A
     checkpoint_every: int = 10  # ours
-    threads: int = 1  # DESIGN.md: torch threads (1 makes CPU runs reproducible and fast on small machines)
+    threads: int = 1  # DESIGN.md: torch threads of the update (collection runs on one: its operations are small)
+    debug: bool = False  # ours: check every buffer insert and distribution input (slower; same numbers)
     policy: HCPolicyConfig = field(default_factory=HCPolicyConfig)  # sizes; independent_critics by ALGORITHMS
 
     def __post_init__(self) -> None:
@@ -170,8 +182,8 @@ class TrainConfig:
             raise EdgeprofError(f"unknown algorithm {self.algorithm!r}: use one of {', '.join(ALGORITHMS)}")
         if not 0 <= self.seed < 2 ** 32:
             raise EdgeprofError(f"the seed must lie in [0, 2**32), got {self.seed}")
-        for name in ("iterations", "slots_per_iteration", "num_envs", "epochs", "minibatches", "checkpoint_every",
-                     "threads"):
+        for name in ("iterations", "slots_per_iteration", "num_envs", "epochs", "minibatches", "deployment_minibatches",
+                     "allocation_minibatches", "checkpoint_every", "threads"):
             if getattr(self, name) < 1:
                 raise EdgeprofError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
         if self.deployment_discount not in ("slot", "decision"):
@@ -187,7 +199,8 @@ def make_config(algorithm: str, **settings: Any) -> TrainConfig:
     if algorithm not in ALGORITHMS:
         raise EdgeprofError(f"unknown algorithm {algorithm!r}: use one of {', '.join(ALGORITHMS)}")
     variant = ALGORITHMS[algorithm]
-    policy = replace(settings.pop("policy", HCPolicyConfig()), independent_critics=variant.independent_critics)
+    policy = replace(settings.pop("policy", HCPolicyConfig()), independent_critics=variant.independent_critics,
+                     cost_critic=variant.constrained)
     return TrainConfig(algorithm=algorithm, constrained=variant.constrained,
                        learned_deployment=variant.learned_deployment,
                        learned_allocation=variant.learned_allocation, policy=policy, **settings)
@@ -202,7 +215,7 @@ def parse_hyperparameters(pairs: list[str]) -> dict[str, Any]:
     """`make_config` settings from NAME=VALUE strings: a `TrainConfig` field (multiplier_lr=0.1) or a network
     size `policy.NAME` (policy.user_hidden=128); values take the type of the field's default."""
     tunable = {f.name: f for f in fields(TrainConfig) if f.name not in _NOT_HYPERPARAMETERS}
-    network = {f.name: f for f in fields(HCPolicyConfig) if f.name != "independent_critics"}
+    network = {f.name: f for f in fields(HCPolicyConfig) if f.name not in ("independent_critics", "cost_critic")}
     settings: dict[str, Any] = {}
     policy: dict[str, Any] = {}
     for pair in pairs:
@@ -288,6 +301,7 @@ class Trainer:
         self.config, self.scenario, self.table = config, scenario, table
         self.system = EdgeSystem(scenario, table, config.num_envs, seed=episode_seed(config.seed, 0))
         self.policies = HCPolicies.for_system(self.system, config.policy)
+        self.policies.user.validate = self.policies.deployment.validate = config.debug
         self.layers = ("user", *(("deployment",) if config.learned_deployment else ()),
                        *(("allocation",) if config.learned_allocation else ()))
         self.optimizers = {name: torch.optim.Adam(getattr(self.policies, name).parameters(), lr=config.learning_rate,
@@ -311,22 +325,26 @@ class Trainer:
         config, system = self.config, self.system
         slots, envs = config.slots_per_iteration, config.num_envs
         user_obs = user_observation(system)
-        user = RolloutBuffer(Phase("user", 1), slots, envs, system.num_users, with_costs=True, fields={
-            "local": Field(tuple(user_obs.local.shape[-1:])), "action": Field((2,), torch.long),
-            "server_mask": Field((system.num_servers,), torch.bool),
-            "point_mask": Field(tuple(user_obs.point_mask.shape[-1:]), torch.bool),
-            "state_index": Field((), torch.long)})
+        validate = config.debug
+        user = RolloutBuffer(Phase("user", 1), slots, envs, system.num_users, with_costs=config.constrained,
+                             validate=validate, fields={
+                                 "local": Field(tuple(user_obs.local.shape[-1:])), "action": Field((2,), torch.long),
+                                 "server_mask": Field((system.num_servers,), torch.bool),
+                                 "point_mask": Field(tuple(user_obs.point_mask.shape[-1:]), torch.bool),
+                                 "state_index": Field((), torch.long)})
         deployment = allocation = None
         if config.learned_deployment:
             interval = self.scenario["system.slots_per_deployment"]
             features = deployment_observation(system).features.shape[-1]
             deployment = RolloutBuffer(Phase("deployment", interval), math.ceil(slots / interval), envs,
-                                       system.num_servers, fields={
+                                       system.num_servers, validate=validate, fields={
                                            "features": Field((features,)),
                                            "choices": Field((self.table.num_services,), torch.long),
+                                           "others": Field((self.table.num_services, self.table.num_services)),
                                            "storage_bytes": Field((), torch.float64)})
         if config.learned_allocation:
-            allocation = RolloutBuffer(Phase("allocation", 1), slots, envs, system.num_servers, fields={
+            allocation = RolloutBuffer(Phase("allocation", 1), slots, envs, system.num_servers, validate=validate,
+                                       fields={
                 "sample": Field((), torch.long), "server": Field((), torch.long), "active": Field((), torch.bool)})
         return Rollout(user, deployment, allocation)
 
@@ -348,6 +366,7 @@ class Trainer:
     @torch.no_grad()
     def collect(self) -> Rollout:
         """Fresh episodes in every environment, `slots_per_iteration` slots, stored for `update`."""
+        torch.set_num_threads(1)
         system, rollout = self.system, self.rollout
         system.reset(episode_seed(self.config.seed, self.iteration))
         for buffer in (rollout.user, rollout.deployment, rollout.allocation):
@@ -375,7 +394,7 @@ class Trainer:
             compute_share, bandwidth_share = self._allocate(rollout, t, association, z)
             outcome = system.step(association, z, compute_share, bandwidth_share)
             user_rewards = system.user_rewards(outcome)
-            rollout.user.add_outcome(user_rewards, cost=outcome.delay_s)
+            rollout.user.add_outcome(user_rewards, cost=outcome.delay_s if self.config.constrained else None)
             if rollout.allocation is not None:
                 allocation_rewards = system.allocation_rewards(outcome, association)
                 rollout.allocation.add_outcome(allocation_rewards)
@@ -397,10 +416,10 @@ class Trainer:
         return rollout
 
     def _deploy(self, rollout: Rollout) -> np.ndarray | None:
-        """Sample each server's services; the reward (E, J) of the interval that ended goes to the decision
-        that started it. Returns that reward (None at the first decision)."""
+        """Draw each server's services; the reward (E, J) of the interval that ended goes to the decision that
+        started it. Returns that reward (None at the first decision). The sequences are scored in `_bootstrap`."""
         system = self.system
-        obs, sequence, deployment = deploy_in_turn(self.policies.deployment, system, self.generator)
+        obs, choices, deployment = draw_deployment(self.policies.deployment, system, self.generator)
         rewards = system.deploy(deployment)
         if self.config.deployment_reward == "team":
             rewards = np.repeat(rewards.mean(axis=1, keepdims=True), rewards.shape[1], axis=1)
@@ -408,25 +427,24 @@ class Trainer:
         finished = buffer.pending
         if finished:
             buffer.add_outcome(rewards)
-        buffer.add_decision(system.t, sequence.log_prob, self.normalizers["deployment"].denormalize(
-                            self._deployment_value(sequence)),
-                            features=obs.features, choices=sequence.choices, storage_bytes=obs.storage_bytes)
+        buffer.add_decision(system.t, features=obs.features, choices=choices, storage_bytes=obs.storage_bytes,
+                            others=round_others(choices, self.table.num_services))
         return rewards if finished else None
 
     def _act(self, rollout: Rollout, t: int) -> tuple[np.ndarray, np.ndarray]:
         obs = user_observation(self.system)
         actions, log_prob = self.policies.user.act(obs, self.generator)
-        value, cost_value = self._user_values(obs)
-        rollout.user.add_decision(t, log_prob, value, cost_value, local=obs.local, action=actions,
-                                  server_mask=obs.server_mask, point_mask=obs.point_mask,
+        rollout.user.add_decision(t, log_prob, local=obs.local, action=actions, server_mask=obs.server_mask,
+                                  point_mask=obs.point_mask,
                                   state_index=_slot_samples(t, self.config.num_envs, self.system.num_users))
         rollout.states.append(obs.state)
         return actions[..., 0].numpy(), actions[..., 1].numpy()
 
-    def _user_values(self, obs: UserObservation) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reward and cost values in return units."""
+    def _user_values(self, obs: UserObservation) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Reward and cost values in return units (the cost value None without a cost critic)."""
         value, cost_value = self.policies.user.values(obs)
-        return self.normalizers["user"].denormalize(value), self.normalizers["cost"].denormalize(cost_value)
+        return (self.normalizers["user"].denormalize(value),
+                None if cost_value is None else self.normalizers["cost"].denormalize(cost_value))
 
     def _allocate(self, rollout: Rollout, t: int, association: np.ndarray,
                   z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -435,8 +453,7 @@ class Trainer:
         system, envs, servers = self.system, self.config.num_envs, self.system.num_servers
         obs = allocation_observation(system, association, z)
         logits, log_prob = self.policies.allocation.act(obs, self.generator)
-        value = self.normalizers["allocation"].denormalize(self.policies.allocation.value(obs))
-        rollout.allocation.add_decision(t, log_prob, value, sample=_slot_samples(t, envs, servers),
+        rollout.allocation.add_decision(t, log_prob, sample=_slot_samples(t, envs, servers),
                                         server=torch.arange(servers).expand(envs, servers),
                                         active=self.policies.allocation.shared_servers(obs))
         rollout.allocation_obs.append(obs)
@@ -445,17 +462,39 @@ class Trainer:
         return compute_share.numpy(), bandwidth_share.numpy()
 
     def _bootstrap(self, rollout: Rollout) -> None:
-        """Close the truncated episodes: value of the state reached for users and allocation agents."""
-        system = self.system
+        """Score the rollout in one pass per layer (values, and the deployment sequences' log-probabilities),
+        then close the truncated episodes: value of the state reached for users and allocation agents."""
+        system, config = self.system, self.config
+        steps, envs = config.slots_per_iteration, config.num_envs
+        user = rollout.user
+        every = UserObservation(user.decisions("local").flatten(0, 2), torch.cat(rollout.states),
+                                user.decisions("server_mask").flatten(0, 2), user.decisions("point_mask").flatten(0, 2),
+                                user.decisions("state_index").flatten())
+        value, cost_value = self._user_values(every)
+        shape = (steps, envs, system.num_users)
+        user.set_scores(value=value.reshape(shape), cost_value=None if cost_value is None else cost_value.reshape(shape))
         obs = user_observation(system)
-        rollout.user.finish(*self._user_values(obs))
+        user.finish(*self._user_values(obs))
         if rollout.allocation is not None:
+            values = self.policies.allocation.value(_concatenated(rollout.allocation_obs))
+            rollout.allocation.set_scores(value=self.normalizers["allocation"].denormalize(values).reshape(
+                steps, envs, system.num_servers))
             actions, _ = self.policies.user.act(obs, self.generator)
             next_obs = allocation_observation(system, actions[..., 0].numpy(), actions[..., 1].numpy())
             rollout.allocation.finish(self.normalizers["allocation"].denormalize(
                 self.policies.allocation.value(next_obs)))
         if rollout.deployment is not None:
-            rollout.deployment.finish()
+            buffer = rollout.deployment
+            sequences = self.policies.deployment.evaluate(self._deployment_observation(buffer.decisions),
+                                                           buffer.decisions("choices"), buffer.decisions("others"))
+            buffer.set_scores(sequences.log_prob, self.normalizers["deployment"].denormalize(
+                self._deployment_value(sequences)))
+            buffer.finish()
+
+    def _deployment_observation(self, stored: Callable[[str], torch.Tensor]) -> DeploymentObservation:
+        """The deployment observations of a buffer's decisions (`stored`: one of its accessors)."""
+        return DeploymentObservation(stored("features"), stored("storage_bytes"),
+                                     torch.from_numpy(self.table.model_bytes.astype(np.float64)))
 
     # Update -------------------------------------------------------------------------------------------------
 
@@ -464,6 +503,7 @@ class Trainer:
         `{layer}_first_ratio_error`: max |ratio - 1| on the first minibatch, before any step (0 up to float
         rounding, as the data were just sampled from these parameters)."""
         config = self.config
+        torch.set_num_threads(config.threads)
         rollout.user.compute_returns(config.gamma, config.gae_lambda)
         if rollout.deployment is not None:
             gamma = decision_gamma(config.gamma, self.scenario["system.slots_per_deployment"],
@@ -476,33 +516,36 @@ class Trainer:
         stats: dict[str, float] = {"multiplier": self.multiplier.value}
 
         self.normalizers["user"].update(rollout.user.stored("return"))
-        self.normalizers["cost"].update(rollout.user.stored("cost_return"))
+        if config.constrained:
+            self.normalizers["cost"].update(rollout.user.stored("cost_return"))
         states = torch.cat(rollout.states)
-        stats.update(self._optimise("user", rollout.user, lambda batch: self._user_loss(batch, states)))
+        stats.update(self._optimise("user", rollout.user, config.minibatches,
+                                    lambda batch: self._user_loss(batch, states)))
         if rollout.deployment is not None:
             self.normalizers["deployment"].update(rollout.deployment.stored("return"))
-            stats.update(self._optimise("deployment", rollout.deployment, self._deployment_loss))
+            stats.update(self._optimise("deployment", rollout.deployment, config.deployment_minibatches,
+                                        self._deployment_loss))
         if rollout.allocation is not None:
             self.normalizers["allocation"].update(rollout.allocation.stored("return"))
-            obs = AllocationObservation(*(torch.cat([getattr(o, f.name) for o in rollout.allocation_obs])
-                                          for f in fields(AllocationObservation)))
+            obs = _concatenated(rollout.allocation_obs)
             logits = torch.cat(rollout.allocation_logits)
-            stats.update(self._optimise("allocation", rollout.allocation,
-                                        lambda batch: self._allocation_loss(batch, obs, logits), whole_rows=True))
+            stats.update(self._optimise("allocation", rollout.allocation, config.allocation_minibatches,
+                                        lambda batch: self._allocation_loss(batch, obs, logits)))
         return stats
 
-    def _optimise(self, layer: str, buffer: RolloutBuffer,
-                  loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]],
-                  whole_rows: bool = False) -> dict[str, float]:
-        """`epochs` passes over shuffled minibatches (of whole slots, `whole_rows`); the diagnostics averaged
-        over minibatches."""
+    def _optimise(self, layer: str, buffer: RolloutBuffer, minibatches: int,
+                  loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+                  ) -> dict[str, float]:
+        """`epochs` passes over shuffled minibatches (of whole slots, except for deployment's sequences); the
+        diagnostics averaged over minibatches."""
         module, optimizer, config = getattr(self.policies, layer), self.optimizers[layer], self.config
+        whole_rows = layer != "deployment"
         units = buffer.num_steps * buffer.num_envs * (1 if whole_rows else buffer.num_agents)
         totals: dict[str, float] = {}
         steps = 0
         first_ratio_error = 0.0
         for _ in range(config.epochs):
-            for batch in buffer.minibatches(min(config.minibatches, units), self.generator, whole_rows):
+            for batch in buffer.minibatches(min(minibatches, units), self.generator, whole_rows):
                 total, info = loss(batch)
                 if steps == 0:
                     first_ratio_error = float(info["ratio_error"])
@@ -519,29 +562,33 @@ class Trainer:
 
     def _user_loss(self, batch: dict[str, torch.Tensor], states: torch.Tensor
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """PPO-Lagrangian (eq. 38) with the reward and cost critics."""
+        """PPO-Lagrangian (eq. 38) with the reward and cost critics (PPO on the reward alone without a cost
+        critic: lambda is 0 there). The critics project the global states of the minibatch's slots only."""
         config, policy = self.config, self.policies.user
-        obs = UserObservation(batch["local"], states, batch["server_mask"], batch["point_mask"], batch["state_index"])
+        slots, index = torch.unique(batch["state_index"], return_inverse=True)
+        obs = UserObservation(batch["local"], states[slots], batch["server_mask"], batch["point_mask"], index)
         log_prob, entropy = policy.evaluate(obs, batch["action"])
         value, cost_value = policy.values(obs)
-        advantages = lagrangian_advantages(normalize_advantages(batch["advantage"]),
-                                           normalize_advantages(batch["cost_advantage"]), self.multiplier.value,
-                                           rescale=True)
-        surrogate = ppo_policy_loss(log_prob, batch["log_prob"], advantages, config.clip_coef)
+        advantages = normalize_advantages(batch["advantage"])
         reward_loss = value_loss(value, self.normalizers["user"].normalize(batch["return"]))
-        cost_loss = value_loss(cost_value, self.normalizers["cost"].normalize(batch["cost_return"]))
-        critics_loss = reward_loss + cost_loss
+        critics_loss, info = reward_loss, {}
+        if cost_value is not None:
+            advantages = lagrangian_advantages(advantages, normalize_advantages(batch["cost_advantage"]),
+                                               self.multiplier.value, rescale=True)
+            cost_loss = value_loss(cost_value, self.normalizers["cost"].normalize(batch["cost_return"]))
+            critics_loss = reward_loss + cost_loss
+            info["cost_value_loss"] = cost_loss
+        surrogate = ppo_policy_loss(log_prob, batch["log_prob"], advantages, config.clip_coef)
         total = surrogate.loss - config.user_entropy_coef * entropy.mean() + config.value_coef * critics_loss
-        return total, {"policy_loss": surrogate.loss, "value_loss": reward_loss, "cost_value_loss": cost_loss,
+        return total, {"policy_loss": surrogate.loss, "value_loss": reward_loss, **info,
                        "entropy": entropy.mean(), "approx_kl": surrogate.approx_kl,
                        "ratio_error": _ratio_error(log_prob, batch["log_prob"])}
 
     def _deployment_loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """PPO on whole sequences (eq. 30-31) with the critic of `_deployment_value`."""
         config = self.config
-        obs = DeploymentObservation(batch["features"], batch["storage_bytes"],
-                                    torch.from_numpy(self.table.model_bytes.astype(np.float64)))
-        result = self.policies.deployment.evaluate(obs, batch["choices"])
+        result = self.policies.deployment.evaluate(self._deployment_observation(batch.__getitem__), batch["choices"],
+                                                   batch["others"])
         surrogate = ppo_policy_loss(result.log_prob, batch["log_prob"], normalize_advantages(batch["advantage"]),
                                     config.clip_coef)
         critic_loss = value_loss(self._deployment_value(result),
@@ -580,6 +627,12 @@ class Trainer:
         total = surrogate_loss - config.allocation_entropy_coef * mean_entropy + config.value_coef * critic_loss
         return total, {"policy_loss": surrogate_loss, "value_loss": critic_loss, "entropy": mean_entropy,
                        "approx_kl": approx_kl, "ratio_error": ratio_error}
+
+
+def _concatenated(observations: list[AllocationObservation]) -> AllocationObservation:
+    """One allocation observation (S E, ...) from the slots' (E, ...) ones."""
+    return AllocationObservation(*(torch.cat([getattr(obs, f.name) for obs in observations])
+                                   for f in fields(AllocationObservation)))
 
 
 def _ratio_error(log_prob: torch.Tensor, old_log_prob: torch.Tensor) -> torch.Tensor:
@@ -750,7 +803,7 @@ class TrainedPolicy:
     def deploy(self, system: EdgeSystem) -> np.ndarray:
         if self.lru is not None:
             return self.lru.deploy(system)
-        return draw_in_turn(self.policies.deployment, system, self.generator, self._greedy("deployment"))[2]
+        return draw_deployment(self.policies.deployment, system, self.generator, self._greedy("deployment"))[2]
 
     @torch.no_grad()
     def act(self, system: EdgeSystem) -> tuple[np.ndarray, np.ndarray]:
