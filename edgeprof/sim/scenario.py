@@ -28,6 +28,7 @@ PAPER: dict[str, dict[str, Any]] = {
         "slots_per_deployment": 10,
         "delay_constraint_s": 3.0,
         "failure_delay_s": 30.0,
+        "request_deadline_s": 30.0,
     },
     "services": {
         "models": SEED_001_MODELS,
@@ -87,6 +88,11 @@ FIELD_DOCS: dict[str, str] = {
                                "server (eq. 5). The paper says 'much larger than tau-bar'; the public "
                                "configuration used tau-bar itself, which hides failures from the constraint; "
                                "default 10 x tau-bar"),
+    "system.request_deadline_s": ("a request whose delay (eq. 4) would exceed this fails, and counts as an unhosted "
+                                  "one: tau_fail of delay, R_fail as the user's reward, no energy or privacy cost "
+                                  "(ours: seed 001's eq. 5 fails only requests whose service is not at their "
+                                  "server, so one request over a starved link could take hours and outweigh "
+                                  "thousands of others in the mean delay; > 0; 1e12 turns it off)"),
     "services.models": "base models; each must have a profile (shipped, or in services.profiles)",
     "services.services_per_model": "each base model is offered as this many distinct services (I = models x this)",
     "services.zipf_exponent": "service popularity: P(rank r) proportional to r^-s",
@@ -133,6 +139,7 @@ _POSITIVE_INTS = {"system.num_servers", "system.num_users", "system.slots_per_de
                   "services.services_per_model"}
 _UNIT_INTERVAL_RANGES = {"users.privacy_preference"}
 _NON_POSITIVE = {"cost.failure_reward"}
+_POSITIVE_FLOATS = {"system.request_deadline_s"}
 
 
 def preset(name: str) -> dict[str, dict[str, Any]]:
@@ -171,6 +178,8 @@ def _check_value(key: str, value: Any, default: Any) -> Any:
             raise _fail(key, f"must be finite, got {value}")
         if key in _NON_POSITIVE and value > 0:
             raise _fail(key, f"must not be positive, got {value}")
+        if key in _POSITIVE_FLOATS and value <= 0:
+            raise _fail(key, f"must be positive, got {value}")
         signed = key.endswith(("_db", "_dbm", "_dbm_per_hz")) or key in _NON_POSITIVE
         if not signed and value < 0:
             raise _fail(key, f"must not be negative, got {value}")
