@@ -13,12 +13,12 @@ from typing import Any
 
 from edgeprof.errors import EdgeprofError
 from edgeprof.sim.env import EdgeSystem
-from edgeprof.sim.rollout import run_policy
+from edgeprof.sim.rollout import DELAY_DISTRIBUTION, run_policy
 from edgeprof.sim.scenario import Scenario
 from edgeprof.sim.workload import ServiceTable
 from edgeprof.stats import mean_interval
 
-REPORTED = ("objective", "cost", "delay_s", "energy_j", "privacy_cost", "success_rate")
+REPORTED = ("objective", "cost", "delay_s", "energy_j", "privacy_cost", "success_rate", *DELAY_DISTRIBUTION)
 
 
 @dataclass(frozen=True)

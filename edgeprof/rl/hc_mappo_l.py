@@ -110,7 +110,7 @@ from edgeprof.rl.losses import normalize_advantages, ppo_policy_loss, value_loss
 from edgeprof.rl.normalizers import ValueNormalizer
 from edgeprof.rl.seeding import seed_everything
 from edgeprof.sim.env import EdgeSystem
-from edgeprof.sim.rollout import request_values
+from edgeprof.sim.rollout import DELAY_DISTRIBUTION, delay_distribution, request_values
 from edgeprof.sim.scenario import Scenario, validate
 from edgeprof.sim.workload import ServiceTable, load_service_table
 
@@ -258,7 +258,7 @@ class UserDrivenLRU(LeastRecentlyUsed):
 
 LOG_COLUMNS = (
     "iteration", "env_steps", "cost", "objective", "delay_s", "delay_constraint_s", "energy_j", "privacy_cost",
-    "success_rate", "user_reward", "deployment_reward", "allocation_reward", "multiplier",
+    "success_rate", *DELAY_DISTRIBUTION, "user_reward", "deployment_reward", "allocation_reward", "multiplier",
     "user_policy_loss", "user_value_loss", "user_cost_value_loss", "user_entropy", "user_approx_kl",
     "deployment_policy_loss", "deployment_value_loss", "deployment_entropy", "deployment_approx_kl",
     "allocation_policy_loss", "allocation_value_loss", "allocation_entropy", "allocation_approx_kl",
@@ -375,6 +375,7 @@ class Trainer:
         rollout.states, rollout.allocation_obs, rollout.allocation_logits = [], [], []
         lru = None if self.config.learned_deployment else UserDrivenLRU()
         sums: dict[str, float] = {}
+        delays = []
 
         def add(name: str, values: Any) -> None:
             sums[name] = sums.get(name, 0.0) + float(np.sum(values))
@@ -401,6 +402,7 @@ class Trainer:
                 add("allocation_reward", allocation_rewards)
             for name, values in request_values(system, outcome).items():
                 add(name, values)
+            delays.append(outcome.delay_s)
             add("success_rate", outcome.success)
             add("user_reward", user_rewards)
         self._bootstrap(rollout)
@@ -408,6 +410,7 @@ class Trainer:
         requests = self.config.slots_per_iteration * system.num_envs * system.num_users
         rollout.metrics = {name: sums[name] / requests for name in (
             "cost", "objective", "delay_s", "energy_j", "privacy_cost", "success_rate", "user_reward")}
+        rollout.metrics.update(delay_distribution(np.stack(delays)))
         if rollout.allocation is not None:
             rollout.metrics["allocation_reward"] = sums["allocation_reward"] / (
                 self.config.slots_per_iteration * system.num_envs * system.num_servers)
