@@ -18,7 +18,7 @@ import numpy as np
 
 from edgeprof.errors import EdgeprofError
 from edgeprof.files import atomic_output
-from edgeprof.rl.hc_mappo_l import RunPaths, TrainConfig, load_run
+from edgeprof.rl.hc_mappo_l import RunPaths, TrainConfig, load_run, method_name
 from edgeprof.stats import mean_interval
 
 PANELS = (("objective", "(a) objective: cost + failure penalty"), ("delay_s", "(b) delay (s, log scale)"),
@@ -70,11 +70,11 @@ def training_curves(rundirs: list[Path], smooth: int = 10, by_algorithm: bool = 
     runs: list[tuple[TrainConfig, object, Path]] = [(*_read_log(Path(rundir)), Path(rundir)) for rundir in rundirs]
     limits = sorted({float(limit) for _, log, _ in runs for limit in log["delay_constraint_s"].dropna().unique()})
     if not by_algorithm:
-        return [Curve(f"{config.algorithm}, seed {config.seed} ({rundir.name})", log["iteration"].to_numpy(),
+        return [Curve(f"{method_name(config)}, seed {config.seed} ({rundir.name})", log["iteration"].to_numpy(),
                       _smoothed(log, smooth)) for config, log, rundir in runs], limits
     groups: dict[str, list] = {}
     for config, log, _ in runs:
-        groups.setdefault(config.algorithm, []).append(log)
+        groups.setdefault(method_name(config), []).append(log)
     return [_mean_curve(algorithm, logs, smooth) for algorithm, logs in groups.items()], limits
 
 

@@ -105,7 +105,11 @@ from edgeprof.rl.hc_policies import (
     round_others,
     user_observation,
 )
-from edgeprof.rl.lagrange import LagrangeMultiplier, lagrangian_advantages
+from edgeprof.rl.lagrange import (
+    LagrangeMultiplier,
+    PIDLagrangeMultiplier,
+    lagrangian_advantages,
+)
 from edgeprof.rl.losses import normalize_advantages, ppo_policy_loss, value_loss
 from edgeprof.rl.normalizers import ValueNormalizer
 from edgeprof.rl.seeding import seed_everything
@@ -157,7 +161,11 @@ class TrainConfig:
     gamma: float = 0.99  # V-A, per slot
     gae_lambda: float = 0.95  # V-A
     deployment_discount: str = "slot"  # ours: gamma ** delta-T per deployment decision (`rl.gae.decision_gamma`)
-    deployment_reward: str = "team"  # ours: the servers' mean eq. 24 reward; "own": each server's own hits (eq. 24)
+    deployment_reward: str = "team"  # ours: the servers' mean eq. 24 reward; "own": each server's own hits (eq. 24);
+    # "difference": what the team's eq. 24 loses without the server (the requests of services only it hosts,
+    # less its migration)
+    deployment_coverage_coef: float = 0.0  # ours: adds this x mu_hit x the requests of the services only the
+    # server hosts (those that would fail without it) to its reward
     deployment_baseline: str = "initial"  # ours: V(h_0), independent of the choices; "mean_step": eq. 29
     clip_coef: float = 0.2  # V-A
     epochs: int = 3  # public
@@ -166,12 +174,19 @@ class TrainConfig:
     allocation_minibatches: int = 2  # ours (public: 8): 100 slots each
     user_entropy_coef: float = 0.05  # V-A
     deployment_entropy_coef: float = 0.25  # V-A; ours: on the mean entropy per pick of a sequence (see above)
+    deployment_entropy_final_coef: float = 0.25  # ours: the coefficient reached after ...
+    deployment_entropy_decay_iterations: int = 0  # ... this many iterations, linearly (0: constant)
     allocation_entropy_coef: float = 0.0  # ours: V-A gives none (CleanRL's continuous-action default)
     value_coef: float = 0.5  # public (reward and cost critics alike)
     max_grad_norm: float = 0.5  # public
     multiplier_init: float = 0.01  # V-A
     multiplier_lr: float = 0.01  # V-A, per second of mean delay above tau-bar
     multiplier_max: float = 100.0  # V-A
+    multiplier_kind: str = "dual"  # V-A's projected step (eq. 33); "pid": Stooke et al.'s PID, ki = multiplier_lr
+    multiplier_kp: float = 0.0  # "pid": proportional gain, per second of mean delay above tau-bar
+    multiplier_kd: float = 0.0  # "pid": derivative gain, per second the mean delay rose since the last iteration
+    random_fill: bool = False  # ours: the deployment layer keeps its initial parameters and always draws (the
+    # random-fill control: the learned user and allocation layers over an untrained deployment)
     checkpoint_every: int = 10  # ours
     threads: int = 1  # DESIGN.md: torch threads of the update (collection runs on one: its operations are small)
     debug: bool = False  # ours: check every buffer insert and distribution input (slower; same numbers)
@@ -188,8 +203,16 @@ class TrainConfig:
                 raise EdgeprofError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
         if self.deployment_discount not in ("slot", "decision"):
             raise EdgeprofError(f"deployment_discount must be slot or decision, got {self.deployment_discount!r}")
-        if self.deployment_reward not in ("own", "team"):
-            raise EdgeprofError(f"deployment_reward must be own or team, got {self.deployment_reward!r}")
+        if self.deployment_reward not in ("own", "team", "difference"):
+            raise EdgeprofError(f"deployment_reward must be own, team or difference, got {self.deployment_reward!r}")
+        if self.multiplier_kind not in ("dual", "pid"):
+            raise EdgeprofError(f"multiplier_kind must be dual or pid, got {self.multiplier_kind!r}")
+        if self.random_fill and not self.learned_deployment:
+            raise EdgeprofError(f"{self.algorithm} deploys with LRU: random_fill needs a learned deployment layer")
+        for name in ("deployment_coverage_coef", "deployment_entropy_final_coef", "deployment_entropy_decay_iterations",
+                     "multiplier_kp", "multiplier_kd"):
+            if getattr(self, name) < 0:
+                raise EdgeprofError(f"{name.replace('_', ' ')} must not be negative, got {getattr(self, name)}")
         if self.deployment_baseline not in ("mean_step", "initial"):
             raise EdgeprofError(f"deployment_baseline must be mean_step or initial, got {self.deployment_baseline!r}")
 
@@ -293,7 +316,7 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, scenario: Scenario, table: ServiceTable) -> None:
         interval = scenario["system.slots_per_deployment"]
-        if config.learned_deployment and config.slots_per_iteration <= interval:
+        if self.learns_deployment(config) and config.slots_per_iteration <= interval:
             raise EdgeprofError(f"slots per iteration ({config.slots_per_iteration}) must exceed delta-T "
                                 f"({interval}) so that a deployment decision gets its reward within an iteration")
         torch.set_num_threads(config.threads)
@@ -302,17 +325,22 @@ class Trainer:
         self.system = EdgeSystem(scenario, table, config.num_envs, seed=episode_seed(config.seed, 0))
         self.policies = HCPolicies.for_system(self.system, config.policy)
         self.policies.user.validate = self.policies.deployment.validate = config.debug
-        self.layers = ("user", *(("deployment",) if config.learned_deployment else ()),
+        self.layers = ("user", *(("deployment",) if self.learns_deployment(config) else ()),
                        *(("allocation",) if config.learned_allocation else ()))
         self.optimizers = {name: torch.optim.Adam(getattr(self.policies, name).parameters(), lr=config.learning_rate,
                                                   eps=config.adam_eps) for name in self.layers}
         self.normalizers = {name: ValueNormalizer() for name in ("user", "cost", "deployment", "allocation")}
-        self.multiplier = LagrangeMultiplier(scenario["system.delay_constraint_s"],
-                                             config.multiplier_init if config.constrained else 0.0,
-                                             config.multiplier_lr, config.multiplier_max)
+        initial, limit = config.multiplier_init if config.constrained else 0.0, scenario["system.delay_constraint_s"]
+        self.multiplier = (PIDLagrangeMultiplier(limit, config.multiplier_kp, config.multiplier_lr, config.multiplier_kd,
+                                                 initial, config.multiplier_max) if config.multiplier_kind == "pid"
+                           else LagrangeMultiplier(limit, initial, config.multiplier_lr, config.multiplier_max))
         self.generator = torch.Generator().manual_seed(config.seed)  # actions and minibatch order
         self.iteration = 0
         self.rollout = self._new_rollout()
+
+    @staticmethod
+    def learns_deployment(config: TrainConfig) -> bool:
+        return config.learned_deployment and not config.random_fill
 
     def components(self) -> dict[str, Any]:
         """Everything a checkpoint must hold for a resumed run to repeat an uninterrupted one."""
@@ -333,7 +361,7 @@ class Trainer:
                                  "point_mask": Field(tuple(user_obs.point_mask.shape[-1:]), torch.bool),
                                  "state_index": Field((), torch.long)})
         deployment = allocation = None
-        if config.learned_deployment:
+        if self.learns_deployment(config):
             interval = self.scenario["system.slots_per_deployment"]
             features = deployment_observation(system).features.shape[-1]
             deployment = RolloutBuffer(Phase("deployment", interval), math.ceil(slots / interval), envs,
@@ -421,17 +449,24 @@ class Trainer:
     def _deploy(self, rollout: Rollout) -> np.ndarray | None:
         """Draw each server's services; the reward (E, J) of the interval that ended goes to the decision that
         started it. Returns that reward (None at the first decision). The sequences are scored in `_bootstrap`."""
-        system = self.system
+        system, config = self.system, self.config
+        alone = sole_host_requests(system)
+        hits = system.interval_hits.astype(np.float64)
         obs, choices, deployment = draw_deployment(self.policies.deployment, system, self.generator)
-        rewards = system.deploy(deployment)
-        if self.config.deployment_reward == "team":
+        rewards = system.deploy(deployment)  # eq. 24
+        mu_hit = self.scenario["cost.mu_hit"]
+        if config.deployment_reward == "team":
             rewards = np.repeat(rewards.mean(axis=1, keepdims=True), rewards.shape[1], axis=1)
+        elif config.deployment_reward == "difference":  # the hits of others' services would move to them
+            rewards = rewards - mu_hit * (hits - alone)
+        rewards = rewards + config.deployment_coverage_coef * mu_hit * alone
         buffer = rollout.deployment
-        finished = buffer.pending
-        if finished:
-            buffer.add_outcome(rewards)
-        buffer.add_decision(system.t, features=obs.features, choices=choices, storage_bytes=obs.storage_bytes,
-                            others=round_others(choices, self.table.num_services))
+        finished = system.t > 0
+        if buffer is not None:
+            if finished:
+                buffer.add_outcome(rewards)
+            buffer.add_decision(system.t, features=obs.features, choices=choices, storage_bytes=obs.storage_bytes,
+                                others=round_others(choices, self.table.num_services))
         return rewards if finished else None
 
     def _act(self, rollout: Rollout, t: int) -> tuple[np.ndarray, np.ndarray]:
@@ -597,10 +632,19 @@ class Trainer:
         critic_loss = value_loss(self._deployment_value(result),
                                  self.normalizers["deployment"].normalize(batch["return"]))
         entropy = (result.entropy / result.lengths.clamp(min=1)).mean()  # per pick
-        total = surrogate.loss - config.deployment_entropy_coef * entropy + config.value_coef * critic_loss
+        total = surrogate.loss - self.deployment_entropy_coef() * entropy + config.value_coef * critic_loss
         return total, {"policy_loss": surrogate.loss, "value_loss": critic_loss, "entropy": entropy,
                        "approx_kl": surrogate.approx_kl,
                        "ratio_error": _ratio_error(result.log_prob, batch["log_prob"])}
+
+    def deployment_entropy_coef(self) -> float:
+        """The deployment entropy coefficient of this iteration: from `deployment_entropy_coef` linearly to
+        `deployment_entropy_final_coef` over `deployment_entropy_decay_iterations`."""
+        config = self.config
+        progress = min(self.iteration / config.deployment_entropy_decay_iterations, 1.0) if (
+            config.deployment_entropy_decay_iterations) else 0.0
+        return config.deployment_entropy_coef + progress * (config.deployment_entropy_final_coef
+                                                            - config.deployment_entropy_coef)
 
     def _deployment_value(self, sequence: SequenceResult) -> torch.Tensor:
         """The deployment critic's value of a decision: V(h_0) (`initial`) or eq. 29's mean step value."""
@@ -630,6 +674,14 @@ class Trainer:
         total = surrogate_loss - config.allocation_entropy_coef * mean_entropy + config.value_coef * critic_loss
         return total, {"policy_loss": surrogate_loss, "value_loss": critic_loss, "entropy": mean_entropy,
                        "approx_kl": approx_kl, "ratio_error": ratio_error}
+
+
+def sole_host_requests(system: EdgeSystem) -> np.ndarray:
+    """(E, J): requests of the interval so far for the services that only this server hosts (they would have
+    failed without it)."""
+    hosts = system.deployment  # (E, I, J)
+    alone = hosts & (hosts.sum(axis=-1, keepdims=True) == 1)
+    return np.einsum("eij,ei->ej", alone.astype(np.float64), system.interval_requests)
 
 
 def _concatenated(observations: list[AllocationObservation]) -> AllocationObservation:
@@ -770,17 +822,24 @@ def check_layers(layers: Collection[str]) -> None:
         raise EdgeprofError(f"unknown layer(s) {', '.join(unknown)}: use {', '.join(LAYERS)}")
 
 
+def method_name(config: TrainConfig) -> str:
+    """The name a run's results go by: its algorithm, or `random-fill` for that control (`random_fill`)."""
+    return "random-fill" if config.random_fill else config.algorithm
+
+
 class TrainedPolicy:
     """A trained run as a simulator `Policy` (`sim.rollout`): every learned layer acts greedily (the most probable
     services, server and point; the mean allocation logits), except the layers in `draw`, which draw their actions
-    from `generator` as in training; heuristic layers act as in training."""
+    from `generator` as in training; heuristic layers act as in training, and a random-fill run's untrained
+    deployment always draws."""
 
     def __init__(self, config: TrainConfig, policies: HCPolicies, generator: torch.Generator | None = None,
                  draw: Collection[str] = ()) -> None:
         check_layers(draw)
+        draw = {*draw, *(("deployment",) if config.random_fill else ())}
         if draw and generator is None:
             raise ValueError("drawing actions needs a generator")
-        self.name, self.config, self.policies = config.algorithm, config, policies
+        self.name, self.config, self.policies = method_name(config), config, policies
         self.generator, self.draw = generator, frozenset(draw)
         self.lru = None if config.learned_deployment else UserDrivenLRU()
 
@@ -800,7 +859,7 @@ class TrainedPolicy:
             policies.load_state_dict(component_state(RunPaths(Path(rundir)).checkpoint, "policies"))
         except RuntimeError as error:
             raise EdgeprofError(f"the checkpoint of {rundir} does not fit this system: {error}") from None
-        return cls(config, policies.eval())
+        return cls(config, policies.eval(), torch.Generator().manual_seed(0) if config.random_fill else None)
 
     @torch.no_grad()
     def deploy(self, system: EdgeSystem) -> np.ndarray:
@@ -840,5 +899,6 @@ def evaluate_run(rundir: str | Path, slots: int, seeds: list[int],
     check_deployable(scenario, table)
     torch.set_num_threads(config.threads)
     policy = TrainedPolicy.load(rundir, EdgeSystem(scenario, table, num_envs=1, seed=seeds[0]))
-    make_policy = (lambda system, seed: policy.drawing(seed, draw)) if draw else (lambda system, seed: policy)
-    return run_episodes(config.algorithm, make_policy, scenario, table, slots, seeds, progress)
+    drawing = draw or config.random_fill
+    make_policy = (lambda system, seed: policy.drawing(seed, draw)) if drawing else (lambda system, seed: policy)
+    return run_episodes(method_name(config), make_policy, scenario, table, slots, seeds, progress)
