@@ -340,6 +340,7 @@ class Trainer:
 
     @staticmethod
     def learns_deployment(config: TrainConfig) -> bool:
+        """Whether the deployment layer trains (not LRU, not random-fill's untrained draws)."""
         return config.learned_deployment and not config.random_fill
 
     def components(self) -> dict[str, Any]:
@@ -372,8 +373,8 @@ class Trainer:
                                            "storage_bytes": Field((), torch.float64)})
         if config.learned_allocation:
             allocation = RolloutBuffer(Phase("allocation", 1), slots, envs, system.num_servers, validate=validate,
-                                       fields={
-                "sample": Field((), torch.long), "server": Field((), torch.long), "active": Field((), torch.bool)})
+                                       fields={"sample": Field((), torch.long), "server": Field((), torch.long),
+                                               "active": Field((), torch.bool)})
         return Rollout(user, deployment, allocation)
 
     def run_iteration(self) -> dict[str, Any]:
