@@ -137,7 +137,7 @@ def test_the_debug_checks_change_no_number(scenario_and_table):
 
 def test_team_deployment_reward_gives_every_server_the_mean_of_eq_24(scenario_and_table):
     own = Trainer(tiny(deployment_reward="own"), *scenario_and_table).collect().deployment.stored("reward")
-    team = Trainer(tiny(), *scenario_and_table).collect().deployment.stored("reward")
+    team = Trainer(tiny(deployment_reward="team"), *scenario_and_table).collect().deployment.stored("reward")
     assert len(own) >= 2 and not torch.equal(own, own[..., :1].expand_as(own))  # servers earn differently
     assert torch.allclose(team, own.mean(dim=-1, keepdim=True).expand_as(own))
     with pytest.raises(EdgeprofError, match="deployment_reward must be own, team or difference"):
@@ -216,7 +216,7 @@ def test_the_deployment_baseline_stored_is_v_h0_or_eq_29s_mean_step_value(scenar
 
 
 def test_the_defaults_are_the_measured_deployment_settings_and_bad_values_are_refused():
-    assert (tiny().deployment_baseline, tiny().deployment_reward) == ("initial", "team")
+    assert (tiny().deployment_baseline, tiny().deployment_reward) == ("initial", "difference")
     with pytest.raises(EdgeprofError, match="deployment_baseline must be mean_step or initial"):
         tiny(deployment_baseline="first")
 

@@ -47,17 +47,23 @@ Choices where the paper is silent (marked in `TrainConfig` too):
   collect). Input checks of buffers and distributions run only with `debug` (they cost about a tenth of an
   iteration and the trainer's inputs are right by construction).
 
-Two defaults differ from the paper, both measured on `small` (tau-bar 0.5 s, `multiplier_lr=0.1`, 40 iterations,
-5 seeds; README); `deployment_baseline="mean_step", deployment_reward="own"` restores the paper's:
+Two defaults differ from the paper, measured on `small` (tau-bar 0.5 s, `multiplier_lr=0.1`, 40 iterations, 5
+seeds; `benchmarks/results/hc_mappo_l_before_issue26.md`) and at the paper's size (30 iterations, 2 seeds;
+`benchmarks/results/hc_mappo_l_issue26.md`); `deployment_baseline="mean_step", deployment_reward="own"` restores
+the paper's:
 
 - Deployment baseline (`deployment_baseline`, default `initial`, V(h_0)): eq. 29's mean of V(h_n) reads the
   sequence's own picks for every n >= 1, so that baseline depends on the action it should judge; its critic
   then explains the returns almost exactly (value loss ~0.005 in normalised units) and the deployment policy
   barely learns (entropy per pick flat at ~0.8 over 80 iterations). V(h_0) is a value of the observation alone.
   With the team reward: every greedy request served against 0.997, hc-mappo-l's delay 0.33 s against 0.52 s.
-- Deployment reward (`deployment_reward`, default `team`): every server gets the servers' mean eq. 24 reward
-  instead of its own hits, so covering a service another server would otherwise leave unhosted pays. With
-  V(h_0) and the own reward, one seed in five left a model unhosted (delay 0.78 s); with the team reward none.
+- Deployment reward (`deployment_reward`, default `difference`): each server gets what the team's eq. 24 reward
+  would lose without it, the requests of the services only it hosts less its migration, so covering a service
+  no other server hosts pays and duplicating one does not. On `small`, with V(h_0) and the own reward, one seed
+  in five left a model unhosted (delay 0.78 s), with the team reward (the servers' mean eq. 24 reward) none. At
+  the paper's size after 30 iterations, the servers' greedy sets covered 35.0 and 35.5 of 45 services with the
+  difference reward, against 30.5 and 33.7 with the team reward (33.1 / 34.5 with a coverage term on the team
+  reward, 34.2 / 35.8 with the deployment entropy decayed to 0.025), with the same delays drawn.
 
 The public code's bugs are avoided by construction: training re-scores sequences with the masks and inputs
 that sampling used (first PPO ratio 1 up to float rounding, `rl.distributions`), value losses refuse
@@ -161,9 +167,8 @@ class TrainConfig:
     gamma: float = 0.99  # V-A, per slot
     gae_lambda: float = 0.95  # V-A
     deployment_discount: str = "slot"  # ours: gamma ** delta-T per deployment decision (`rl.gae.decision_gamma`)
-    deployment_reward: str = "team"  # ours: the servers' mean eq. 24 reward; "own": each server's own hits (eq. 24);
-    # "difference": what the team's eq. 24 loses without the server (the requests of services only it hosts,
-    # less its migration)
+    deployment_reward: str = "difference"  # ours: what the team's eq. 24 loses without the server (the requests of
+    # services only it hosts, less its migration); "team": the servers' mean eq. 24; "own": its own hits (eq. 24)
     deployment_coverage_coef: float = 0.0  # ours: adds this x mu_hit x the requests of the services only the
     # server hosts (those that would fail without it) to its reward
     deployment_baseline: str = "initial"  # ours: V(h_0), independent of the choices; "mean_step": eq. 29
