@@ -37,6 +37,9 @@ JSON: the bar chart (`.png`) and the README's table (`.md`). When the runs folde
 rows, the same numbers the runs folder held), so that only unfinished runs are trained again; their checkpoints
 and training logs are not in the report and stay lost.
 
+`--delay-tail`: how the delay of one untrained paper-size rollout (hc-mappo-l, seed 0, 200 slots) spreads over
+its requests, with the scenario's per-request deadline and with it turned off (`system.request_deadline_s=1e12`).
+
 Profiles: the shipped ones, or with --synthetic-leakage real static workloads and the stand-in leakage of
 `synthetic_profiles.py`; the JSON says which.
 
@@ -174,6 +177,21 @@ def throughput(overrides: list[str], envs: int, iterations: int, thread_counts: 
             result["speedup"][f"{TARGET_THREADS} thread(s) against the baseline's 1"] = (
                 theirs[1]["mean_seconds"] / ours[TARGET_THREADS]["mean_seconds"])
     return result
+
+
+def delay_tail(overrides: list[str]) -> dict[str, Any]:
+    """The delay distribution, mean, success rate and energy of one untrained paper-size rollout, with the
+    deadline and without it: the same episode and the same policy, so only the deadline differs."""
+    tail = {}
+    for label, deadline in (("with_deadline", []), ("without_deadline", ["system.request_deadline_s=1e12"])):
+        scenario = load_scenario("paper", [*overrides, *deadline])
+        trainer = Trainer(make_config("hc-mappo-l", slots_per_iteration=PAPER_SLOTS, num_envs=1), scenario,
+                          load_service_table(scenario))
+        metrics = trainer.collect().metrics
+        tail[label] = {key: metrics[key] for key in ("delay_s", "delay_median_s", "delay_p99_s", "delay_max_s",
+                                                     "delay_top1pct_share", "success_rate", "energy_j")}
+    tail["deadline_s"] = load_scenario("paper", overrides)["system.request_deadline_s"]
+    return tail
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -582,6 +600,8 @@ def main() -> None:
     parser.add_argument("--restore-from", type=Path, metavar="REPORT", help="with --runs: take the finished runs' "
                         "rows from an earlier report of the same comparison (a lost runs folder), train the rest")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--delay-tail", action="store_true", help="one untrained rollout's delay spread, with and "
+                        "without the per-request deadline")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS / "hc_mappo_l.json")
     args = parser.parse_args()
     if args.time_only:  # one line of JSON for `throughput`, computed with whatever edgeprof is on PYTHONPATH
@@ -610,6 +630,8 @@ def main() -> None:
     if not args.skip_throughput:
         result["throughput"] = throughput(paper_overrides, args.throughput_envs, args.throughput_iterations,
                                           [int(count) for count in args.throughput_threads.split(",")], args.baseline)
+    if args.delay_tail:
+        result["delay_tail"] = delay_tail(paper_overrides)
     if args.compare:
         result["comparison"] = compare(args, compare_overrides, profiles)
         args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -618,7 +640,7 @@ def main() -> None:
         write_text_atomic(args.output.with_suffix(".md"), table)
         print(table)
     result["wall_s"] = time.perf_counter() - started
-    write_result(args.output, result, "throughput" if "throughput" in result else "comparison")
+    write_result(args.output, result, next(key for key in ("throughput", "comparison", "delay_tail") if key in result))
 
 
 if __name__ == "__main__":
