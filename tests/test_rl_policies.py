@@ -1,6 +1,7 @@
 """Seed 001's three policy layers on the small scenario: observations, masks, exact re-scoring, shares, a whole
 run through the simulator, seeding and gradients."""
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -22,7 +23,7 @@ from edgeprof.rl.hc_policies import (
     deployment_from_choices,
     deployment_observation,
     draw_deployment,
-    round_others,
+    others_picks,
     user_observation,
 )
 from edgeprof.sim import core, model
@@ -117,25 +118,29 @@ def test_deployment_sequences_fit_storage_never_repeat_and_stop_only_when_nothin
     system.deploy(deployment)
 
 
-def test_servers_deploy_in_rounds_seeing_the_others_picks_and_rescore_exactly(scenario_and_table):
+@pytest.mark.parametrize("order", ["turn", "rounds"])
+def test_servers_deploy_in_turn_or_in_rounds_seeing_the_others_picks_and_rescore_exactly(scenario_and_table, order):
     system = make_system(scenario_and_table)
-    policies = make_policies(system)
+    policies = make_policies(system, dataclasses.replace(SMALL, deployment_order=order))
     deploy_with(policies, system, torch.Generator().manual_seed(3))
     system.step(*_local_everywhere(system))
     while not system.deployment_due:
         system.step(*_local_everywhere(system))
     with torch.no_grad():
         obs, choices, deployment = draw_deployment(policies.deployment, system, torch.Generator().manual_seed(4))
-        others = round_others(choices, system.table.num_services)
+        others = others_picks(choices, system.table.num_services, order)
         sequences = policies.deployment.evaluate(obs, choices, others)
     assert np.array_equal(deployment, deployment_from_choices(choices, system.table.num_services))
     assert torch.equal(sequences.choices, choices)
     services, servers = system.table.num_services, system.num_servers
     picked = torch.nn.functional.one_hot(choices.clamp(min=0), services) * (choices >= 0).unsqueeze(-1)
-    for step in range(services):  # before step n, the share of the other servers that picked i at steps < n
-        before = picked[:, :, :step].sum(2)  # (E, J, I)
-        expected = (before.sum(1, keepdim=True) - before) / (servers - 1)
-        torch.testing.assert_close(others[:, :, step], expected.float(), rtol=0, atol=1e-6)
+    for server in range(servers):
+        for step in range(services):
+            if order == "turn":  # the sets of the servers before it
+                seen = picked[:, :server].sum((1, 2))
+            else:  # the other servers' picks of steps < n
+                seen = picked[:, :, :step].sum(2).sum(1) - picked[:, server, :step].sum(1)
+            torch.testing.assert_close(others[:, server, step], seen.float() / (servers - 1), rtol=0, atol=1e-6)
     # each server's picks and scores, one step after another, given the round's table and the noise drawn at once
     noise = gumbel_noise((system.num_envs, servers, services, services), torch.Generator().manual_seed(4))
     for server in range(servers):
@@ -146,7 +151,7 @@ def test_servers_deploy_in_rounds_seeing_the_others_picks_and_rescore_exactly(sc
         torch.testing.assert_close(sequences.value[:, server], reference.value, rtol=0, atol=1e-5)
     assert sequences.log_prob.shape == (system.num_envs, servers)
     assert core.storage_feasible(system.table, system.entities, deployment).all()
-    assert bool(others[:, :, -1].sum() > 0) and policies.deployment.actor.in_features == 32 + services
+    assert bool(others[:, -1].sum() > 0) and policies.deployment.actor.in_features == 32 + services
 
 
 def stepwise_reference(policy, obs, generator=None, greedy=False, noise=None, others=None):
@@ -158,7 +163,7 @@ def stepwise_reference(policy, obs, generator=None, greedy=False, noise=None, ot
     if noise is None and not greedy:
         noise = gumbel_noise((rows, services, services), generator)
     if others is None:
-        others = round_others(policy.draw(obs, greedy=greedy, noise=noise), services)
+        others = others_picks(policy.draw(obs, greedy=greedy, noise=noise), services, policy.order)
     with torch.no_grad():
         return autoregressive_sequence(policy, policy.initial_hidden(obs, others), policy.masker(obs), greedy=greedy,
                                        noise=None if noise is None else noise.reshape(rows, services, services))
@@ -179,10 +184,11 @@ def test_drawn_sequences_are_the_stepwise_references_and_rescore_to_its_log_prob
                                    getattr(reference, name), rtol=0, atol=1e-5)
 
 
-def test_the_numpy_pick_loop_draws_like_the_stepwise_reference_at_the_papers_sizes():
+@pytest.mark.parametrize("order", ["turn", "rounds"])
+def test_the_numpy_pick_loop_draws_like_the_stepwise_reference_at_the_papers_sizes(order):
     torch.manual_seed(0)
     services = 45
-    policy = DeploymentPolicy(12, services, HCPolicyConfig(head_gain=1.0))  # V-A's GRU; peaked logits
+    policy = DeploymentPolicy(12, services, HCPolicyConfig(head_gain=1.0, deployment_order=order))  # peaked logits
     generator = torch.Generator().manual_seed(5)
     for trial in range(6):
         servers = 1 + trial % 3  # the rows of a one-dimensional observation are the servers of one system
@@ -213,14 +219,14 @@ def test_sequence_scores_follow_eq_29_30_whatever_the_batch_and_depend_on_the_or
     flat = type(obs)(obs.features.reshape(-1, obs.features.shape[-1]), obs.storage_bytes.reshape(-1),
                      obs.model_bytes)
     services = system.table.num_services
-    others = round_others(sampled.choices, services)
+    others = others_picks(sampled.choices, services, "turn")
     replay_flat = policies.deployment.evaluate(flat, sampled.choices.reshape(-1, services),
                                                others.reshape(-1, services, services))
     torch.testing.assert_close(replay_flat.log_prob, sampled.log_prob.reshape(-1), rtol=0, atol=1e-5)
 
     changed = sampled.choices.clone()
     changed[..., [0, 1]] = changed[..., [1, 0]]  # same sets, other order: a different sequence
-    assert not torch.equal(policies.deployment.evaluate(obs, changed, round_others(changed, services)).log_prob,
+    assert not torch.equal(policies.deployment.evaluate(obs, changed, others_picks(changed, services, "turn")).log_prob,
                            sampled.log_prob)
 
     lengths = sampled.lengths.reshape(-1)
@@ -398,7 +404,7 @@ def test_gradients_reach_every_parameter_of_each_layer(scenario_and_table):
     deploy_obs = deployment_observation(system)
     with torch.no_grad():
         stored = policies.deployment.sample(deploy_obs, generator).choices
-    result = policies.deployment.evaluate(deploy_obs, stored, round_others(stored, system.table.num_services))
+    result = policies.deployment.evaluate(deploy_obs, stored, others_picks(stored, system.table.num_services, "turn"))
     (result.log_prob.sum() + result.entropy.sum() + result.value.pow(2).sum()).backward()
     _assert_every_parameter_gets_a_gradient(policies.deployment)
 

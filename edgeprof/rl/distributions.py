@@ -185,7 +185,7 @@ class StorageMasker:
 def storage_masks(sizes: torch.Tensor, capacity: torch.Tensor, choices: torch.Tensor) -> torch.Tensor:
     """(B, L, C): the masks a `StorageMasker(sizes, capacity)` gives at each step of the stored `choices` (B, L),
     padded with -1, all at once: step n allows what is not among the first n choices and fits what they left."""
-    batch, steps = choices.shape
+    batch = choices.shape[0]
     sizes = sizes.expand(batch, -1) if sizes.dim() == 1 else sizes
     taken = choices >= 0
     picks = choices.clamp(min=0)
@@ -320,8 +320,8 @@ def _sequence_result(choices: torch.Tensor, step_log_probs: torch.Tensor, step_e
 
 def _check_stored(stored: torch.Tensor, running: torch.Tensor, first_step: int) -> None:
     """Stored choices (B, S) must go on exactly while the masks allow something (`running`, B x S)."""
-    for wrong, message in (((running & (stored < 0)), "ends at step {} although its masks still allow choices: it "
-                            "was not sampled under these masks"),
+    for wrong, message in (((running & (stored < 0)), ("ends at step {} although its masks still allow choices: it "
+                                                       "was not sampled under these masks")),
                            ((~running & (stored >= 0)), "continues at step {} although its masks allow nothing more")):
         if bool(wrong.any()):
             step = first_step + int(wrong.any(dim=0).nonzero()[0])

@@ -21,12 +21,14 @@ Layers (network sizes from section V-A; orthogonal initialisation, Tanh):
 - `DeploymentPolicy` (eq. 28-30): an MLP encodes a server's observation into the GRU's first hidden state;
   each step scores the services from h_n and the other servers' picks so far (actor) and gives V(h_n) (critic
   sharing the GRU, eq. 29); the GRU then reads the choice's embedding with the updated indicator x_st and the
-  free storage share (the "state augmentation" of IV-B1). The servers of a system pick together, one service
-  each per round, each seeing what the others picked in the rounds before (ours: servers that choose at once
-  without it pick alike and leave services uncovered; in turn, one server after the other, each seeing the
-  sets of the ones before, cost 5,400 batch-1 picks an iteration at the paper's size, rounds 560 batch-10
-  ones). Acting draws the picks under the duplicate and storage masks (exact float64 bytes) and then scores
-  them with the training path itself: `evaluate` feeds the stored choices back to the
+  free storage share (the "state augmentation" of IV-B1). Ours: the servers of a system pick in turn
+  (`deployment_order="turn"`), each seeing the sets of the servers before it, or in rounds ("rounds"), one
+  service each per step, each pick seeing the other servers' picks of the earlier rounds: servers that choose
+  at once without either pick alike and leave services uncovered. Rounds draw all servers in one batched loop
+  (~560 batch-10 picks an iteration at the paper's size, in turn ~5,400 batch-1 ones), but a server sees the
+  others only after its first pick: on `small`, where a server holds one or two models, rounds left services
+  unhosted (`benchmarks/results/hc_mappo_l_issue26.md`). Acting draws the picks under the
+  duplicate and storage masks (exact float64 bytes) and then scores them with the training path itself: `evaluate` feeds the stored choices back to the
   GRU and scores every step at once under the same masks (`storage_masks`, `score_sequences`), so the first
   PPO ratio on fresh data is 1 (the public code's bug D1); tests check that the draws are those of the
   step-by-step reference `autoregressive_sequence`. No stop choice, as in the paper: a sequence
@@ -94,6 +96,7 @@ class HCPolicyConfig:
     alloc_hidden: int = 128  # V-A: attention networks with a 128-dimensional hidden size
     alloc_log_std: float = -0.5  # our choice: initial log standard deviation of the allocation logits
     head_gain: float = 0.01  # our choice (MAPPO's): orthogonal gain of policy outputs, near-uniform at start
+    deployment_order: str = "turn"  # ours: servers pick in turn, or "rounds" (together, one service each a step)
     shared_critic: bool = True  # the public code's: the users' reward and cost values are two heads of one trunk;
     # False: two networks (seed 001 names two critics, phi_usr and phi_cost)
     independent_critics: bool = False  # True for H-IPPO / HC-IPPO-L: user critics see only the local observation
@@ -307,17 +310,17 @@ class DeploymentHidden(NamedTuple):
     chosen: torch.Tensor  # (B, I) x_st: 1 for the services picked so far
     free: torch.Tensor  # (B,) storage not yet used, as a share of S_j (a feature; the masker decides what fits)
     size: torch.Tensor  # (B, I) D_i / S_j
-    others: torch.Tensor  # (B, L, I) the other servers' picks before each step of the round (`round_others`)
+    others: torch.Tensor  # (B, L, I) the other servers' picks seen at each step (`others_picks`)
     step: int = 0  # n: the picks made so far
 
 
 class DeploymentPolicy(nn.Module):
-    """Eq. 28-30: each server picks services one at a time with a GRU, under duplicate and storage masks; the
-    servers of a system pick together, one service each per step (a round), and each pick also reads what the
-    other servers have picked so far in the round (`round_others`).
+    """Eq. 28-30: each server picks services one at a time with a GRU, under duplicate and storage masks; each
+    pick also reads what the other servers of the system have picked so far (`others_picks`): in turn, the
+    sets of the servers before it, in rounds, the others' picks of the earlier steps (`deployment_order`).
 
-    A `StepPolicy` for `autoregressive_sequence` (the step-by-step reference, given the round's table of the
-    others' picks); call `sample` to act, or `draw` for the choices alone, and `evaluate` to re-score stored
+    A `StepPolicy` for `autoregressive_sequence` (the step-by-step reference, given the table of the others'
+    picks); call `sample` to act, or `draw` for the choices alone, and `evaluate` to re-score stored
     choices (teacher forcing: every step's inputs are known from the stored choices and the table); `sample` is
     `draw` scored by `evaluate`. Observations have the servers of a system as their last leading axis (..., J).
     Both return a `SequenceResult` shaped like the observation's leading axes: `log_prob` (eq. 30), `entropy`
@@ -339,6 +342,9 @@ class DeploymentPolicy(nn.Module):
         self.actor = _linear(hidden + num_services, num_services, config.head_gain)  # reads [h_n, others' picks]
         self.critic = _linear(hidden, 1, 1.0)
         self.validate = True  # False: `evaluate` trusts that the stored choices were drawn under its masks
+        if config.deployment_order not in ("turn", "rounds"):
+            raise ValueError(f"deployment_order must be turn or rounds, got {config.deployment_order!r}")
+        self.order = config.deployment_order
 
     def step(self, hidden: DeploymentHidden) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (B, I) of the next service and the step value V(h_n) (B,)."""
@@ -356,7 +362,7 @@ class DeploymentPolicy(nn.Module):
 
     def initial_hidden(self, obs: DeploymentObservation, others: torch.Tensor | None = None) -> DeploymentHidden:
         """h_0 = MLP(o_j^dep), nothing chosen, all storage free; one row per server (B = the leading axes);
-        `others` (..., L, I), the round's table (`round_others`; default: nobody picks anything)."""
+        `others` (..., L, I), the others' picks seen at each step (`others_picks`; default: none)."""
         storage = obs.storage_bytes.reshape(-1)  # (B,)
         features = obs.features.reshape(storage.shape[0], -1)  # (B, F_d)
         size = (obs.model_bytes / storage.unsqueeze(-1)).to(features.dtype)  # (B, I)
@@ -376,74 +382,40 @@ class DeploymentPolicy(nn.Module):
         """Each server's services (..., J, I) in the order picked, padded with -1: drawn from the policy (or the
         most probable one at each step, `greedy`) under the duplicate and storage masks, not yet scored.
 
-        The servers of each system (the last leading axis, J) pick together, a round per step, each reading
-        the others' picks before the step. The draws are Gumbel-max with the noise of every step drawn at once
-        (`noise`, (..., J, I, I), or one `gumbel_noise` draw from `generator`): the choices are those of
-        `autoregressive_sequence` given that noise and the round's table. Acting needs only the choices, so
-        the pick loop runs `step`'s actor and `advance`'s GRU update (torch's GRUCell equations) in numpy for
-        every server at once, with the input projection of each possible pick computed once (a batch-1 pick
-        costs ~40 small torch operations, ~5x the arithmetic). `evaluate` scores the choices in torch.
+        The servers of each system (the last leading axis, J) pick in turn or in rounds (`deployment_order`).
+        The draws are Gumbel-max with the noise of every step drawn at once (`noise`, (..., J, I, I), or one
+        `gumbel_noise` draw from `generator`): the choices are those of `autoregressive_sequence` given that
+        noise and the table of the others' picks (`others_picks`). Acting needs only the choices, so the pick
+        loop (`_pick`) runs `step`'s actor and `advance`'s GRU update (torch's GRUCell equations) in numpy, with
+        the input projection of each possible pick computed once (a batch-1 pick costs ~40 small torch
+        operations, ~5x the arithmetic). `evaluate` scores the choices in torch.
         """
         hidden = self.initial_hidden(obs)
-        gru, size = hidden.gru.numpy().copy(), hidden.size.numpy()
-        batch, services = size.shape
+        batch, services = hidden.size.shape
         servers = obs.storage_bytes.shape[-1] if obs.storage_bytes.dim() else 1
         if not greedy and noise is None:
             noise = gumbel_noise((batch, services, services), generator)
-        free = hidden.free.numpy().copy()
-        sizes, remaining = obs.model_bytes.numpy(), obs.storage_bytes.reshape(-1).numpy().copy()
-        # the GRU input after picking i is [embedding_i, x_st with i set, free share]: its projection is the pick's
-        # own term, plus the rows of the earlier picks (`earlier`), plus the free share's row; computed in torch
-        # (numpy's BLAS may start threads of its own) and made contiguous (numpy's matmul is slow on strided views)
-        embed_columns, chosen_columns, free_column = self.gru.weight_ih.split(
-            [self.embed.embedding_dim, services, 1], dim=1)
-        pick_input = (self.embed.weight @ embed_columns.T + chosen_columns.T + self.gru.bias_ih).numpy()  # (I, 3H)
-        chosen_rows, free_row = chosen_columns.T.contiguous().numpy(), free_column[:, 0].contiguous().numpy()
-        hidden_weight, hidden_bias = self.gru.weight_hh.T.contiguous().numpy(), self.gru.bias_hh.detach().numpy()
-        own_weight, others_weight = (part.T.contiguous().numpy() for part in self.actor.weight.split(
-            [gru.shape[1], services], dim=1))
-        actor_bias = self.actor.bias.detach().numpy()
-        earlier = np.zeros((batch, pick_input.shape[1]), dtype=pick_input.dtype)
-        width = gru.shape[1]
-        chosen = np.zeros((batch, services), dtype=bool)
-        choices = np.full((batch, services), -1, dtype=np.int64)
-        running = np.ones(batch, dtype=bool)
-        step_noise = None if greedy else noise.reshape(batch, services, services).numpy()
-        for step in range(services):
-            allowed = ~chosen & (sizes <= remaining[:, None])
-            running &= allowed.any(axis=1)
-            if step > 0 and not running.any():
-                break
-            picked = chosen.reshape(-1, servers, services)
-            others = ((picked.sum(axis=1, keepdims=True) - picked) / max(servers - 1, 1)).reshape(batch, services)
-            rows = running.nonzero()[0]
-            logits = gru[rows] @ own_weight + others[rows].astype(np.float32) @ others_weight + actor_bias
-            logits = np.where(allowed[rows], logits, -np.inf)
-            if step_noise is not None:
-                logits = logits + step_noise[rows, step]
-            choice = logits.argmax(axis=1)
-            choices[rows, step] = choice
-            chosen[rows, choice] = True
-            free[rows] -= size[rows, choice]
-            remaining[rows] -= sizes[choice]
-            gates_in = pick_input[choice] + earlier[rows] + free[rows, None] * free_row
-            earlier[rows] += chosen_rows[choice]
-            gates_hidden = gru[rows] @ hidden_weight + hidden_bias
-            gates = _sigmoid(gates_in[:, :2 * width] + gates_hidden[:, :2 * width])
-            reset, update = gates[:, :width], gates[:, width:]
-            candidate = np.tanh(gates_in[:, 2 * width:] + reset * gates_hidden[:, 2 * width:])
-            gru[rows] = (1.0 - update) * candidate + update * gru[rows]
-        return torch.from_numpy(choices).reshape(*obs.storage_bytes.shape, -1)
+        loop = _PickLoop(self, hidden, obs, None if greedy else noise.reshape(batch, services, services).numpy(),
+                         servers)
+        if self.order == "rounds":
+            loop.pick(np.arange(batch), servers, np.zeros((batch // servers, services)))
+        else:
+            taken = np.zeros((batch // servers, services))  # (E, I) how many earlier servers picked each service
+            for server in range(servers):
+                rows = np.arange(batch // servers) * servers + server
+                loop.pick(rows, 1, taken)
+                taken += loop.chosen[rows]
+        return torch.from_numpy(loop.choices).reshape(*obs.storage_bytes.shape, -1)
 
     def sample(self, obs: DeploymentObservation, generator: torch.Generator | None = None,
                greedy: bool = False) -> SequenceResult:
         """`draw`, scored by `evaluate`: the stored log-probabilities are the ones training computes."""
         choices = self.draw(obs, generator, greedy)
-        return self.evaluate(obs, choices, round_others(choices, self.num_services))
+        return self.evaluate(obs, choices, others_picks(choices, self.num_services, self.order))
 
     def evaluate(self, obs: DeploymentObservation, choices: torch.Tensor, others: torch.Tensor) -> SequenceResult:
-        """Re-score stored sequences (..., I), padded with -1, with their rounds' tables `others` (..., I, I)
-        (`round_others`), under the current parameters: what replaying them through `autoregressive_sequence`
+        """Re-score stored sequences (..., I), padded with -1, with the others' picks they saw, `others`
+        (..., I, I) (`others_picks`), under the current parameters: what replaying them through `autoregressive_sequence`
         gives, with only the GRU left to run step by step."""
         hidden = self.initial_hidden(obs, others)
         stored = choices.reshape(len(hidden.free), -1)  # (B, I)
@@ -471,6 +443,68 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow for large |x|, unlike 1 / (1 + exp(-x))
 
 
+class _PickLoop:
+    """`DeploymentPolicy.draw`'s numpy state, one row per server (B = E J): `pick` draws the sequences of some
+    rows, the servers of a group picking together (rounds) or a group of one (in turn)."""
+
+    def __init__(self, policy: DeploymentPolicy, hidden: DeploymentHidden, obs: DeploymentObservation,
+                 noise: np.ndarray | None, servers: int) -> None:
+        batch, services = hidden.size.shape
+        self.gru, self.size, self.free = hidden.gru.numpy().copy(), hidden.size.numpy(), hidden.free.numpy().copy()
+        self.sizes, self.remaining = obs.model_bytes.numpy(), obs.storage_bytes.reshape(-1).numpy().copy()
+        self.noise, self.servers = noise, servers
+        self.chosen = np.zeros((batch, services), dtype=bool)
+        self.choices = np.full((batch, services), -1, dtype=np.int64)
+        # the GRU input after picking i is [embedding_i, x_st with i set, free share]: its projection is the pick's
+        # own term, plus the rows of the earlier picks (`earlier`), plus the free share's row; computed in torch
+        # (numpy's BLAS may start threads of its own) and made contiguous (numpy's matmul is slow on strided views)
+        embed_columns, chosen_columns, free_column = policy.gru.weight_ih.split(
+            [policy.embed.embedding_dim, services, 1], dim=1)
+        self.pick_input = (policy.embed.weight @ embed_columns.T + chosen_columns.T + policy.gru.bias_ih).numpy()
+        self.chosen_rows, self.free_row = chosen_columns.T.contiguous().numpy(), free_column[:, 0].contiguous().numpy()
+        self.hidden_weight = policy.gru.weight_hh.T.contiguous().numpy()
+        self.hidden_bias = policy.gru.bias_hh.detach().numpy()
+        self.own_weight, self.others_weight = (part.T.contiguous().numpy() for part in policy.actor.weight.split(
+            [self.gru.shape[1], services], dim=1))
+        self.actor_bias = policy.actor.bias.detach().numpy()
+
+    def pick(self, rows: np.ndarray, group: int, taken: np.ndarray) -> None:
+        """Draw the sequences of `rows` (groups of `group` consecutive servers picking together); `taken` (rows /
+        group, I) counts the picks of servers outside the groups that each group's servers see."""
+        gru, free, remaining = self.gru[rows], self.free[rows], self.remaining[rows]
+        chosen, size = self.chosen[rows], self.size[rows]
+        services, width = chosen.shape[1], gru.shape[1]
+        earlier = np.zeros((len(rows), self.pick_input.shape[1]), dtype=self.pick_input.dtype)
+        running = np.ones(len(rows), dtype=bool)
+        outside = np.repeat(taken, group, axis=0)
+        for step in range(services):
+            allowed = ~chosen & (self.sizes <= remaining[:, None])
+            running &= allowed.any(axis=1)
+            if step > 0 and not running.any():
+                break
+            picked = chosen.reshape(-1, group, services)
+            inside = (picked.sum(axis=1, keepdims=True) - picked).reshape(len(rows), services)
+            others = ((outside + inside) / max(self.servers - 1, 1)).astype(np.float32)
+            live = running.nonzero()[0]
+            logits = gru[live] @ self.own_weight + others[live] @ self.others_weight + self.actor_bias
+            logits = np.where(allowed[live], logits, -np.inf)
+            if self.noise is not None:
+                logits = logits + self.noise[rows[live], step]
+            choice = logits.argmax(axis=1)
+            self.choices[rows[live], step] = choice
+            chosen[live, choice] = True
+            free[live] -= size[live, choice]
+            remaining[live] -= self.sizes[choice]
+            gates_in = self.pick_input[choice] + earlier[live] + free[live, None] * self.free_row
+            earlier[live] += self.chosen_rows[choice]
+            gates_hidden = gru[live] @ self.hidden_weight + self.hidden_bias
+            gates = _sigmoid(gates_in[:, :2 * width] + gates_hidden[:, :2 * width])
+            reset, update = gates[:, :width], gates[:, width:]
+            candidate = np.tanh(gates_in[:, 2 * width:] + reset * gates_hidden[:, 2 * width:])
+            gru[live] = (1.0 - update) * candidate + update * gru[live]
+        self.chosen[rows] = chosen
+
+
 def _unflatten_result(result: SequenceResult, lead: tuple[int, ...]) -> SequenceResult:
     """A result with one row per server back to the observation's leading axes."""
     return SequenceResult(**{f.name: None if getattr(result, f.name) is None else
@@ -478,21 +512,27 @@ def _unflatten_result(result: SequenceResult, lead: tuple[int, ...]) -> Sequence
                              for f in fields(result)})
 
 
-def round_others(choices: torch.Tensor, num_services: int) -> torch.Tensor:
-    """(..., J, L, I) float32: for the servers of a round (choices (..., J, L), padded with -1), the share of the
-    other servers that had picked each service before each step, what `DeploymentPolicy`'s actor reads."""
+def others_picks(choices: torch.Tensor, num_services: int, order: str) -> torch.Tensor:
+    """(..., J, L, I) float32: for the servers of a system (choices (..., J, L), padded with -1), the share of the
+    other servers that each one saw pick each service at each of its steps, what `DeploymentPolicy`'s actor
+    reads: in turn (`order="turn"`), the sets of the servers before it; in rounds, the others' picks of the
+    earlier steps."""
     taken = (choices >= 0).unsqueeze(-1)
     picked = nn.functional.one_hot(choices.clamp(min=0), num_services).to(torch.float32) * taken  # (..., J, L, I)
-    before = torch.cumsum(picked, dim=-2) - picked  # picked at steps < n
     servers = choices.shape[-2]
+    if order == "turn":
+        sets = picked.sum(dim=-2)  # (..., J, I)
+        before = (torch.cumsum(sets, dim=-2) - sets).unsqueeze(-2).expand_as(picked)
+        return before / max(servers - 1, 1)
+    before = torch.cumsum(picked, dim=-2) - picked  # picked at steps < n
     return (before.sum(dim=-3, keepdim=True) - before) / max(servers - 1, 1)
 
 
 def draw_deployment(policy: DeploymentPolicy, system: EdgeSystem, generator: torch.Generator | None = None,
                     greedy: bool = False) -> tuple[DeploymentObservation, torch.Tensor, np.ndarray]:
-    """Every server's services for the coming interval, drawn together (`DeploymentPolicy.draw`): their
-    observations (E, J, ...), sequences (E, J, I) padded with -1, and the new deployment (E, I, J) for
-    `EdgeSystem.deploy`; `DeploymentPolicy.evaluate` scores the sequences (with `round_others`)."""
+    """Every server's services for the coming interval (`DeploymentPolicy.draw`): their observations
+    (E, J, ...), sequences (E, J, I) padded with -1, and the new deployment (E, I, J) for `EdgeSystem.deploy`;
+    `DeploymentPolicy.evaluate` scores the sequences (with `others_picks`)."""
     obs = deployment_observation(system)
     choices = policy.draw(obs, generator, greedy)
     return obs, choices, deployment_from_choices(choices, system.table.num_services)
