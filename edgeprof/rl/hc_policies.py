@@ -27,11 +27,11 @@ Layers (network sizes from section V-A; orthogonal initialisation, Tanh):
   at once without either pick alike and leave services uncovered. Rounds draw all servers in one batched loop
   (~560 batch-10 picks an iteration at the paper's size, in turn ~5,400 batch-1 ones), but a server sees the
   others only after its first pick: on `small`, where a server holds one or two models, rounds left services
-  unhosted (`benchmarks/results/hc_mappo_l_issue26.md`). Acting draws the picks under the
-  duplicate and storage masks (exact float64 bytes) and then scores them with the training path itself: `evaluate` feeds the stored choices back to the
-  GRU and scores every step at once under the same masks (`storage_masks`, `score_sequences`), so the first
-  PPO ratio on fresh data is 1 (the public code's bug D1); tests check that the draws are those of the
-  step-by-step reference `autoregressive_sequence`. No stop choice, as in the paper: a sequence
+  unhosted (`benchmarks/results/hc_mappo_l_issue26.md`). Acting draws the picks under the duplicate and
+  storage masks (exact float64 bytes) and then scores them with the training path itself: `evaluate` feeds the
+  stored choices back to the GRU and scores every step at once under the same masks (`storage_masks`,
+  `score_sequences`), so the first PPO ratio on fresh data is 1 (the public code's bug D1); tests check that
+  the draws are those of the step-by-step reference `autoregressive_sequence`. No stop choice, as in the paper: a sequence
   ends when no further service fits. Deploying one more service never lowers the hits of eq. 22 and keeping
   it over intervals costs no migration (eq. 23), so a stop would pay only where a service's one-off fetch
   cost outweighs every hit it could bring.
