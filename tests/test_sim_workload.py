@@ -12,7 +12,7 @@ from sim_testing import profiles_override, synthetic_profile, toy_profile, write
 
 from edgeprof.errors import EdgeprofError
 from edgeprof.sim.scenario import load_scenario
-from edgeprof.sim.workload import load_service_table, service_table_from_profiles
+from edgeprof.sim.workload import load_service_table, num_services, service_table_from_profiles
 
 
 def test_toy_table_by_hand():
@@ -64,17 +64,17 @@ def test_load_service_table_reads_the_scenarios_profiles(tmp_path):
     scenario = load_scenario("small", ["services.models=['lenet7', 'resnet18']", "services.services_per_model=5",
                                        profiles_override(paths)])
     table = load_service_table(scenario)
-    assert table.num_services == 10 == scenario.num_services
+    assert table.num_services == 10 == num_services(scenario)
     assert table.model_names[4:6] == ("lenet7", "resnet18")
     resnet = json.loads((tmp_path / "resnet18.json").read_text())
     assert table.model_bytes[5] == resnet["model"]["param_bytes"]
 
 
 def test_load_service_table_falls_back_to_shipped_profiles(tmp_path, monkeypatch):
-    from edgeprof.data import build
+    import edgeprof.data
 
     (tmp_path / "lenet7.json").write_text(json.dumps(synthetic_profile("lenet7")))
-    monkeypatch.setattr(build, "shipped_dir", lambda: tmp_path)
+    monkeypatch.setattr(edgeprof.data, "shipped_dir", lambda: tmp_path)
     table = load_service_table(load_scenario("small", ["services.models=['lenet7']"]))
     assert table.model_names == ("lenet7",)
     assert table.leakage[0, 1] == pytest.approx(1 - 1 / table.num_points[0])
