@@ -75,6 +75,14 @@ def test_a_second_system_runs_through_every_command(bandit, run_cli, tmp_path):
     assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
 
 
+def test_help_lists_the_choices(bandit, run_cli):
+    solve_help = " ".join(run_cli("solve", "--help").out.split())  # the help wraps its lines
+    assert "dpa: local-only, edge-only, greedy, neurosurgeon, lru, random, primal-dual, exact" in solve_help
+    assert "bandit: uniform, oracle" in solve_help
+    train_help = " ".join(run_cli("train", "--help").out.split())
+    assert "hc-mappo-l, h-mappo, h-ippo, hc-ippo-l, heuristic-mappo-l, bandit-greedy" in train_help
+
+
 def test_registries_list_the_second_system_beside_seed_001(bandit):
     assert system_names() == ["dpa", "bandit"]
     assert list(solvers_for("bandit")) == ["uniform", "oracle"]

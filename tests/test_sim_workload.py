@@ -104,6 +104,18 @@ def test_profile_without_leakage_is_refused():
         service_table_from_profiles(["lenet7"], [profile], 1)
     assert str(error.value) == ("profile lenet7 has no leakage at z=2, 3: attach a table with "
                                 "`edgeprof profile lenet7 --leakage ...`")
+    table = service_table_from_profiles(["lenet7"], [profile], 2, require_leakage=False)  # systems without privacy
+    assert np.isnan(table.leakage[:, 2:4]).all() and table.leakage[0, 0] == 1 and table.leakage[0, -1] == 0
+    assert table.leakage[1, 1] == profile["partition_points"][1]["leakage"]["ssim"]
+    assert table.device_flops[1, 3] == profile["partition_points"][3]["device_flops"]
+
+
+def test_a_profile_of_another_model_is_refused(tmp_path):
+    paths = write_profiles(tmp_path, ("lenet7", "resnet18"))
+    scenario = load_scenario("small", ["services.models=['lenet7']",
+                                       profiles_override({"lenet7": paths["resnet18"]})])
+    with pytest.raises(EdgeprofError, match=r"the profile given for lenet7 \(.*resnet18.json\) profiles 'resnet18'"):
+        load_service_table(scenario)
 
 
 def test_the_simulator_does_not_import_torch():
