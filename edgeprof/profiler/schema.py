@@ -18,7 +18,7 @@ from edgeprof.errors import EdgeprofError
 from edgeprof.files import write_text_atomic
 
 SCHEMA_ID = "edgeprof.profile/1"
-_ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2}
+_ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
 
 
 class ProfileError(EdgeprofError):
@@ -92,6 +92,12 @@ def _check_invariants(doc: dict[str, Any]) -> None:
         fail(f"$.partition_points[{last}].edge_flops", "z = L runs everything on the device, so it must be 0")
     if points[-1]["upload_bytes"] != 0:
         fail(f"$.partition_points[{last}].upload_bytes", "z = L sends nothing, so it must be 0")
+    for i, point in enumerate((doc.get("device") or {}).get("operating_points") or []):
+        for key in ("device_latency_ms", "device_energy_mj"):
+            values = point.get(key)
+            if values is not None and len(values) != len(points):
+                fail(f"$.device.operating_points[{i}].{key}", f"{len(values)} values for {len(points)} partition "
+                                                              "points (one per z)")
 
 
 def validate_profile(doc: Any) -> dict[str, Any]:
