@@ -291,16 +291,23 @@ class RolloutBuffer:
     def _tensor(self, name: str, item: Any, shape: tuple[int, ...], dtype: torch.dtype,
                 per_agent: bool = True) -> torch.Tensor:
         """`item` as a tensor of `dtype`, after checking its shape and that its kind (bool, int, float) fits."""
-        tensor = torch.as_tensor(item, device=self.device).detach()
         expected = (self.num_envs, self.num_agents, *shape) if per_agent else (self.num_envs, *shape)
-        if tuple(tensor.shape) != expected:
-            what = "(E, N" + "".join(f", {size}" for size in shape) + ")" if per_agent else "(E,)"
-            raise ValueError(f"{self._name}: {name} must have shape {what} = {expected}, got {tuple(tensor.shape)}")
-        if _kind(tensor.dtype) != _kind(dtype):
-            raise ValueError(f"{self._name}: {name} must be {_kind(dtype)} ({dtype}), got {tensor.dtype}")
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise ValueError(f"{self._name}: {name} contains NaN or infinite values")
-        return tensor.to(dtype)
+        what = "(E, N" + "".join(f", {size}" for size in shape) + ")" if per_agent else "(E,)"
+        return checked_tensor(self._name, name, item, expected, what, dtype, self.device)
+
+
+def checked_tensor(owner: str, name: str, item: Any, expected: tuple[int, ...], what: str, dtype: torch.dtype,
+                   device: torch.device) -> torch.Tensor:
+    """`item` as a detached tensor of `dtype` on `device`, after checking that its shape is `expected` (named
+    `what` in the message, e.g. "(E, N, 4)"), that its kind (bool, integer, float) fits and that it is finite."""
+    tensor = torch.as_tensor(item, device=device).detach()
+    if tuple(tensor.shape) != tuple(expected):
+        raise ValueError(f"{owner}: {name} must have shape {what} = {tuple(expected)}, got {tuple(tensor.shape)}")
+    if _kind(tensor.dtype) != _kind(dtype):
+        raise ValueError(f"{owner}: {name} must be {_kind(dtype)} ({dtype}), got {tensor.dtype}")
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{owner}: {name} contains NaN or infinite values")
+    return tensor.to(dtype)
 
 
 def _kind(dtype: torch.dtype) -> str:
