@@ -24,8 +24,9 @@ rows get the largest p seen so far (so each is replayed at least once soon); the
 from each of B equal segments of the total priority). Importance weights w_i = (n P(i))^-beta / max_k w_k
 correct the bias; the maximum is over every stored row (the paper's normalisation, so weights only scale
 updates down), which equals (p_min^alpha / p_i^alpha)^beta. Anneal beta towards 1 with `dqn.LinearSchedule`.
-Sums and minima live in binary trees (float64), so a draw and an update cost O(B log capacity) instead of O(n);
-`benchmarks/replay.py` measures both.
+Priorities are one float64 array: a draw is a cumulative sum and a binary search, O(n); an update is a
+write. `benchmarks/replay.py` measured this against a sum tree (O(B log n) per draw and update): the scan is as
+fast or faster up to about 1e5 rows and costs a few ms a draw at 1e6, where a tree would pay off.
 """
 
 from __future__ import annotations
@@ -147,8 +148,7 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         super().__init__(capacity, fields, seed, device)
         self.alpha, self.eps = alpha, eps
         self.max_priority = 1.0  # the largest p = |TD error| + eps so far: what new rows get
-        self._sums = _Tree(capacity, torch.add, 0.0)
-        self._minima = _Tree(capacity, torch.minimum, float("inf"))
+        self._scaled = torch.zeros(capacity, dtype=torch.float64)  # p ** alpha per row
 
     def sample(self, batch_size: int, beta: float = 0.4) -> ReplaySample:
         """`batch_size` rows, one from each of `batch_size` equal segments of the total priority, and their
@@ -156,11 +156,13 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         self._check_sample(batch_size)
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must lie in [0, 1] (1 corrects the sampling bias fully), got {beta}")
-        total = self._sums.root
+        scaled = self._scaled[:self.size]
+        cumulative = torch.cumsum(scaled, dim=0)
+        segment = float(cumulative[-1]) / batch_size
         targets = (torch.arange(batch_size, dtype=torch.float64)
-                   + torch.rand(batch_size, dtype=torch.float64, generator=self.generator)) * (total / batch_size)
-        index = self._sums.find_prefix(targets.clamp(max=total))
-        weight = (self._minima.root / self._sums.leaves(index)) ** beta
+                   + torch.rand(batch_size, dtype=torch.float64, generator=self.generator)) * segment
+        index = torch.searchsorted(cumulative, targets, right=True).clamp(max=self.size - 1)
+        weight = (scaled.min() / scaled[index]) ** beta
         return self._gather(index, weight)
 
     def update_priorities(self, index: torch.Tensor, td_error: torch.Tensor) -> None:
@@ -177,11 +179,12 @@ class PrioritizedReplayBuffer(ReplayBuffer):
         priority = td_error.abs() + self.eps
         if len(index):
             self.max_priority = max(self.max_priority, float(priority.max()))
-        self._set(index, priority)
+        slots, last = _last_occurrence(index)
+        self._scaled[slots] = priority[last] ** self.alpha
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "alpha": self.alpha, "eps": self.eps, "max_priority": self.max_priority,
-                "priorities": self._sums.leaves(torch.arange(self.size)).clone()}
+                "scaled_priorities": self._scaled[:self.size].clone()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         if (state["alpha"], state["eps"]) != (self.alpha, self.eps):
@@ -189,60 +192,11 @@ class PrioritizedReplayBuffer(ReplayBuffer):
                              f"into one with alpha {self.alpha}, eps {self.eps}")
         super().load_state_dict(state)
         self.max_priority = float(state["max_priority"])
-        self._sums = _Tree(self.capacity, torch.add, 0.0)
-        self._minima = _Tree(self.capacity, torch.minimum, float("inf"))
-        slots = torch.arange(self.size)
-        for tree in (self._sums, self._minima):
-            tree.set(slots, state["priorities"].to(torch.float64))
+        self._scaled.zero_()
+        self._scaled[:self.size] = state["scaled_priorities"].to(torch.float64)
 
     def _written(self, slots: torch.Tensor) -> None:
-        self._set(slots, torch.full(slots.shape, self.max_priority, dtype=torch.float64))
-
-    def _set(self, slots: torch.Tensor, priority: torch.Tensor) -> None:
-        """Store priority ** alpha at `slots`; with repeated slots the last value counts."""
-        slots, last = _last_occurrence(slots)
-        scaled = priority[last] ** self.alpha
-        for tree in (self._sums, self._minima):
-            tree.set(slots, scaled)
-
-
-class _Tree:
-    """A complete binary tree over `capacity` leaves whose every node holds `combine` of its children (sum or
-    minimum); unused leaves hold `neutral`. Node 1 is the root; node i's children are 2i and 2i + 1."""
-
-    def __init__(self, capacity: int, combine: Any, neutral: float) -> None:
-        self.depth = max(capacity - 1, 0).bit_length()
-        self.width = 1 << self.depth  # leaves, a power of two
-        self.combine = combine
-        self.nodes = torch.full((2 * self.width,), neutral, dtype=torch.float64)
-
-    @property
-    def root(self) -> float:
-        return float(self.nodes[1])
-
-    def leaves(self, slots: torch.Tensor) -> torch.Tensor:
-        return self.nodes[slots + self.width]
-
-    def set(self, slots: torch.Tensor, values: torch.Tensor) -> None:
-        """Set distinct leaves, then recompute their ancestors level by level (vectorised over the slots)."""
-        node = slots + self.width
-        self.nodes[node] = values
-        for _ in range(self.depth):
-            node = node // 2
-            self.nodes[node] = self.combine(self.nodes[2 * node], self.nodes[2 * node + 1])
-
-    def find_prefix(self, targets: torch.Tensor) -> torch.Tensor:
-        """For each target in [0, root], the slot i whose leaf interval [sum(<i), sum(<=i)) holds it; never a
-        leaf of 0 (a rounding error at a boundary goes to the non-empty side)."""
-        node = torch.ones(targets.shape, dtype=torch.long)
-        remaining = targets.clone()
-        for _ in range(self.depth):
-            left = 2 * node
-            left_sum = self.nodes[left]
-            right = (remaining >= left_sum) & (self.nodes[left + 1] > 0)
-            remaining = torch.where(right, remaining - left_sum, remaining)
-            node = torch.where(right, left + 1, left)
-        return node - self.width
+        self._scaled[slots] = self.max_priority ** self.alpha
 
 
 def _last_occurrence(slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
