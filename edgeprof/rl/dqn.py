@@ -85,7 +85,7 @@ def q_target(reward: torch.Tensor, next_q_target: torch.Tensor, terminated: torc
     if not 0.0 <= gamma <= 1.0:
         raise ValueError(f"gamma must lie in [0, 1], got {gamma}")
     selector = next_q_target if next_q_online is None else next_q_online
-    check_same_shape(next_q_target=next_q_target, selector=selector)
+    check_same_shape(next_q_target=next_q_target, next_q_online=selector)
     with torch.no_grad():
         if next_mask is not None:
             check_same_shape(next_q_target=next_q_target, next_mask=next_mask)
