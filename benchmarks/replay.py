@@ -20,7 +20,6 @@ import os
 os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 from reporting import machine, write_result
+from sim_throughput import median_seconds
 from torch import nn
 
 import edgeprof
@@ -42,16 +42,8 @@ FIELDS = {"obs": Field((16,)), "next_obs": Field((16,)), "action": Field((), tor
 ALPHA, BETA = 0.6, 0.4
 
 
-def median_ms(work: Callable[[], object], min_total_s: float = 0.5, min_calls: int = 7) -> float:
-    """Median wall time of one call in ms, over at least `min_calls` calls and `min_total_s` s (after a warm-up)."""
-    work()
-    samples: list[float] = []
-    started = time.perf_counter()
-    while len(samples) < min_calls or time.perf_counter() - started < min_total_s:
-        begin = time.perf_counter_ns()
-        work()
-        samples.append((time.perf_counter_ns() - begin) / 1e6)
-    return statistics.median(samples)
+def median_ms(work: Callable[[], object]) -> float:
+    return median_seconds(work) * 1e3
 
 
 def rows(count: int, generator: torch.Generator) -> dict[str, torch.Tensor]:

@@ -58,9 +58,10 @@ def test_chunks_by_hand():
 def test_chunks_are_shuffled_reproducibly_into_minibatches():
     buffer = _coded_buffer(steps=4)
     draw = list(buffer.sequence_minibatches(3, 3, torch.Generator().manual_seed(1), hidden=("hidden",)))
-    again = list(buffer.sequence_minibatches(3, 3, torch.Generator().manual_seed(1), hidden=("hidden",)))
+    again = list(buffer.sequence_minibatches(3, 3, torch.Generator().manual_seed(1), hidden="hidden"))
     assert [len(b["hidden"]) for b in draw] == [3, 3, 2]  # 2 chunks x E x N = 8 chunks
-    assert all(torch.equal(a["obs"], b["obs"]) for a, b in zip(draw, again, strict=True))
+    assert all(torch.equal(a["obs"], b["obs"]) and torch.equal(a["hidden"], b["hidden"])
+               for a, b in zip(draw, again, strict=True))
     valid_codes = torch.cat([b["action"][b["valid"]] for b in draw])
     assert sorted(valid_codes.tolist()) == sorted(100 * t + 10 * e + a for t in range(4) for e in range(E)
                                                   for a in range(N))

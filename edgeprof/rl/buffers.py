@@ -248,6 +248,7 @@ class RolloutBuffer:
             raise ValueError(f"{self._name}: compute returns before drawing minibatches")
         if chunk_length < 1:
             raise ValueError(f"chunk_length must be at least 1 step, got {chunk_length}")
+        hidden = (hidden,) if isinstance(hidden, str) else tuple(hidden)
         unknown = set(hidden) - set(self.fields)
         if unknown:
             raise ValueError(f"hidden states {sorted(unknown)} are not declared fields ({sorted(self.fields)})")
