@@ -3,12 +3,14 @@
 A solver is anything that acts in a system without training: a heuristic, an optimizer, an exact solver. Each
 registers for one system (`register_solver`); `edgeprof solve --solver NAME` runs the scenario's system's solver
 NAME through the one evaluation harness (`sim.evaluation.run_episodes`), so every solver of a system is scored
-on the same seeded episodes (paired comparisons). Factories import their modules when called: listing the
-solvers, or running a heuristic, imports neither torch nor cvxpy.
+on the same seeded episodes (paired comparisons). Seed 001's solvers are registered below; another built-in
+system's solvers register in their own module, named in `_BUILTIN_MODULES` and imported on first use. Factories
+import their modules when called: listing the solvers, or running a heuristic, imports neither torch nor cvxpy.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,7 @@ class SolverInfo:
 
 
 _SOLVERS: dict[str, dict[str, SolverInfo]] = {}
+_BUILTIN_MODULES: dict[str, str] = {}  # system -> the module that registers its solvers (seed 001's: this one)
 
 
 def register_solver(info: SolverInfo) -> SolverInfo:
@@ -50,6 +53,8 @@ def unregister_solvers(system: str) -> None:
 
 def solvers_for(system: str) -> dict[str, SolverInfo]:
     """The solvers of `system` by name, in registration order."""
+    if system not in _SOLVERS and system in _BUILTIN_MODULES:
+        importlib.import_module(_BUILTIN_MODULES[system])
     if system not in _SOLVERS:
         load_plugins()
     return dict(_SOLVERS.get(system, {}))
