@@ -160,7 +160,7 @@ def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(checkpoint_module.torch, "save", broken_save)
     trainer.iteration = 7
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(EdgeprofError, match="cannot write .*run.pt: disk full"):
         trainer.save(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["run.pt"]
