@@ -6,7 +6,9 @@ before any work and written atomically, so a failed run leaves none behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -19,7 +21,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from edgeprof.errors import EdgeprofError
-from edgeprof.files import check_writable
+from edgeprof.files import atomic_outputs, check_writable, json_text, write_json_atomic
 
 if TYPE_CHECKING:
     from edgeprof.optimize.split_advisor import Constraints, SplitAdvice, UplinkSweep
@@ -348,6 +350,7 @@ def leakage_command(
     """Train inversion attacks at each partition point and write an SSIM leakage table with pictures."""
     from edgeprof.inversion.leakage import LeakageRequest, run_leakage
     from edgeprof.inversion.report import write_outputs
+    from edgeprof.stats import format_interval
 
     request = LeakageRequest(model, output, data, preset.value, input_size, points, attack.value, weights, device,
                              seed, resume, steps, train_images, ssim_weight, threads)
@@ -376,7 +379,8 @@ def leakage_command(
     for row in result.rows:
         psnr = "" if row["psnr_mean"] is None else f"{row['psnr_mean']:.1f}"
         table.add_row(str(row["z"]), row["after"] or "(input)", row["feature_shape"], f"{row['ssim_mean']:.3f}",
-                      f"{row['ssim_ci95_low']:.3f}-{row['ssim_ci95_high']:.3f}", psnr, f"{row['leakage_norm']:.3f}",
+                      format_interval(row["ssim_ci95_low"], row["ssim_ci95_high"], 3), psnr,
+                      f"{row['leakage_norm']:.3f}",
                       f"{row['share_ssim_above_0_3']:.2f}")
     console.print(table)
     console.print(f"wrote {output}/leakage.csv, leakage.json, reconstructions.png, leakage_curve.png")
@@ -408,7 +412,6 @@ def calibrate_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the summary as JSON.")] = None,
 ) -> None:
     """Summarise measured profiles of one device: its effective FLOP/s and joules per FLOP."""
-    from edgeprof.files import write_text_atomic
     from edgeprof.profiler.calibrate import calibrate
     from edgeprof.profiler.schema import load_profile
 
@@ -416,7 +419,7 @@ def calibrate_command(
         check_writable(output)
     summary = calibrate({str(path): load_profile(path) for path in files})
     if output:
-        write_text_atomic(output, json.dumps(summary, indent=1) + "\n")
+        write_json_atomic(output, summary)
     device = summary["device"]
     table = Table(title=f"{device['kind']} {device['name']}")
     for column in ("model", "input", "dtype", "GFLOPs", "latency ms", "GFLOP/s", "pJ/FLOP"):
@@ -434,6 +437,8 @@ def calibrate_command(
         fit = summary["latency_fit"]
         console.print(f"fit latency = {fit['overhead_s'] * 1e3:.3f} ms + FLOPs / ({fit['flops_per_s'] / 1e9:.2f} "
                       "GFLOP/s)", highlight=False)
+    for warning in summary["warnings"]:
+        err_console.print(f"warning: {warning}", highlight=False, markup=False)
 
 
 class SplitObjective(str, Enum):
@@ -575,7 +580,6 @@ def split_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Where to split a model for one device, one edge server and one link (Neurosurgeon's question)."""
-    from edgeprof.files import write_text_atomic
     from edgeprof.optimize import split_advisor as advisor
     from edgeprof.profiler.schema import load_profile
     from edgeprof.sim.split import build_split_problem
@@ -595,13 +599,15 @@ def split_command(
     )
     advice = advisor.advise(problem, link, objective.value, weight_map, constraints) if uplink else None
     sweep = advisor.sweep_uplink(problem, rates, link, objective.value, weight_map, constraints) if rates else None
-    if output:
-        write_text_atomic(output, json.dumps(advisor.split_report(problem, advice, sweep), indent=1) + "\n")
-    if plot:
-        if sweep is not None:
-            advisor.plot_sweep(problem, sweep, plot)
-        else:
-            advisor.plot_advice(problem, advice, plot)
+    outputs = {path: kind for path, kind in ((output, "json"), (plot, "png")) if path is not None}
+    with atomic_outputs(*outputs) as temporaries:  # both files or neither
+        for kind, tmp in zip(outputs.values(), temporaries, strict=True):
+            if kind == "json":
+                tmp.write_text(json_text(advisor.split_report(problem, advice, sweep)), encoding="utf-8")
+            else:
+                figure = (advisor.sweep_figure(problem, sweep) if sweep is not None
+                          else advisor.advice_figure(problem, advice))
+                advisor.save_png(figure, tmp)
     if quiet:
         return
     model = problem.model
@@ -695,26 +701,31 @@ def solve_command(
         _write_rows_csv(output, rows)
     if not quiet:
         _print_summary(f"{solver} on {scenario}: {slots} slots x {len(seed_list)} seeds (mean, 95% interval)", rows,
-                       loaded.system.metrics)
+                       loaded.system)
 
 
-def _print_summary(title: str, rows: list[dict[str, Any]], metrics: tuple[str, ...]) -> None:
+def _print_summary(title: str, rows: list[dict[str, Any]], system: Any) -> None:
     """The mean and 95% interval over seeds of every reported metric (`edgeprof solve`, `edgeprof evaluate`)."""
     from edgeprof.sim.evaluation import summarise
+    from edgeprof.stats import format_interval
 
     table = Table(title=title)
     for column in ("metric", "mean", "95% interval"):
         table.add_column(column, justify="left" if column == "metric" else "right")
-    for key, (mean, low, high) in summarise(rows, metrics).items():
-        table.add_row(key, f"{mean:.4g}", f"{low:.4g} .. {high:.4g}")
+    for key, (mean, low, high) in summarise(rows, system.metrics, system.bounded_metrics).items():
+        table.add_row(key, f"{mean:.4g}", format_interval(low, high))
     console.print(table)
 
 
 def _write_rows_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     import pandas as pd
 
-    from edgeprof.files import atomic_output
+    from edgeprof.files import atomic_output, non_finite
 
+    where = non_finite(rows)
+    if where is not None:
+        raise EdgeprofError(f"refusing to write {path}: a metric is not finite ({where}); the scenario's numbers "
+                            "overflow the simulator")
     with atomic_output(path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
 
@@ -821,7 +832,7 @@ def evaluate_command(
         mode = ("greedy" if not layers else "sampled" if set(layers) == set(run.trainer.layers)
                 else f"{', '.join(layers)} drawn")
         _print_summary(f"{run.algorithm} ({rundir}) on {run.scenario_name or 'its scenario'}, {mode}: {slots} slots "
-                       f"x {len(seed_list)} seeds (mean, 95% interval)", rows, run.scenario.system.metrics)
+                       f"x {len(seed_list)} seeds (mean, 95% interval)", rows, run.scenario.system)
 
 
 @app.command("plot")
@@ -898,7 +909,6 @@ def simulate_command(
 ) -> None:
     """Run one policy through one episode of the scenario's system, fed by real profiles, and report every
     metric (all requests, and successful ones where the system tells them apart)."""
-    from edgeprof.files import write_text_atomic
     from edgeprof.optimize.solve import get_solver
 
     if output:
@@ -912,7 +922,7 @@ def simulate_command(
                                             lambda done: bar.update(task, completed=done))
     report = {"scenario": scenario, "overrides": overrides or [], "policy": policy, "seed": seed, **metrics}
     if output:
-        write_text_atomic(output, json.dumps(report, indent=1) + "\n")
+        write_json_atomic(output, report)
     if quiet:
         return
     table = Table(title=f"{policy} on {scenario} ({loaded.system_name}): {slots} slots x {envs} environment(s), "
@@ -943,10 +953,11 @@ def data_build_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Profile the papers' model zoo and attach a leakage table to each profile (hours on a laptop CPU)."""
-    from edgeprof.data.build import SHIPPED_MODELS, BuildSettings, build_one
+    from edgeprof.data.build import SHIPPED_MODELS, BuildSettings, build_one, check_build
 
-    names = tuple(models.split(",")) if models else SHIPPED_MODELS
+    names = SHIPPED_MODELS if models is None else tuple(name.strip() for name in models.split(",") if name.strip())
     settings = BuildSettings(names, output, workdir, seed=seed, threads=threads)
+    check_build(settings)
     for name in names:
         with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
             task = bar.add_task(name, total=None)
@@ -964,15 +975,36 @@ def _is_click_exception(error: BaseException) -> bool:
     return any(cls.__name__ == "ClickException" for cls in type(error).__mro__)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM unwinds like Ctrl-C, so temporary files are removed and locks released on the way out."""
+    raise KeyboardInterrupt
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err_console.print(f"edgeprof: error: {message}", highlight=False, markup=False)
+    sys.exit(code)
+
+
 def main() -> None:
-    """Entry point: run the app and turn user errors into one line and exit code 2."""
+    """Entry point: run the app and turn user errors into one line and exit code 2: edgeprof's own refusals, and
+    what the outside world can do to any command (an unreadable or non-UTF-8 file, a full disk, no memory)."""
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers (tests may call from others)
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n
     except EdgeprofError as error:
-        err_console.print(f"edgeprof: error: {error}", highlight=False, markup=False)
-        sys.exit(2)
-    except (typer.Exit, typer.Abort) as stop:
-        sys.exit(getattr(stop, "exit_code", 130))
+        _fail(str(error))
+    except UnicodeDecodeError as error:
+        _fail(f"a file is not UTF-8 text ({error.reason} at byte {error.start}): is it the right file?")
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        _fail(f"{where}{error.strerror or error}")
+    except MemoryError:
+        _fail("out of memory: make the input, scenario or batch smaller")
+    except typer.Abort:  # click's form of Ctrl-C (and of SIGTERM, through `_terminate`)
+        _fail("interrupted", 130)
+    except typer.Exit as stop:
+        sys.exit(stop.exit_code)
     except Exception as error:
         if not _is_click_exception(error):
             raise

@@ -142,6 +142,15 @@ def test_calibrate_fits_speed_and_overhead():
     assert summary["latency_fit"]["overhead_s"] == pytest.approx(2e-3)
     assert summary["energy_fit"]["joules_per_flop"] == pytest.approx(10e-12)
     assert summary["flops_per_s_median"] == pytest.approx(4e9 / (2e-3 + 4e9 / 50e9))
+    assert summary["warnings"] == []
+
+
+def test_calibrate_warns_of_an_implausible_fit():
+    # the smallest model is the slowest: a contended run; the straight line through them starts below zero
+    profiles = {f"m{i}.json": _measured(f"m{i}", flops, latency) for i, (flops, latency)
+                in enumerate([(1e9, 30.0), (4e9, 20.0), (9e9, 200.0)])}
+    warnings = calibrate(profiles)["warnings"]
+    assert len(warnings) == 1 and "negative fixed overhead" in warnings[0]
 
 
 def test_calibrate_refuses_mixed_devices_and_static_profiles():
@@ -151,6 +160,14 @@ def test_calibrate_refuses_mixed_devices_and_static_profiles():
     del static["device"]
     with pytest.raises(EdgeprofError, match="s.json has no measurements"):
         calibrate({"s.json": static})
+    no_latency = _measured("l", 1e9, 1.0)
+    del no_latency["device"]["whole_model_latency_ms"]
+    with pytest.raises(EdgeprofError, match="l.json has no measurements"):
+        calibrate({"l.json": no_latency})
+    energy_without_measurement = _measured("e", 1e9, 1.0, energy_mj=2.0)
+    energy_without_measurement["device"]["whole_model_energy_mj"] = None
+    with pytest.raises(EdgeprofError, match="e.json has joules_per_flop but no whole-model energy measurement"):
+        calibrate({"e.json": energy_without_measurement})
 
 
 def test_callables_are_timed_round_robin():

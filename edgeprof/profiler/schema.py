@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeprof.errors import EdgeprofError
-from edgeprof.files import write_text_atomic
+from edgeprof.files import non_finite, parse_json, read_text, write_json_atomic
 
 SCHEMA_ID = "edgeprof.profile/1"
 _ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
@@ -101,8 +101,12 @@ def _check_invariants(doc: dict[str, Any]) -> None:
 
 
 def validate_profile(doc: Any) -> dict[str, Any]:
-    """Raise `ProfileError` (JSON path first) unless `doc` is a valid, consistent profile; return it."""
+    """Raise `ProfileError` (JSON path first) unless `doc` is a valid, consistent profile of finite numbers;
+    return it."""
     _check_schema(doc)
+    where = non_finite(doc)
+    if where is not None:
+        raise ProfileError(f"{where}: not a finite number (NaN or infinity)")
     _check_invariants(doc)
     return doc
 
@@ -110,14 +114,11 @@ def validate_profile(doc: Any) -> dict[str, Any]:
 def load_profile(path: str | Path) -> dict[str, Any]:
     """Read and validate a profile file."""
     path = Path(path)
+    text = read_text(path, "profile")
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise EdgeprofError(f"cannot read {path}: {error.strerror or error}") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ProfileError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})") from None
+        doc = parse_json(text, str(path))
+    except EdgeprofError as error:
+        raise ProfileError(str(error)) from None
     try:
         return validate_profile(doc)
     except ProfileError as error:
@@ -127,4 +128,4 @@ def load_profile(path: str | Path) -> dict[str, Any]:
 def write_profile(doc: dict[str, Any], path: str | Path) -> None:
     """Validate `doc` and write it atomically."""
     validate_profile(doc)
-    write_text_atomic(path, json.dumps(doc, indent=1) + "\n")
+    write_json_atomic(path, doc)

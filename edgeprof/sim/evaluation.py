@@ -9,7 +9,7 @@ protocol beside its episode (seed 001: `sim.rollout.Policy`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from edgeprof.errors import EdgeprofError
@@ -59,6 +59,9 @@ def run_episodes(label: str, scenario: Scenario, workload: Any, make_policy: Mak
     return rows
 
 
-def summarise(rows: Sequence[dict[str, Any]], metrics: Sequence[str]) -> dict[str, tuple[float, float, float]]:
-    """Each metric's mean and 95% interval over the rows (seeds)."""
-    return {key: mean_interval([row[key] for row in rows]) for key in metrics}
+def summarise(rows: Sequence[dict[str, Any]], metrics: Sequence[str],
+              bounds: Mapping[str, tuple[float, float]] | None = None) -> dict[str, tuple[Any, Any, Any]]:
+    """Each metric's mean and 95% interval over the rows (seeds), clipped to the metric's range where `bounds`
+    gives one (`System.bounded_metrics`); no interval from one seed (`stats.mean_interval`)."""
+    bounds = bounds or {}
+    return {key: mean_interval([row[key] for row in rows], bounds.get(key)) for key in metrics}

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeprof.errors import EdgeprofError
+from edgeprof.files import read_text
 from edgeprof.sim.fields import build_section, raw_value, section_fields, section_values
 from edgeprof.sim.systems import System, get_system
 
@@ -104,12 +105,7 @@ def load_scenario(spec: str, overrides: list[str] | None = None) -> Scenario:
         system_name, sections = _resolve({"base": spec}, spec)
     else:
         path = Path(spec)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise EdgeprofError(f"scenario {path} is not a UTF-8 text file") from None
-        except OSError as error:
-            raise EdgeprofError(f"cannot read scenario {path}: {error.strerror or error}") from None
+        text = read_text(path, "scenario")
         system_name, sections = _resolve(_parse(text, str(path)), str(path))
     system = get_system(system_name)
     for override in overrides or []:
