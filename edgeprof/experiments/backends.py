@@ -10,6 +10,7 @@ an existing one at `address`.
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
@@ -19,6 +20,7 @@ from edgeprof.errors import EdgeprofError
 
 RunFunction = Callable[[dict[str, Any], str], dict[str, Any]]
 BACKENDS = ("serial", "process", "ray")
+REACH_TIMEOUT_S = 5.0
 
 
 def _one_thread() -> None:
@@ -63,8 +65,19 @@ class RayBackend:
             raise EdgeprofError(f"--workers must be at least 1, got {workers}")
         self.workers, self.address = workers, address
 
+    def _check_reachable(self) -> None:
+        """A HOST:PORT address must accept a connection within seconds (Ray itself retries for many minutes)."""
+        host, sep, port = (self.address or "").rpartition(":")
+        if not sep or not port.isdigit() or "://" in self.address:
+            return  # "auto", "ray://..." and the like: Ray resolves them
+        try:
+            socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S).close()
+        except OSError as error:
+            raise EdgeprofError(f"cannot reach Ray at {self.address}: {error.strerror or error}") from None
+
     def start(self) -> Any:
         """Import Ray and connect to (or start) the cluster; returns the `ray` module."""
+        self._check_reachable()
         try:
             import ray
         except ImportError:
