@@ -970,6 +970,113 @@ def data_build_command(
             console.print(f"{name}: wrote {path}", highlight=False)
 
 
+experiment_app = typer.Typer(help="The papers' experiments as resumable sweeps (serial, process pool or Ray).",
+                             no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("list")
+def experiment_list_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the experiments: paper, what they vary, their methods and the runs of each budget."""
+    from dataclasses import asdict
+
+    from edgeprof.experiments.definitions import EXPERIMENTS
+    from edgeprof.experiments.sweep import plan
+
+    if as_json:
+        print(json.dumps([asdict(experiment) for experiment in EXPERIMENTS.values()], indent=1))
+        return
+    table = Table(title="Experiments (edgeprof experiment run NAME --budget smoke|paper -o OUTDIR)")
+    for column in ("name", "reference", "varies", "methods", "runs: smoke / paper"):
+        table.add_column(column)
+    for experiment in EXPERIMENTS.values():
+        runs = " / ".join(str(len(plan(experiment, budget))) for budget in ("smoke", "paper"))
+        table.add_row(experiment.name, experiment.reference, experiment.vary or "(one setting)",
+                      str(len(experiment.methods)), runs)
+    console.print(table)
+
+
+class Backend(str, Enum):
+    serial = "serial"
+    process = "process"
+    ray = "ray"
+
+
+class Budget(str, Enum):
+    smoke = "smoke"
+    paper = "paper"
+
+
+@experiment_app.command("run")
+def experiment_run_command(
+    name: Annotated[str, typer.Argument(help="An experiment (`edgeprof experiment list`).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="OUTDIR: runs/, results.csv, experiment.json.")],
+    budget: Annotated[Budget, typer.Option(help="smoke: a laptop in minutes; paper: the paper's budget (a "
+                                                "cluster).")] = Budget.smoke,
+    seeds: Annotated[int | None, typer.Option(min=1, help="Replicate seeds 0..N-1 (default: the budget's).")] = None,
+    methods: Annotated[str | None, typer.Option(help="Comma-separated subset of the experiment's methods.")] = None,
+    backend: Annotated[Backend, typer.Option(help="Where runs execute.")] = Backend.serial,
+    workers: Annotated[int, typer.Option(min=1, help="Processes (process) or CPUs (local ray).")] = 2,
+    address: Annotated[str | None, typer.Option(help="A Ray cluster's address (ray backend; default: a local "
+                                                     "one).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs and what is done; run nothing.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue OUTDIR: skip finished runs, retry failed ones, "
+                                                          "resume unfinished training from its checkpoint.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Run an experiment's sweep (method x varied value x seed) into OUTDIR; resumable, any backend."""
+    from edgeprof.experiments.backends import make_backend
+    from edgeprof.experiments.definitions import get_experiment
+    from edgeprof.experiments.sweep import plan, run_experiment, run_id, state
+
+    experiment = get_experiment(name)
+    chosen = None if methods is None else [item.strip() for item in methods.split(",") if item.strip()]
+    planned = plan(experiment, budget.value, seeds, chosen)
+    if address is not None and backend is not Backend.ray:
+        raise EdgeprofError("--address is for the ray backend: add --backend ray")
+    if dry_run:
+        done = state(output, planned)
+        finished, failed = set(done.finished), set(done.failed)
+        for config in planned:
+            identifier = run_id(config)
+            status = "done" if identifier in finished else "failed" if identifier in failed else "to run"
+            value = "" if config["vary"] is None else f" {config['vary']}={json.dumps(config['value'])}"
+            print(f"{identifier}  {config['method']['name']:18s} seed {config['seed']}{value}  {status}")
+        print(f"{len(planned)} runs, {len(done.pending)} to run", file=sys.stderr)
+        return
+    runner = make_backend(backend.value, workers, address)
+    with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
+        task = bar.add_task(f"{name}: runs", total=None)
+
+        def report(done: int, total: int, result: dict[str, Any]) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = run_experiment(name, output, budget.value, seeds, chosen, runner, resume, report)
+    for failure in summary["failed"]:
+        err_console.print(f"warning: run {failure['id']} failed: {failure['error']} (see "
+                          f"{output}/runs/{failure['id']}/error.json; --resume retries it)", highlight=False,
+                          markup=False)
+    if not quiet:
+        console.print(f"{name}: {summary['finished']} of {summary['planned']} runs finished "
+                      f"({summary['ran']} run now, {len(summary['failed'])} failed); {output}/results.csv",
+                      highlight=False)
+
+
+@experiment_app.command("report")
+def experiment_report_command(
+    outdir: Annotated[Path, typer.Argument(help="An experiment's OUTDIR.")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Write OUTDIR/report.md (measured beside the paper's numbers) and OUTDIR/report.png (the figure)."""
+    from edgeprof.experiments.report import report_experiment
+
+    markdown_path, figure_path = report_experiment(outdir)
+    if not quiet:
+        console.print(f"wrote {markdown_path} and {figure_path}", highlight=False)
+
+
 def _is_click_exception(error: BaseException) -> bool:
     """Click's usage errors, whether typer uses click itself or its own vendored copy of it."""
     return any(cls.__name__ == "ClickException" for cls in type(error).__mro__)

@@ -187,8 +187,8 @@ def check_layers(trainer: TrainerInfo, layers: Collection[str]) -> None:
 
 
 def evaluate_run(rundir: str | Path, slots: int, seeds: Sequence[int],
-                 progress: Callable[[int, int], None] | None = None, draw: Collection[str] = ()
-                 ) -> list[dict[str, Any]]:
+                 progress: Callable[[int, int], None] | None = None, draw: Collection[str] = (),
+                 extra: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The trained policies of `rundir`, greedy except the action layers in `draw`, which draw their actions as
     in training, each episode from its own seed: one row of the system's metrics per seed, as `edgeprof solve`
     gives for a solver (the same seeds give the same episodes)."""
@@ -196,4 +196,4 @@ def evaluate_run(rundir: str | Path, slots: int, seeds: Sequence[int],
     check_layers(run.trainer, draw)
     workload = load_workload(run.scenario)
     make_policy = run.trainer.make_policy(run, workload, tuple(draw))
-    return run_episodes(run.algorithm, run.scenario, workload, make_policy, slots, seeds, progress)
+    return run_episodes(run.algorithm, run.scenario, workload, make_policy, slots, seeds, progress, extra)

@@ -44,16 +44,17 @@ def parse_seeds(text: str) -> list[int]:
 
 def run_episodes(label: str, scenario: Scenario, workload: Any, make_policy: MakePolicy, slots: int,
                  seeds: Sequence[int], progress: Callable[[int, int], None] | None = None,
-                 ) -> list[dict[str, Any]]:
+                 extra: Sequence[str] = ()) -> list[dict[str, Any]]:
     """One episode of `slots` slots per seed with the policy `make_policy(env, seed)`: one row per seed with the
-    system's reported metrics, labelled `label`."""
+    system's reported metrics, labelled `label`, and the `extra` results the episode has (e.g. per-user means)."""
     if slots < 1 or not seeds:
         raise EdgeprofError(f"an evaluation needs at least 1 slot and 1 seed, got {slots} slots and seeds {seeds}")
     system = scenario.system
     rows = []
     for index, seed in enumerate(seeds):
         metrics = system.run_episode(scenario, workload, make_policy, slots, seed)
-        rows.append({"solver": label, "seed": seed, "slots": slots, **{key: metrics[key] for key in system.metrics}})
+        rows.append({"solver": label, "seed": seed, "slots": slots, **{key: metrics[key] for key in system.metrics},
+                     **{key: metrics[key] for key in extra if key in metrics}})
         if progress:
             progress(index + 1, len(seeds))
     return rows

@@ -163,15 +163,16 @@ def scenario_from_fields(system_name: str, fields: Mapping[str, Mapping[str, Any
     return Scenario(system.name, _validate(system, fields))
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """A value in TOML syntax (the form `--set` overrides take)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return f'"{value}"'
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
     return repr(value)
 
 
@@ -193,6 +194,6 @@ def to_toml(scenario: Scenario, with_docs: bool = True) -> str:
             if with_docs:
                 limits = spec.limits()
                 lines.extend(_comment(spec.doc + (f" [{limits}]" if limits else "")))
-            lines.append(f"{spec.name} = {_toml_value(raw_value(getattr(instance, spec.name)))}")
+            lines.append(f"{spec.name} = {toml_value(raw_value(getattr(instance, spec.name)))}")
         lines.append("")
     return "\n".join(lines)
