@@ -234,6 +234,9 @@ def profile_command(
     repeats: Annotated[int, typer.Option(min=1, help="With --measure: timed runs per measurement.")] = 50,
     threads: Annotated[int | None, typer.Option(min=1, help="With --measure on a CPU: intra-op threads (default: "
                                                             "torch's current count).")] = None,
+    rails: Annotated[str | None, typer.Option(help="With --measure on a Jetson: comma-separated power rails whose "
+                                               "sum is the board's power (default: NVIDIA's rule for the board, "
+                                               "e.g. VDD_IN, or VIN on Thor).")] = None,
     leakage: Annotated[Path | None, typer.Option(help="Attach this leakage.csv (from `edgeprof leakage`) to the "
                                                       "partition points.")] = None,
 ) -> None:
@@ -252,8 +255,9 @@ def profile_command(
     sensor = (None, None)
     if measure:  # a missing GPU or sensor is an error before any work
         from edgeprof.profiler.energy import open_meter
+        from edgeprof.profiler.energy.rails import parse_rails_option
 
-        sensor = open_meter(energy.value, str(resolve_device(device)))
+        sensor = open_meter(energy.value, str(resolve_device(device)), parse_rails_option(rails))
     try:
         loaded = load_model(model, weights, input_size, batch, dtype.value, device="meta")
         analysis = analyze(loaded, cuts.value)
@@ -263,7 +267,8 @@ def profile_command(
         if verify_cuts:
             _verify(analysis, runnable, seed, quiet)
         if measure:
-            settings = MeasureSettings(device, energy.value, warmup, repeats, threads, seed=seed)
+            settings = MeasureSettings(device, energy.value, warmup, repeats, threads, seed=seed,
+                                       rails=parse_rails_option(rails))
             profile = _measure(analysis, runnable, settings, sensor, quiet)
         else:
             profile = static_profile(analysis)

@@ -166,3 +166,25 @@ def test_measure_on_a_fake_jetson_records_energy(run_cli, tmp_path, monkeypatch)
     assert device["kind"] == "jetson" and device["energy_source"] == "ina3221:VDD_IN"
     assert device["idle_power_w"] == pytest.approx(board.total_w, rel=0.02)
     assert device["whole_model_energy_mj"]["total"] > 0
+
+
+def test_rails_option_on_a_fake_agx_orin(run_cli, tmp_path, monkeypatch):
+    board = fake_jetson.build(tmp_path / "root", "agx_orin")
+    monkeypatch.setenv("EDGEPROF_SYSFS_ROOT", str(tmp_path / "root"))
+    (tmp_path / "root" / "etc").mkdir()
+    (tmp_path / "root" / "etc" / "nv_tegra_release").write_text("# R35 (release), REVISION: 4.1\n")
+    out = tmp_path / "j.json"
+    args = ("profile", "lenet7", "--measure", "--device", "cpu", "--repeats", "2", "--warmup", "0", "-q")
+    result = run_cli(*args, "--rails", "VDD_GPU_SOC,VDDQ_VDD2_1V8AO", "-o", out)
+    assert result.code == 0, result.err
+    device = load_profile(out)["device"]
+    assert device["energy_source"] == "ina3221:sum(VDD_GPU_SOC,VDDQ_VDD2_1V8AO)"
+    assert device["sensor"]["total_rule"] == "--rails"
+    expected = board.rails_w["VDD_GPU_SOC"] + board.rails_w["VDDQ_VDD2_1V8AO"]
+    assert device["idle_power_w"] == pytest.approx(expected, rel=0.02)
+    bad = run_cli(*args, "--rails", "VDD_IN", "-o", tmp_path / "bad.json")
+    assert bad.code == 2 and len(bad.err.strip().splitlines()) == 1
+    assert "no rail VDD_IN; its rails are VDD_CPU_CV, VDD_GPU_SOC, VIN_SYS_5V0, VDDQ_VDD2_1V8AO" in bad.err
+    assert not (tmp_path / "bad.json").exists()
+    elsewhere = run_cli("profile", "lenet7", "--measure", "--energy", "rapl", "--rails", "VDD_IN", "-q")
+    assert elsewhere.code == 2 and "--rails applies to Jetson power monitors" in elsewhere.err

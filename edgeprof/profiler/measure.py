@@ -25,14 +25,20 @@ from torch import nn
 from edgeprof.profiler.energy import EnergyMeter, is_jetson, open_meter
 from edgeprof.profiler.models import LoadedModel
 from edgeprof.profiler.static import Analysis, runnable_graph, static_profile
-from edgeprof.profiler.timing import LatencyStats, fixed_threads, resolve_device, synchronize, time_callables
+from edgeprof.profiler.timing import (
+    LatencyStats,
+    fixed_threads,
+    resolve_device,
+    synchronize,
+    time_callables,
+)
 
 MAX_CALLS_PER_WINDOW = 100_000
 
 
 @dataclass
 class MeasureSettings:
-    """How to measure; the CLI's --device, --energy, --warmup, --repeats, --threads."""
+    """How to measure; the CLI's --device, --energy, --warmup, --repeats, --threads, --rails."""
 
     device: str = "cpu"
     energy: str = "auto"
@@ -42,6 +48,7 @@ class MeasureSettings:
     min_window_s: float = 0.25
     idle_s: float = 1.0
     seed: int = 0
+    rails: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -146,7 +153,7 @@ def measure_profile(
     """
     device = resolve_device(settings.device)
     profile = static_profile(analysis)
-    meter, reason = sensor if sensor is not None else open_meter(settings.energy, str(device))
+    meter, reason = sensor if sensor is not None else open_meter(settings.energy, str(device), settings.rails)
     model = runnable.module.to(device)
     graph = runnable_graph(analysis, runnable)
     graph.module.to(device)  # its own copies of buffers read through get_attr

@@ -19,7 +19,12 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from edgeprof.profiler.energy.base import CounterMeter, EnergyMeter, SamplingMeter, SensorUnavailable
+from edgeprof.profiler.energy.base import (
+    CounterMeter,
+    EnergyMeter,
+    SamplingMeter,
+    SensorUnavailable,
+)
 
 COUNTER_UPDATE_PERIOD_S = 0.1  # the counter refreshes every 10-100 ms; assume the slow end
 INSTANT_POWER_UPDATE_PERIOD_S = 0.1  # the same power sensor feeds the instant field
