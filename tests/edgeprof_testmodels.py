@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -52,3 +54,70 @@ def small_vgg() -> nn.Module:
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(), nn.Linear(64 * 4 * 4, 10),
     )
+
+
+class _Encoder(nn.Module):
+    """Two conv stages of a 3x16x16 input, and a pooled feature vector."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stage1 = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+        self.stage2 = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.head = nn.Linear(8, 4)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stage2(self.stage1(x))
+
+
+class DictOutput(_Encoder):
+    """A `ModelOutput`-style result: a dict of logits and the feature map."""
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        features = self.features(x)
+        return {"logits": self.head(features.mean((2, 3))), "features": features}
+
+
+@dataclass
+class Prediction:
+    logits: torch.Tensor
+    pooled: torch.Tensor
+
+
+class DataclassOutput(_Encoder):
+    def forward(self, x: torch.Tensor) -> Prediction:
+        pooled = self.features(x).mean((2, 3))
+        return Prediction(self.head(pooled), pooled)
+
+
+class TupleOutput(_Encoder):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.features(x)
+        return self.head(features.mean((2, 3))), features
+
+
+class ResizeToInput(_Encoder):
+    """Segmentation-style: the prediction is resized to the input's height and width, read at the very end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.classifier = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.classifier(self.features(x))
+        return nn.functional.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def dict_output() -> nn.Module:
+    return DictOutput()
+
+
+def dataclass_output() -> nn.Module:
+    return DataclassOutput()
+
+
+def tuple_output() -> nn.Module:
+    return TupleOutput()
+
+
+def resize_to_input() -> nn.Module:
+    return ResizeToInput()

@@ -188,3 +188,12 @@ def test_rails_option_on_a_fake_agx_orin(run_cli, tmp_path, monkeypatch):
     assert not (tmp_path / "bad.json").exists()
     elsewhere = run_cli("profile", "lenet7", "--measure", "--energy", "rapl", "--rails", "VDD_IN", "-q")
     assert elsewhere.code == 2 and "--rails applies to Jetson power monitors" in elsewhere.err
+
+
+def test_a_dict_output_model_verifies_and_measures(run_cli, tmp_path):
+    out = tmp_path / "d.json"
+    result = run_cli("profile", "edgeprof_testmodels:dict_output", "--input-size", "16", "--verify-cuts", "--measure",
+                     "--device", "cpu", "--energy", "none", "--repeats", "2", "--warmup", "0", "-o", out)
+    assert result.code == 0, result.err
+    assert "points reproduce the model's output" in result.out
+    assert load_profile(out)["partition_points"][-1]["device_latency_ms"]["median"] > 0

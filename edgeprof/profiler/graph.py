@@ -12,12 +12,12 @@ says so in `warnings` (that is only right when `forward` does exactly that; `ver
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.fx as fx
-from torch import nn
+from torch import fx, nn
 
 
 @dataclass
@@ -127,12 +127,13 @@ class ModelGraph:
                     stack.append(arg)
         return [n for n in self.module.graph.nodes if n in needed]
 
-    def segment(self, start: int, stop: int) -> fx.GraphModule:
+    def segment(self, start: int, stop: int, boundary: bool = False) -> fx.GraphModule:
         """The work between cuts `start` and `stop` (0 <= start <= stop <= N) as a module of its own.
 
-        It takes the model's input when start = 0, else the values crossing cut `start` (positionally, in
-        `crossing(start)` order); it returns the model's output when stop = N, else the values crossing cut
-        `stop` (one value, or a tuple when several cross).
+        It takes the model's inputs when start = 0, else the values crossing cut `start` (positionally, in
+        `crossing(start)` order). It returns the values crossing cut `stop` (one value, or a tuple when several
+        cross), except that for stop = N it returns the model's output, structure and all (a dict, a dataclass),
+        unless `boundary`. With `boundary` it always returns a tuple, the arguments of the segment that follows.
         """
         if not 0 <= start <= stop <= self.num_positions:
             raise ValueError(f"segment {start}..{stop} outside 0..{self.num_positions}")
@@ -143,34 +144,75 @@ class ModelGraph:
             env = {node: graph.placeholder(node.name) for node in self.crossing(start)}
         for node in self.with_constants({n for n in self.work if start < self.position[n] <= stop}):
             env[node] = graph.node_copy(node, env.__getitem__)
-        if stop == self.num_positions:
+        if stop == self.num_positions and not boundary:
             graph.output(fx.map_arg(self.output_node.args[0], env.__getitem__))
         else:
             outputs = [env[node] for node in self.crossing(stop)]
-            graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
+            graph.output(tuple(outputs) if boundary or len(outputs) != 1 else outputs[0])
         return fx.GraphModule(self.module, graph)
 
     def split(self, k: int) -> tuple[fx.GraphModule, fx.GraphModule]:
         """The device-side prefix (positions 1..k) and edge-side suffix (k+1..N) of cut k.
 
-        `prefix(x)` returns the crossing value, or a tuple when several cross; `suffix(*values)` returns the
-        model's output. For k = N the prefix is the whole model and the suffix passes the output through.
+        `prefix(*inputs)` returns the tuple of values crossing the cut; `suffix(*values)` returns the model's
+        output. For k = N the prefix computes everything and returns the output's values (its tensors and
+        whatever else it holds), and the suffix only puts them back into the output's structure.
         """
-        return self.segment(0, k), self.segment(k, self.num_positions)
+        return self.segment(0, k, boundary=True), self.segment(k, self.num_positions)
 
 
-def run_split(prefix: nn.Module, suffix: nn.Module, x: torch.Tensor) -> Any:
-    """Run a prefix then its suffix, as the device and the edge server would."""
-    boundary = prefix(x)
-    return suffix(*boundary) if isinstance(boundary, tuple) else suffix(boundary)
+def run_split(prefix: nn.Module, suffix: nn.Module, *inputs: torch.Tensor) -> Any:
+    """Run a prefix then its suffix (from `ModelGraph.split`), as the device and the edge server would."""
+    return suffix(*prefix(*inputs))
+
+
+_SHAPE_ATTRIBUTES = frozenset({"shape", "ndim", "dtype", "device", "is_cuda"})
+_SHAPE_METHODS = frozenset({"size", "dim", "numel", "get_device"})
+_SHAPE_ARITHMETIC = frozenset({
+    operator.getitem, operator.add, operator.sub, operator.mul, operator.floordiv, operator.truediv, operator.mod,
+    operator.neg, operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge, len, int, float,
+})
+
+
+def _reads_metadata(node: fx.Node, metadata: set[fx.Node]) -> bool:
+    """A node that reads a tensor's shape (`x.shape`, `x.size()`...) or does arithmetic on such values only."""
+    if node.op == "call_function" and node.target is getattr:
+        return node.args[1] in _SHAPE_ATTRIBUTES
+    if node.op == "call_method":
+        return node.target in _SHAPE_METHODS
+    inputs = node.all_input_nodes
+    return node.op == "call_function" and node.target in _SHAPE_ARITHMETIC and bool(inputs) and all(
+        n in metadata for n in inputs)
+
+
+def hoist_shape_reads(module: fx.GraphModule) -> fx.GraphModule:
+    """Move every shape read right after the value it reads.
+
+    fx records `input.shape` where it is first used, not where it is written, so a model that reads its input's
+    shape at the end (torchvision segmentation: `F.interpolate(out, size=input.shape[-2:])`) would keep the whole
+    input alive across every cut. Read early, only the shape (a few integers) crosses: the input is free.
+    """
+    graph, metadata = module.graph, set()
+    placeholders = [node for node in graph.nodes if node.op == "placeholder"]
+    for node in list(graph.nodes):
+        if not _reads_metadata(node, metadata):
+            continue
+        metadata.add(node)
+        order = {n: i for i, n in enumerate(graph.nodes)}
+        anchor = max(node.all_input_nodes, key=order.__getitem__)
+        anchor = placeholders[-1] if anchor.op == "placeholder" else anchor
+        if anchor.next is not node:
+            anchor.append(node)
+    module.recompile()
+    return module
 
 
 def trace(model: nn.Module) -> ModelGraph:
     """The model's fx graph; its top-level children in order when fx cannot trace it."""
     if isinstance(model, fx.GraphModule):
-        return ModelGraph(model, "export")
+        return ModelGraph(hoist_shape_reads(model), "export")
     try:
-        return ModelGraph(fx.symbolic_trace(model), "fx")
+        return ModelGraph(hoist_shape_reads(fx.symbolic_trace(model)), "fx")
     except Exception as error:  # fx raises many types; any failure means "not traceable"
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     graph = fx.Graph()

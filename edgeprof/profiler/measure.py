@@ -137,10 +137,6 @@ def contention_check(rounds: list[RoundLoad], stats: list[LatencyStats]) -> tupl
     return figures, warning
 
 
-def _as_tuple(value: Any) -> tuple[Any, ...]:
-    return value if isinstance(value, tuple) else (value,)
-
-
 def _cpu_name() -> str:
     try:
         for line in open("/proc/cpuinfo", encoding="utf-8"):
@@ -194,17 +190,17 @@ def measure_profile(
     model = runnable.module.to(device)
     graph = runnable_graph(analysis, runnable)
     graph.module.to(device)  # its own copies of buffers read through get_attr
-    x = runnable.example_input(settings.seed).to(device)
+    inputs = tuple(x.to(device) for x in runnable.example_inputs(settings.seed))
     try:
         with torch.inference_mode(), fixed_threads(settings.threads if device.type == "cpu" else None) as threads:
             info = describe_device(device, threads)
-            whole = _Work(model, (x,), False)
-            points, boundaries = [], [(x,)]
+            whole = _Work(model, inputs, False)
+            points, boundaries = [], [inputs]
             for z, k in enumerate(analysis.cuts):
                 prefix, suffix = graph.split(k)
-                boundary = _as_tuple(prefix(x))
+                boundary = prefix(*inputs)
                 boundaries.append(boundary)
-                points.append((_Work(prefix, (x,), z == 0), _Work(suffix, boundary, z == len(analysis.cuts) - 1)))
+                points.append((_Work(prefix, inputs, z == 0), _Work(suffix, boundary, z == len(analysis.cuts) - 1)))
             layers = [_Work(graph.segment(start, stop), boundaries[z], False)
                       for z, (start, stop) in enumerate(zip(analysis.cuts, analysis.cuts[1:], strict=False), start=1)]
             works = [whole, *(work for pair in points for work in pair), *layers]

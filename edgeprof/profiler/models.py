@@ -94,12 +94,12 @@ class LoadedModel:
     def batch_size(self) -> int:
         return self.input_shape[0]
 
-    def example_input(self, seed: int = 0) -> torch.Tensor:
-        """A seeded random input (empty on the meta device)."""
+    def example_inputs(self, seed: int = 0) -> tuple[torch.Tensor, ...]:
+        """Seeded random inputs, one per input of the model (empty on the meta device)."""
         if self.device.type == "meta":
-            return torch.empty(self.input_shape, dtype=self.dtype, device="meta")
+            return (torch.empty(self.input_shape, dtype=self.dtype, device="meta"),)
         generator = torch.Generator().manual_seed(seed)
-        return torch.randn(self.input_shape, generator=generator).to(self.device, self.dtype)
+        return (torch.randn(self.input_shape, generator=generator).to(self.device, self.dtype),)
 
 
 @contextlib.contextmanager

@@ -4,7 +4,8 @@ A *computational* node does multiply-accumulates (conv, linear, matmul, attentio
 positions from itself up to the next computational node: the activation, norm, pool, dropout and reshapes
 that follow it (seed 001, footnote 1). Within that stretch:
 
-- `clean` (the default) cuts at the latest position where exactly one tensor crosses, and nowhere if no
+- `clean` (the default) cuts at the latest position where exactly one tensor crosses (values that hold no
+  tensor, such as an input's shape read for a later resize, cross too but cost nothing), and nowhere if no
   position there is clean; the stretches without a clean cut merge with the next one, so residual and dense
   blocks become units by themselves, with no model-specific rules;
 - `all` also cuts where several tensors cross (at the end of the stretch when none is clean).
@@ -18,7 +19,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-import torch.fx as fx
+from torch import fx
 
 from edgeprof.profiler.counting import NodeCost
 from edgeprof.profiler.graph import ModelGraph
@@ -33,8 +34,14 @@ class Layer:
     type: str
 
 
+def tensor_carriers(crossing: list[fx.Node], costs: dict[fx.Node, NodeCost]) -> list[fx.Node]:
+    """The crossing values that hold tensors; the others (shapes, flags: a few bytes) ride along for free."""
+    return [node for node in crossing if costs[node].outputs]
+
+
 def _is_single_tensor(crossing: list[fx.Node], costs: dict[fx.Node, NodeCost]) -> bool:
-    return len(crossing) == 1 and len(costs[crossing[0]].outputs) == 1 and crossing[0].op != "output"
+    carriers = tensor_carriers(crossing, costs)
+    return len(carriers) == 1 and len(costs[carriers[0]].outputs) == 1
 
 
 def _modules_split(graph: ModelGraph, k: int) -> int:
@@ -57,8 +64,9 @@ def choose_cuts(
         clean = [k for k in stretch if _is_single_tensor(crossing[k], costs)]
         if clean:
             # Prefer the cut that splits the fewest modules (after a block's last op, not before the next
-            # block's first norm), then the latest one (trailing activation and pooling stay with the layer).
-            cuts.append(min(clean, key=lambda k: (_modules_split(graph, k), -k)))
+            # block's first norm), then one after a tensor rather than after a shape read (which computes
+            # nothing), then the latest one (trailing activation and pooling stay with the layer).
+            cuts.append(min(clean, key=lambda k: (_modules_split(graph, k), not costs[graph.work[k - 1]].outputs, -k)))
         elif mode == "all":
             cuts.append(next_start - 1)
     if n > 0:

@@ -15,15 +15,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import torch
-import torch.fx as fx
-from torch.utils._pytree import tree_flatten
+from torch import fx
 
 import edgeprof
 from edgeprof.errors import EdgeprofError
-from edgeprof.profiler.counting import NodeCost, count_nodes
+from edgeprof.profiler.counting import NodeCost, count_nodes, tensor_leaves
 from edgeprof.profiler.graph import ModelGraph, run_split, trace
 from edgeprof.profiler.models import LoadedModel, load_model
-from edgeprof.profiler.partition import Layer, build_layers, choose_cuts
+from edgeprof.profiler.partition import (
+    Layer,
+    build_layers,
+    choose_cuts,
+    tensor_carriers,
+)
 from edgeprof.profiler.schema import SCHEMA_ID
 
 
@@ -57,14 +61,14 @@ def analyze(model: LoadedModel, cut_mode: str = "clean") -> Analysis:
     """Trace `model`, count every node on its example input and choose the partition points."""
     graph = trace(model.module)
     try:
-        costs, uncounted, output = count_nodes(graph.module, model.example_input())
+        costs, uncounted, output = count_nodes(graph.module, model.example_inputs())
     except Exception as error:
         shape = "x".join(map(str, model.input_shape))
         raise EdgeprofError(f"{model.name} cannot run on a {shape} input: {_first_line(error)}") from None
     crossing = graph.crossing_sets()
     cuts = choose_cuts(graph, costs, crossing, cut_mode)
     layers = build_layers(graph, costs, cuts)
-    specs = [(tuple(t.shape), t.dtype) for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
+    specs = [(tuple(t.shape), t.dtype) for t in tensor_leaves(output)]
     return Analysis(model, graph, costs, uncounted, specs, crossing, cut_mode, cuts, layers)
 
 
@@ -128,6 +132,11 @@ def _layer_entries(analysis: Analysis) -> tuple[list[dict[str, Any]], list[list[
     return entries, parameters
 
 
+def _input_name(graph: ModelGraph, node: fx.Node) -> str:
+    """"input" for a model of one input; the argument's name when there are several."""
+    return "input" if len(graph.placeholders) == 1 else str(node.target)
+
+
 def _point_entries(
     analysis: Analysis, layers: list[dict[str, Any]], parameters: list[list[torch.nn.Parameter]]
 ) -> list[dict[str, Any]]:
@@ -151,18 +160,21 @@ def _point_entries(
             crossing = graph.placeholders
         else:  # z = L: the result stays on the device, nothing crosses
             crossing = [] if z == num_layers else analysis.crossing[k]
+        carriers = tensor_carriers(crossing, costs)
         tensors = [
-            {"name": "input" if node.op == "placeholder" else graph.label(node), "shape": list(shape),
-             "dtype": _dtype_name(dtype), "bytes": math.prod(shape) * dtype.itemsize}
-            for node in crossing for shape, dtype in costs[node].outputs
+            {"name": _input_name(graph, node) if node.op == "placeholder" else graph.label(node),
+             "shape": list(shape), "dtype": _dtype_name(dtype), "bytes": math.prod(shape) * dtype.itemsize}
+            for node in carriers for shape, dtype in costs[node].outputs
         ]
+        carried = [graph.label(node) for node in crossing if node not in carriers]
         points.append({
             "z": z,
             "after": graph.describe_cut(k),
             "layer": analysis.layers[z - 1].name if z else None,
             "node": graph.work[k - 1].name if z else None,
-            "single_tensor": z == num_layers or (len(crossing) == 1 and len(tensors) == 1),
+            "single_tensor": z == num_layers or (len(carriers) == 1 and len(tensors) == 1),
             "tensors": tensors,
+            **({"carried": carried} if carried else {}),
             "upload_bytes": sum(t["bytes"] for t in tensors),
             "device_flops": device_flops,
             "edge_flops": total_flops - device_flops,
@@ -248,16 +260,17 @@ def verify_cuts(
     progress: Callable[[int], None] | None = None,
 ) -> list[CutCheck]:
     """Run prefix then suffix at every partition point on `runnable` (a real copy of the analysed model)
-    and compare with the whole model's output on the same seeded input."""
+    and compare with the whole model's output on the same seeded input: every tensor the output holds (in a
+    tuple, dict or dataclass), shape and value."""
     graph = runnable_graph(analysis, runnable)
-    x = runnable.example_input(seed)
+    inputs = runnable.example_inputs(seed)
     checks = []
     with torch.inference_mode():
-        expected = [t for t in tree_flatten(runnable.module(x))[0] if isinstance(t, torch.Tensor)]
+        expected = tensor_leaves(runnable.module(*inputs))
         scale = max((t.abs().max().item() for t in expected if t.numel()), default=0.0)
         for z, k in enumerate(analysis.cuts):
             prefix, suffix = graph.split(k)
-            got = [t for t in tree_flatten(run_split(prefix, suffix, x))[0] if isinstance(t, torch.Tensor)]
+            got = tensor_leaves(run_split(prefix, suffix, *inputs))
             same_shapes = [a.shape for a in got] == [b.shape for b in expected]
             pairs = zip(got, expected, strict=False)
             diff = max(((a - b).abs().max().item() for a, b in pairs if a.numel()), default=0.0)
