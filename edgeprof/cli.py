@@ -215,8 +215,11 @@ def profile_command(
     dtype: Annotated[Dtype, typer.Option(help="Parameter and activation dtype.")] = Dtype.float32,
     cuts: Annotated[Cuts, typer.Option(help="clean: single-tensor cuts after each computational layer; all: "
                                             "also the multi-tensor cuts inside blocks.")] = Cuts.clean,
-    verify_cuts: Annotated[bool, typer.Option("--verify-cuts", help="Run prefix then suffix at every point "
-                                                                    "and check the model's output.")] = False,
+    verify_cuts: Annotated[bool | None, typer.Option("--verify-cuts/--no-verify-cuts", help="Run prefix then "
+                                                     "suffix at every point and check the model's output. By "
+                                                     "default only a model no tracer can trace (profiled as its "
+                                                     "children in order) is checked, and refused if wrong; "
+                                                     "--no-verify-cuts skips even that.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random init and input used by --verify-cuts.")] = 0,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the profile JSON here.")] = None,
     csv: Annotated[Path | None, typer.Option(help="Write the partition points to this CSV, and the layers to "
@@ -260,7 +263,7 @@ def profile_command(
         sensor = open_meter(energy.value, str(resolve_device(device)), parse_rails_option(rails))
     try:
         loaded = load_model(model, weights, input_size, batch, dtype.value, device="meta")
-        analysis = analyze(loaded, cuts.value)
+        analysis = analyze(loaded, cuts.value, verify_fallback=verify_cuts is not False)
         runnable = None
         if verify_cuts or measure:
             runnable = load_model(model, weights, input_size, batch, dtype.value, device="cpu", seed=seed)

@@ -121,3 +121,23 @@ def tuple_output() -> nn.Module:
 
 def resize_to_input() -> nn.Module:
     return ResizeToInput()
+
+
+class ShapeBranch(nn.Module):
+    """A branch on the input's size: torch.fx cannot trace it, torch.export specialises it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = nn.MaxPool2d(2)
+        self.fc = nn.Linear(4 * 8 * 8, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.conv(x))
+        if y.shape[-1] > 8:
+            y = self.pool(y)
+        return self.fc(y.flatten(1))
+
+
+def shape_branch() -> nn.Module:
+    return ShapeBranch()

@@ -43,12 +43,31 @@ def test_verify_cuts_passes_for_a_traceable_model(run_cli):
     assert "all 9 points reproduce the model's output" in result.out
 
 
-def test_verify_cuts_fails_with_exit_1_naming_the_point(run_cli, tmp_path):
+def test_verify_cuts_fails_with_exit_1_naming_the_point(run_cli, tmp_path, monkeypatch):
+    from edgeprof.profiler import static
+
+    split = static.run_split
+    monkeypatch.setattr(static, "run_split", lambda prefix, suffix, *inputs: split(prefix, suffix, *inputs) + 1)
     out = tmp_path / "p.json"
-    result = run_cli("profile", "edgeprof_testmodels:untraceable", "--input-size", "16", "--verify-cuts", "-o", out)
+    result = run_cli("profile", "lenet7", "--verify-cuts", "-o", out)
     assert result.code == 1
-    assert "verify-cuts: z=" in result.err and "differs from the whole model" in result.err
+    assert "verify-cuts: z=3 (after flatten): prefix + suffix differs from the whole model by 1\n" in result.err
     assert not out.exists()
+
+
+def test_a_model_no_tracer_can_trace_is_refused_naming_the_construct(run_cli, tmp_path):
+    out = tmp_path / "p.json"
+    result = run_cli("profile", "edgeprof_testmodels:untraceable", "--input-size", "16", "-o", out)
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
+    assert "cannot be profiled: no tracer can trace it (torch.fx: symbolically traced variables cannot be used " \
+           "as inputs to control flow (at edgeprof_testmodels.py:" in result.err
+    assert "if torch.isfinite(y).all():" in result.err
+    assert "calling its children in order does not reproduce its output" in result.err
+    assert not out.exists()
+    unchecked = run_cli("profile", "edgeprof_testmodels:untraceable", "--input-size", "16", "--no-verify-cuts",
+                        "-o", out)
+    assert unchecked.code == 0 and "the fallback was not verified" in unchecked.out
+    assert load_profile(out)["graph"]["method"] == "children"
 
 
 def test_validate(run_cli, tmp_path):

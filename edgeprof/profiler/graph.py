@@ -6,14 +6,22 @@ and the rest on the edge. Parameters, and anything computed from parameters alon
 side keeps its own copy. What crosses cut k is every value made at or before k and used after it; position 0
 uploads the raw input.
 
-When fx cannot trace a model, the graph falls back to calling the model's top-level children in order, and
-says so in `warnings` (that is only right when `forward` does exactly that; `verify_cuts` checks it).
+When fx cannot trace a model, `torch.export` (non-strict) is tried; when neither can, the graph falls back to
+calling the model's top-level children in order, and says so in `warnings` (that is only right when
+`forward` does exactly that, which `static.analyze` checks before using such a graph).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import operator
+import traceback
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,6 +35,7 @@ class ModelGraph:
     module: fx.GraphModule
     method: str  # "fx", "export" or "children"
     warnings: list[str] = field(default_factory=list)
+    fallback: str | None = None  # why the tracers failed, for a "children" graph
 
     def __post_init__(self) -> None:
         nodes = list(self.module.graph.nodes)
@@ -207,21 +216,89 @@ def hoist_shape_reads(module: fx.GraphModule) -> fx.GraphModule:
     return module
 
 
-def trace(model: nn.Module) -> ModelGraph:
-    """The model's fx graph; its top-level children in order when fx cannot trace it."""
-    if isinstance(model, fx.GraphModule):
-        return ModelGraph(hoist_shape_reads(model), "export")
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _user_frame(error: BaseException) -> str | None:
+    """Where in the model's own code a tracer gave up: the last frame outside torch, as `file:line: code`."""
+    torch_dir = Path(torch.__file__).parent
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if not Path(frame.filename).is_relative_to(torch_dir) and Path(frame.filename) != Path(__file__)]
+    if not frames:
+        return None
+    frame = frames[-1]
+    return f"{Path(frame.filename).name}:{frame.lineno}: {(frame.line or '').strip()}"
+
+
+def describe_failure(tool: str, error: BaseException) -> str:
+    """One line: which tracer failed, why, and at which line of the model's code."""
+    where = _user_frame(error)
+    return f"{tool}: {_first_line(error)}" + (f" (at {where})" if where else "")
+
+
+@contextlib.contextmanager
+def _quiet_export() -> Iterator[None]:
+    """Without export's notes on specialised dimensions and deprecations, and the graph it prints to stderr when
+    it fails (warnings, torch's log records and prints)."""
+    names = ("torch", "torch._export", "torch.export", "torch._dynamo", "torch.fx.experimental.symbolic_shapes")
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
     try:
-        return ModelGraph(hoist_shape_reads(fx.symbolic_trace(model)), "fx")
-    except Exception as error:  # fx raises many types; any failure means "not traceable"
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def _export(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> fx.GraphModule:
+    """The model as `torch.export` (non-strict) traces it; TorchScript through torch's TorchScript converter."""
+    if isinstance(model, torch.jit.ScriptModule):
+        from torch._export.converter import (
+            TS2EPConverter,  # what torch.export's own error points to
+        )
+
+        program = TS2EPConverter(model, inputs).convert()
+    else:
+        program = torch.export.export(model, inputs, strict=False)
+    return program.module()
+
+
+def _children_in_order(model: nn.Module) -> fx.GraphModule:
     graph = fx.Graph()
     value = graph.placeholder("x")
     for name, _ in model.named_children():
         value = graph.call_module(name, (value,))
     graph.output(value)
-    warning = (
-        f"torch.fx could not trace this model ({reason}); partition points are its top-level children "
-        "called in order, which is only right if forward() does exactly that: check with --verify-cuts"
-    )
-    return ModelGraph(fx.GraphModule(model, graph), "children", [warning])
+    return fx.GraphModule(model, graph)
+
+
+def trace(model: nn.Module, inputs: tuple[torch.Tensor, ...] | None = None) -> ModelGraph:
+    """The model's graph: `torch.fx` first, then `torch.export` (non-strict, on `inputs`), then as a last resort
+    its top-level children called in order, which is only right when `forward` does exactly that (the graph's
+    `fallback` says why the tracers failed; `static.analyze` verifies such a graph before trusting it)."""
+    if isinstance(model, fx.GraphModule):
+        return ModelGraph(hoist_shape_reads(model), "export")
+    failures = []
+    if not isinstance(model, torch.jit.ScriptModule):
+        try:
+            return ModelGraph(hoist_shape_reads(fx.symbolic_trace(model)), "fx")
+        except Exception as error:  # fx raises many types; any failure means "not traceable"
+            failures.append(describe_failure("torch.fx", error))
+    if inputs is not None:
+        try:
+            with _quiet_export():
+                module = _export(model, inputs)
+            method_warnings = [f"traced with torch.export after {failure}" for failure in failures]
+            return ModelGraph(hoist_shape_reads(module), "export", method_warnings)
+        except Exception as error:  # as above: any failure means "not exportable"
+            failures.append(describe_failure("torch.export", error))
+    fallback = "; ".join(failures) or "no example input to trace with"
+    warning = (f"no tracer could trace this model ({fallback}); partition points are its top-level children "
+               "called in order, which is only right if forward() does exactly that")
+    return ModelGraph(_children_in_order(model), "children", [warning], fallback=fallback)

@@ -89,6 +89,7 @@ class LoadedModel:
     input_shape: tuple[int, ...]  # (batch, channels, height, width)
     dtype: torch.dtype
     device: torch.device
+    reload: Callable[[], LoadedModel] | None = None  # the same model built runnable on the CPU
 
     @property
     def batch_size(self) -> int:
@@ -329,4 +330,5 @@ def load_model(
         input_shape = (batch_size, 3, size, size)
         module = module.eval()  # exported programs are already in inference form and refuse eval()
     module = module.to(dtype=DTYPES[dtype])
-    return LoadedModel(module, spec, source, label, sha256, input_shape, DTYPES[dtype], torch.device(device))
+    reload = functools.partial(load_model, spec, weights, input_size, batch_size, dtype, "cpu", seed)
+    return LoadedModel(module, spec, source, label, sha256, input_shape, DTYPES[dtype], torch.device(device), reload)

@@ -57,19 +57,62 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def analyze(model: LoadedModel, cut_mode: str = "clean") -> Analysis:
-    """Trace `model`, count every node on its example input and choose the partition points."""
-    graph = trace(model.module)
+def analyze(model: LoadedModel, cut_mode: str = "clean", verify_fallback: bool = True) -> Analysis:
+    """Trace `model`, count every node on its example inputs and choose the partition points.
+
+    A model no tracer can trace falls back to its top-level children called in order; unless
+    `verify_fallback` is False, that graph is checked at every point on a runnable copy (`model` itself when
+    it is not on the meta device, else `model.reload()`) and refused, naming what stopped the tracers, when it
+    does not reproduce the model.
+    """
+    graph = trace(model.module, model.example_inputs())
     try:
         costs, uncounted, output = count_nodes(graph.module, model.example_inputs())
     except Exception as error:
         shape = "x".join(map(str, model.input_shape))
+        if graph.method == "children":
+            raise EdgeprofError(_untraceable(model, f"calling its children in order fails ({_first_line(error)})",
+                                             graph.fallback)) from None
         raise EdgeprofError(f"{model.name} cannot run on a {shape} input: {_first_line(error)}") from None
     crossing = graph.crossing_sets()
     cuts = choose_cuts(graph, costs, crossing, cut_mode)
     layers = build_layers(graph, costs, cuts)
     specs = [(tuple(t.shape), t.dtype) for t in tensor_leaves(output)]
-    return Analysis(model, graph, costs, uncounted, specs, crossing, cut_mode, cuts, layers)
+    analysis = Analysis(model, graph, costs, uncounted, specs, crossing, cut_mode, cuts, layers)
+    if graph.method == "children":
+        if verify_fallback:
+            _check_fallback(analysis)
+        else:
+            graph.warnings.append("the fallback was not verified (--no-verify-cuts): these points may be wrong")
+    return analysis
+
+
+def _untraceable(model: LoadedModel, problem: str, fallback: str | None) -> str:
+    return (f"{model.name} cannot be profiled: no tracer can trace it ({fallback}), and {problem}; make that "
+            "construct traceable (torch.cond for a data-dependent branch, torch.fx.wrap for a helper) or save "
+            "the model with torch.export (.pt2)")
+
+
+def _check_fallback(analysis: Analysis) -> None:
+    """Refuse a children-in-order graph that does not reproduce the model at every point."""
+    model = analysis.model
+    runnable = model if model.device.type != "meta" else model.reload() if model.reload else None
+    if runnable is None:
+        raise EdgeprofError(_untraceable(model, "its children-in-order fallback cannot be checked without a "
+                                                "runnable copy", analysis.graph.fallback))
+    try:
+        failed = [check for check in verify_cuts(analysis, runnable) if not check.ok]
+    except EdgeprofError:
+        raise
+    except Exception as error:
+        raise EdgeprofError(_untraceable(model, f"calling its children in order fails ({_first_line(error)})",
+                                         analysis.graph.fallback)) from None
+    if failed:
+        worst = max(failed, key=lambda check: check.max_abs_diff)
+        raise EdgeprofError(_untraceable(
+            model, f"calling its children in order does not reproduce its output (z={worst.z}: max |diff| "
+                   f"{worst.max_abs_diff:.3g})", analysis.graph.fallback))
+    analysis.graph.warnings.append(f"the fallback reproduces the model's output at all {len(analysis.cuts)} points")
 
 
 def _nbytes(specs: list[tuple[tuple[int, ...], torch.dtype]]) -> int:
@@ -238,7 +281,7 @@ def static_profile(analysis: Analysis) -> dict[str, Any]:
 def runnable_graph(analysis: Analysis, runnable: LoadedModel) -> ModelGraph:
     """The graph of a real copy of the analysed model (which was counted on the meta device), so that the
     analysis' cut positions can be run."""
-    graph = trace(runnable.module)
+    graph = trace(runnable.module, runnable.example_inputs())
     if [n.name for n in graph.work] != [n.name for n in analysis.graph.work]:
         raise EdgeprofError("the runnable model does not trace to the same graph as the analysed one")
     return graph
@@ -289,7 +332,8 @@ def profile_model(
     batch_size: int = 1,
     dtype: str = "float32",
     cuts: str = "clean",
+    verify_fallback: bool = True,
 ) -> dict[str, Any]:
     """The static profile of MODEL (a name, `package.module:factory` or a file): `edgeprof profile` in Python."""
     loaded = load_model(model, weights, input_size, batch_size, dtype, device="meta")
-    return static_profile(analyze(loaded, cuts))
+    return static_profile(analyze(loaded, cuts, verify_fallback))
