@@ -6,6 +6,7 @@ before any work and written atomically, so a failed run leaves none behind.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from enum import Enum
@@ -123,10 +124,11 @@ def _print_device(profile: dict[str, Any]) -> None:
 def _print_profile(profile: dict[str, Any], top: int | None) -> None:
     model, totals, counting = profile["model"], profile["totals"], profile["counting"]
     measured = "device" in profile
+    inputs = model.get("inputs") or [{"shape": model["input_shape"], "dtype": model["dtype"]}]
+    shapes = " + ".join(f"{_shape(entry['shape'])} {entry['dtype']}" for entry in inputs)
     console.print(
         f"[bold]{model['name']}[/bold] ({model['source']}, weights: {model['weights']})  "
-        f"input {_shape(model['input_shape'])} {model['dtype']}  params {model['params']:,} "
-        f"({_bytes(model['param_bytes'])})"
+        f"input {shapes}  params {model['params']:,} ({_bytes(model['param_bytes'])})"
     )
     console.print(
         f"MACs {totals['macs']:,}  FLOPs {totals['flops']:,} (= 2 x MACs: conv/linear/matmul/attention, no bias)  "
@@ -212,6 +214,14 @@ def profile_command(
                                                      "random init.")] = None,
     input_size: Annotated[int | None, typer.Option(min=1, help="Input height and width (default per model).")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Batch size.")] = 1,
+    input_shape: Annotated[list[str] | None, typer.Option(help="An input's whole shape, batch first, optionally "
+                                                                "with its dtype: 1x1x28x28, 1x3x224x320, "
+                                                                "1x128:int64. Repeat for a model of several "
+                                                                "inputs. Replaces --input-size and --batch.")] = None,
+    model_arg: Annotated[list[str] | None, typer.Option(help="A keyword argument for the model's factory, "
+                                                              "name=value (a Python literal, else a string): "
+                                                              "num_classes=21, weights_backbone=None. "
+                                                              "Repeatable.")] = None,
     dtype: Annotated[Dtype, typer.Option(help="Parameter and activation dtype.")] = Dtype.float32,
     cuts: Annotated[Cuts, typer.Option(help="clean: single-tensor cuts after each computational layer; all: "
                                             "also the multi-tensor cuts inside blocks.")] = Cuts.clean,
@@ -246,7 +256,7 @@ def profile_command(
     """Count FLOPs, parameters and activation bytes of every layer and partition point of MODEL; with
     --measure, also its latency and energy on this machine."""
     from edgeprof.profiler.measure import MeasureSettings
-    from edgeprof.profiler.models import load_model
+    from edgeprof.profiler.models import load_model, parse_input_spec, parse_model_args
     from edgeprof.profiler.schema import write_profile
     from edgeprof.profiler.static import analyze, static_profile
     from edgeprof.profiler.timing import resolve_device
@@ -262,11 +272,14 @@ def profile_command(
 
         sensor = open_meter(energy.value, str(resolve_device(device)), parse_rails_option(rails))
     try:
-        loaded = load_model(model, weights, input_size, batch, dtype.value, device="meta")
+        inputs = tuple(parse_input_spec(text) for text in input_shape) if input_shape else None
+        build = functools.partial(load_model, model, weights, input_size, batch, dtype.value, input_specs=inputs,
+                                  model_args=parse_model_args(model_arg))
+        loaded = build(device="meta")
         analysis = analyze(loaded, cuts.value, verify_fallback=verify_cuts is not False)
         runnable = None
         if verify_cuts or measure:
-            runnable = load_model(model, weights, input_size, batch, dtype.value, device="cpu", seed=seed)
+            runnable = build(device="cpu", seed=seed)
         if verify_cuts:
             _verify(analysis, runnable, seed, quiet)
         if measure:

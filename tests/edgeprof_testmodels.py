@@ -141,3 +141,44 @@ class ShapeBranch(nn.Module):
 
 def shape_branch() -> nn.Module:
     return ShapeBranch()
+
+
+class TwoInputs(nn.Module):
+    """An image and a per-sample vector of 4 features, joined before the head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.extra = nn.Linear(4, 8)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, image: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([self.image(image), torch.relu(self.extra(extra))], dim=1))
+
+
+class TokenClassifier(nn.Module):
+    """Token ids (int64) embedded, mixed by a linear layer, pooled and classified."""
+
+    def __init__(self, vocab: int = 50, dim: int = 16, num_classes: int = 2) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.mix = nn.Linear(dim, dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.mix(self.embed(tokens))).mean(1))
+
+
+def gray_cnn() -> nn.Module:
+    """tiny_cnn for one-channel images."""
+    model = tiny_cnn()
+    model[0] = nn.Conv2d(1, 8, 3, padding=1)
+    return model
+
+
+def two_inputs() -> nn.Module:
+    return TwoInputs()
+
+
+def token_classifier(num_classes: int = 2, vocab: int = 50) -> nn.Module:
+    return TokenClassifier(vocab=vocab, num_classes=num_classes)

@@ -216,3 +216,36 @@ def test_a_dict_output_model_verifies_and_measures(run_cli, tmp_path):
     assert result.code == 0, result.err
     assert "points reproduce the model's output" in result.out
     assert load_profile(out)["partition_points"][-1]["device_latency_ms"]["median"] > 0
+
+
+def test_input_shapes_and_model_args(run_cli, tmp_path):
+    out = tmp_path / "t.json"
+    result = run_cli("profile", "edgeprof_testmodels:token_classifier", "--input-shape", "2x12:int64",
+                     "--model-arg", "num_classes=5", "--verify-cuts", "-o", out)
+    assert result.code == 0, result.err
+    assert "input 2x12 int64" in result.out
+    model = load_profile(out)["model"]
+    assert model["inputs"][0]["dtype"] == "int64" and model["args"] == {"num_classes": "5"}
+    two = run_cli("profile", "edgeprof_testmodels:two_inputs", "--input-shape", "1x3x8x8", "--input-shape", "1x4", "-q",
+                  "-o", out)
+    assert two.code == 0 and [entry["shape"] for entry in load_profile(out)["model"]["inputs"]] == [[1, 3, 8, 8], [1, 4]]
+    for args, message in [(["--input-shape", "1x3xQ"], "write the whole shape, batch first"),
+                          (["--input-shape", "1x16", "--input-size", "16"], "drop --input-size and --batch"),
+                          (["--model-arg", "num_classes"], "write name=value")]:
+        bad = run_cli("profile", "lenet7", *args, "-o", tmp_path / "bad.json")
+        assert bad.code == 2 and message in bad.err and len(bad.err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.json").exists()
+
+
+def test_a_factory_that_would_download_is_refused_offline(run_cli, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    spec = "torchvision.models.segmentation:lraspp_mobilenet_v3_large"
+    result = run_cli("profile", spec, "-o", tmp_path / "s.json")
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1
+    assert "pass --model-arg weights_backbone=None for random init" in result.err
+    ok = run_cli("profile", spec, "--model-arg", "weights_backbone=None", "--input-size", "64", "-q", "-o",
+                 tmp_path / "s.json")
+    assert ok.code == 0, ok.err
+    assert len(load_profile(tmp_path / "s.json")["partition_points"]) > 2

@@ -5,13 +5,11 @@ crosses."""
 from __future__ import annotations
 
 import pytest
-import torch
-import torchvision
 
 from edgeprof.profiler import static
 from edgeprof.profiler.counting import tensor_leaves
 from edgeprof.profiler.measure import MeasureSettings, measure_profile
-from edgeprof.profiler.models import LoadedModel, load_model
+from edgeprof.profiler.models import load_model
 from edgeprof.profiler.schema import validate_profile
 from edgeprof.profiler.static import analyze, static_profile, verify_cuts
 
@@ -61,16 +59,14 @@ def test_a_shape_read_late_does_not_keep_the_input_alive():
 
 
 def test_lraspp_segmentation_at_224_has_clean_interior_points_verified_at_every_point():
-    torch.manual_seed(0)
-    model = torchvision.models.segmentation.lraspp_mobilenet_v3_large(weights=None, weights_backbone=None).eval()
-    loaded = LoadedModel(model, "lraspp", "import", "random init", None, (1, 3, 224, 224), torch.float32,
-                         torch.device("cpu"))
-    analysis = analyze(loaded)
+    spec = "torchvision.models.segmentation:lraspp_mobilenet_v3_large"
+    analysis = analyze(load_model(spec, input_size=224, model_args={"weights_backbone": None}))
     profile = static_profile(analysis)
     points = profile["partition_points"]
     assert len(points) - 2 >= 8  # interior clean points (none before: the image crossed every cut)
     assert all(point["single_tensor"] for point in points)
     assert max(point["upload_bytes"] for point in points[1:-1]) == 3_211_264  # 1x64x112x112, not +602,112
     assert points[5]["after"] == "backbone.2" and points[5]["upload_bytes"] == 1 * 24 * 56 * 56 * 4
-    checks = verify_cuts(analysis, loaded)
+    runnable = load_model(spec, input_size=224, model_args={"weights_backbone": None}, device="cpu")
+    checks = verify_cuts(analysis, runnable)
     assert [check.ok for check in checks] == [True] * len(points)

@@ -18,7 +18,8 @@ from edgeprof.errors import EdgeprofError
 from edgeprof.files import write_text_atomic
 
 SCHEMA_ID = "edgeprof.profile/1"
-_ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2}
+_ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int64": 8, "int32": 4, "int16": 2, "int8": 1,
+             "uint8": 1, "bool": 1}
 
 
 class ProfileError(EdgeprofError):
@@ -51,11 +52,28 @@ def _check_invariants(doc: dict[str, Any]) -> None:
     def fail(path: str, message: str) -> None:
         raise ProfileError(f"{path}: {message}")
 
+    def check_bytes(path: str, tensor: dict[str, Any]) -> None:
+        if tensor["dtype"] not in _ITEMSIZE:
+            fail(f"{path}.dtype", f"unknown dtype {tensor['dtype']!r}")
+        expected = math.prod(tensor["shape"]) * _ITEMSIZE[tensor["dtype"]]
+        if tensor["bytes"] != expected:
+            fail(f"{path}.bytes", f"{tensor['bytes']} != prod(shape) x itemsize = {expected}")
+
     if model["input_shape"][0] != model["batch_size"]:
         fail("$.model.batch_size", f"{model['batch_size']} differs from input_shape[0] = {model['input_shape'][0]}")
-    expected_input = math.prod(model["input_shape"]) * _ITEMSIZE[model["dtype"]]
-    if model["input_bytes"] != expected_input:
-        fail("$.model.input_bytes", f"{model['input_bytes']} != prod(input_shape) x itemsize = {expected_input}")
+    if "inputs" in model:  # every input's own shape and dtype
+        for i, entry in enumerate(model["inputs"]):
+            check_bytes(f"$.model.inputs[{i}]", entry)
+        if model["inputs"] and model["inputs"][0]["shape"] != model["input_shape"]:
+            fail("$.model.inputs[0].shape", f"{model['inputs'][0]['shape']} differs from input_shape "
+                                            f"{model['input_shape']}")
+        expected_input = sum(entry["bytes"] for entry in model["inputs"])
+        if model["input_bytes"] != expected_input:
+            fail("$.model.input_bytes", f"{model['input_bytes']} != sum of the inputs' bytes = {expected_input}")
+    else:
+        expected_input = math.prod(model["input_shape"]) * _ITEMSIZE[model["dtype"]]
+        if model["input_bytes"] != expected_input:
+            fail("$.model.input_bytes", f"{model['input_bytes']} != prod(input_shape) x itemsize = {expected_input}")
     if totals["flops"] != 2 * totals["macs"]:
         fail("$.totals.flops", f"{totals['flops']} != 2 x macs = {2 * totals['macs']}")
     for i, layer in enumerate(layers):

@@ -175,9 +175,9 @@ def _layer_entries(analysis: Analysis) -> tuple[list[dict[str, Any]], list[list[
     return entries, parameters
 
 
-def _input_name(graph: ModelGraph, node: fx.Node) -> str:
+def _input_name(analysis: Analysis, node: fx.Node) -> str:
     """"input" for a model of one input; the argument's name when there are several."""
-    return "input" if len(graph.placeholders) == 1 else str(node.target)
+    return "input" if len(analysis.model.inputs) == 1 else str(node.target)
 
 
 def _point_entries(
@@ -205,7 +205,7 @@ def _point_entries(
             crossing = [] if z == num_layers else analysis.crossing[k]
         carriers = tensor_carriers(crossing, costs)
         tensors = [
-            {"name": _input_name(graph, node) if node.op == "placeholder" else graph.label(node),
+            {"name": _input_name(analysis, node) if node.op == "placeholder" else graph.label(node),
              "shape": list(shape), "dtype": _dtype_name(dtype), "bytes": math.prod(shape) * dtype.itemsize}
             for node in carriers for shape, dtype in costs[node].outputs
         ]
@@ -233,7 +233,11 @@ def static_profile(analysis: Analysis) -> dict[str, Any]:
     layers, parameters = _layer_entries(analysis)
     points = _point_entries(analysis, layers, parameters)
     all_params = list(model.module.parameters())
-    input_bytes = math.prod(model.input_shape) * model.dtype.itemsize
+    inputs = [
+        {"name": _input_name(analysis, node), "shape": list(spec.shape), "dtype": _dtype_name(dtype),
+         "bytes": math.prod(spec.shape) * dtype.itemsize}
+        for node, spec, dtype in zip(graph.placeholders, model.inputs, model.input_dtypes(), strict=False)
+    ]
     return {
         "schema": SCHEMA_ID,
         "edgeprof_version": edgeprof.__version__,
@@ -248,7 +252,9 @@ def static_profile(analysis: Analysis) -> dict[str, Any]:
             "batch_size": model.batch_size,
             "params": sum(p.numel() for p in all_params),
             "param_bytes": sum(p.numel() * p.element_size() for p in all_params),
-            "input_bytes": input_bytes,
+            "inputs": inputs,
+            "input_bytes": sum(entry["bytes"] for entry in inputs),
+            **({"args": {key: repr(value) for key, value in model.args.items()}} if model.args else {}),
             "output_shape": list(analysis.output_specs[0][0]) if analysis.output_specs else [],
             "output_bytes": _nbytes(analysis.output_specs),
         },
