@@ -129,6 +129,8 @@ def _print_profile(profile: dict[str, Any], top: int | None) -> None:
     console.print(
         f"[bold]{model['name']}[/bold] ({model['source']}, weights: {model['weights']})  "
         f"input {shapes}  params {model['params']:,} ({_bytes(model['param_bytes'])})"
+        + (f", {model['params_used']:,} used by forward ({_bytes(model['param_bytes_used'])})"
+           if model.get("params_used", model["params"]) != model["params"] else "")
     )
     console.print(
         f"MACs {totals['macs']:,}  FLOPs {totals['flops']:,} (= 2 x MACs: conv/linear/matmul/attention, no bias)  "

@@ -91,12 +91,28 @@ def _node_type(graph: ModelGraph, node: fx.Node, types: dict[str, str]) -> str:
     return target if isinstance(target, str) else getattr(target, "__name__", str(target))
 
 
-def build_layers(graph: ModelGraph, costs: dict[fx.Node, NodeCost], cuts: list[int]) -> list[Layer]:
-    """The runs of work nodes between consecutive cuts, each named after the module it is.
+MAX_NAME_PARTS = 4  # modules a layer name lists before it abbreviates
 
-    A layer's name is the outermost module that lies entirely inside the layer and holds its first
-    computational node ("layer1.0", a BasicBlock; "features.0", a Conv2d grouped with its ReLU); when no
-    module fits, the label of that node.
+
+def _joined_name(parts: list[str]) -> str:
+    """"features.5.expand1x1+expand3x3": the common dotted prefix once, then each part's rest joined by "+"."""
+    split = [part.split(".") for part in parts]
+    common = 0
+    while all(len(p) > common + 1 and p[common] == split[0][common] for p in split):
+        common += 1
+    rests = [".".join(p[common:]) for p in split]
+    if len(rests) > MAX_NAME_PARTS:
+        rests = [*rests[:MAX_NAME_PARTS - 1], f"...+{rests[-1]} ({len(rests)} modules)"]
+    return ".".join(split[0][:common] + ["+".join(rests)])
+
+
+def build_layers(graph: ModelGraph, costs: dict[fx.Node, NodeCost], cuts: list[int]) -> list[Layer]:
+    """The runs of work nodes between consecutive cuts, each named after the modules that hold its work.
+
+    A layer's name lists, for each of its computational nodes, the outermost module that lies entirely inside
+    the layer ("layer1.0", a BasicBlock; "features.0", a Conv2d grouped with its ReLU), or the node's label when
+    no module fits; when several modules hold the work, it names them all ("features.5.expand1x1+expand3x3"),
+    so a name never claims less than the layer does. The type is that of the first.
     """
     types = _module_types(graph)
     nodes_under: dict[str, int] = {}
@@ -104,16 +120,20 @@ def build_layers(graph: ModelGraph, costs: dict[fx.Node, NodeCost], cuts: list[i
         for path in graph.module_stack(node):
             nodes_under[path] = nodes_under.get(path, 0) + 1
     layers = []
-    for begin, end in zip(cuts, cuts[1:], strict=False):
+    for begin, end in itertools.pairwise(cuts):
         nodes = graph.work[begin:end]
-        anchor = next((n for n in nodes if costs[n].flops > 0), nodes[0])
+        computational = [n for n in nodes if costs[n].flops > 0] or nodes[:1]
         inside: dict[str, int] = {}
         for node in nodes:
             for path in graph.module_stack(node):
                 inside[path] = inside.get(path, 0) + 1
-        whole = [p for p in graph.module_stack(anchor) if inside.get(p) == nodes_under[p]]
-        if whole:
-            layers.append(Layer(nodes, whole[0], types.get(whole[0], "Module")))
-        else:
-            layers.append(Layer(nodes, graph.label(anchor), _node_type(graph, anchor, types)))
+        holders: dict[str, str] = {}  # name part -> type, in order
+        for node in computational:
+            whole = [p for p in graph.module_stack(node) if inside.get(p) == nodes_under[p]]
+            if whole:
+                holders.setdefault(whole[0], types.get(whole[0], "Module"))
+            else:
+                holders.setdefault(graph.label(node), _node_type(graph, node, types))
+        parts = list(holders)
+        layers.append(Layer(nodes, parts[0] if len(parts) == 1 else _joined_name(parts), holders[parts[0]]))
     return layers

@@ -233,6 +233,7 @@ def static_profile(analysis: Analysis) -> dict[str, Any]:
     layers, parameters = _layer_entries(analysis)
     points = _point_entries(analysis, layers, parameters)
     all_params = list(model.module.parameters())
+    used = list({id(p): p for params in parameters for p in params}.values())  # read by some layer
     inputs = [
         {"name": _input_name(analysis, node), "shape": list(spec.shape), "dtype": _dtype_name(dtype),
          "bytes": math.prod(spec.shape) * dtype.itemsize}
@@ -252,6 +253,8 @@ def static_profile(analysis: Analysis) -> dict[str, Any]:
             "batch_size": model.batch_size,
             "params": sum(p.numel() for p in all_params),
             "param_bytes": sum(p.numel() * p.element_size() for p in all_params),
+            "params_used": sum(p.numel() for p in used),
+            "param_bytes_used": sum(p.numel() * p.element_size() for p in used),
             "inputs": inputs,
             "input_bytes": sum(entry["bytes"] for entry in inputs),
             **({"args": {key: repr(value) for key, value in model.args.items()}} if model.args else {}),
