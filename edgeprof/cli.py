@@ -323,13 +323,22 @@ def _write_csvs(profile: dict[str, Any], points_path: Path, layers_path: Path) -
 def validate_command(
     files: Annotated[list[Path], typer.Argument(help="Profile JSON files to check.")],
 ) -> None:
-    """Check profile files against the edgeprof.profile/1 schema and its invariants."""
-    from edgeprof.profiler.schema import load_profile
+    """Check profile files against the edgeprof.profile/1 schema and every invariant that can be recomputed from
+    them; print one line per problem (exit 2 if there is any)."""
+    from edgeprof.profiler.schema import profile_problems, read_profile_json
 
+    failed = False
     for path in files:
-        profile = load_profile(path)
-        console.print(f"{path}: valid {profile['schema']} ({profile['model']['name']}, "
-                      f"{len(profile['partition_points'])} partition points)")
+        profile = read_profile_json(path)
+        problems = profile_problems(profile)
+        for problem in problems:
+            err_console.print(f"edgeprof: error: {path}: {problem}", highlight=False, markup=False)
+        failed = failed or bool(problems)
+        if not problems:
+            console.print(f"{path}: valid {profile['schema']} ({profile['model']['name']}, "
+                          f"{len(profile['partition_points'])} partition points)", highlight=False)
+    if failed:
+        raise typer.Exit(2)
 
 
 class Attack(str, Enum):

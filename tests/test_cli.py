@@ -249,3 +249,21 @@ def test_a_factory_that_would_download_is_refused_offline(run_cli, tmp_path, mon
                  tmp_path / "s.json")
     assert ok.code == 0, ok.err
     assert len(load_profile(tmp_path / "s.json")["partition_points"]) > 2
+
+
+def test_validate_prints_one_line_per_problem_and_exits_2(run_cli, tmp_path):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    run_cli("profile", "lenet7", "-q", "-o", good)
+    doc = json.loads(good.read_text())
+    doc["partition_points"][2]["device_param_bytes"] = 10**12
+    doc["partition_points"][1]["tensors"][0]["bytes"] += 4
+    doc["partition_points"][1]["upload_bytes"] += 4
+    bad.write_text(json.dumps(doc))
+    result = run_cli("validate", good, bad)
+    assert result.code == 2
+    assert f"{good}: valid edgeprof.profile/1 (lenet7, 6 partition points)" in result.out
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith(f"edgeprof: error: {bad}: $.partition_points[") for line in lines)
+    assert "[1].tensors[0].bytes: " in lines[0]
+    assert "[2].device_param_bytes: 1000000000000 is more than the model's param_bytes" in lines[1]
+    assert "[3].device_param_bytes: 372992 is less than at z = 2" in lines[2]
