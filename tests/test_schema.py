@@ -51,7 +51,7 @@ def _broken(profile, edit):
         (lambda d: d["partition_points"][0].update(upload_bytes=1, tensors=[dict(d["partition_points"][0]["tensors"][0],
                                                                                   bytes=1)]),
          r"\$\.partition_points\[0\]\.upload_bytes: z = 0 uploads the input"),
-        (lambda d: d["model"].update(dtype="float64"), r"\$\.model\.dtype"),
+        (lambda d: d["model"].update(dtype="float128"), r"\$\.model\.dtype"),
         (lambda d: d["counting"].update(mac_to_flop=1), r"\$\.counting\.mac_to_flop"),
     ],
 )
@@ -174,3 +174,34 @@ def test_write_refuses_an_invalid_profile_and_leaves_no_file(profile, tmp_path):
     with pytest.raises(ProfileError):
         write_profile(_broken(profile, lambda d: d["totals"].update(flops=1)), path)
     assert list(tmp_path.iterdir()) == []
+
+
+def _as_paper_table(profile):
+    """The profile as a paper's hand table would be written: source `paper`, 8-byte values (CERL's)."""
+    doc = copy.deepcopy(profile)
+    doc["model"].update(source="paper", dtype="float64", input_bytes=2 * doc["model"]["input_bytes"])
+    for entry in doc["model"].get("inputs", []):
+        entry.update(dtype="float64", bytes=2 * entry["bytes"])
+    for point in doc["partition_points"]:
+        point["upload_bytes"] *= 2
+        for tensor in point["tensors"]:
+            tensor.update(dtype="float64", bytes=2 * tensor["bytes"])
+    return doc
+
+
+def test_a_paper_table_at_float64_with_operating_points_validates(profile):
+    doc = _as_paper_table(profile)
+    points = len(doc["partition_points"])
+    doc["device"] = {"kind": "jetson", "name": "TX2", "operating_points": [
+        {"clock_hz": 1.3e9, "label": "max", "device_latency_ms": [0.1 * z for z in range(points)]},
+        {"clock_hz": 0.85e9, "device_latency_ms": [0.15 * z for z in range(points)],
+         "device_energy_mj": [0.2 * z for z in range(points)]}]}
+    assert validate_profile(doc) is doc
+    doc["device"]["operating_points"][1]["device_energy_mj"].pop()
+    with pytest.raises(ProfileError, match=rf"operating_points\[1\]\.device_energy_mj: {points - 1} values for "
+                                           rf"{points} partition points"):
+        validate_profile(doc)
+    float64_bytes = _as_paper_table(profile)
+    float64_bytes["model"]["input_bytes"] //= 2
+    with pytest.raises(ProfileError, match="input_bytes"):
+        validate_profile(float64_bytes)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgeprof.data.build import SHIPPED_MODELS, shipped_dir, shipped_profile
+from edgeprof.data import shipped_dir, shipped_profile
+from edgeprof.data.build import SHIPPED_MODELS
 from edgeprof.errors import EdgeprofError
 from edgeprof.profiler.static import profile_model
 

@@ -14,37 +14,20 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import edgeprof
-from edgeprof.errors import EdgeprofError
+from edgeprof.data import shipped_dir
 from edgeprof.inversion.leakage import LeakageRequest, run_leakage
 from edgeprof.inversion.report import attach_leakage, read_leakage_table, write_outputs
 from edgeprof.profiler.models import default_input_size
-from edgeprof.profiler.schema import load_profile, write_profile
+from edgeprof.profiler.schema import write_profile
 from edgeprof.profiler.static import profile_model
 
 SEED_001_ZOO = ("lenet7", "lenet9", "lenet12", "resnet18", "resnet34", "resnet50", "vgg13", "vgg16", "vgg19")
 SHIPPED_MODELS = (*SEED_001_ZOO, "mobilenet_v3_large", "cerl-net")
 LEAKAGE_PRESET = "smoke"
 LEAKAGE_SIZE = 64
-
-
-def shipped_dir() -> Path:
-    """Where the shipped profiles live inside the installed package."""
-    return Path(str(resources.files("edgeprof.data"))) / "profiles"
-
-
-def shipped_profile(name: str) -> dict[str, Any]:
-    """A shipped profile by model name (validated on read)."""
-    path = shipped_dir() / f"{name}.json"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in shipped_dir().glob("*.json"))) or "none"
-        raise EdgeprofError(f"no shipped profile for {name!r} (shipped: {known}); run `edgeprof data build` or "
-                            "point the scenario at your own profile file")
-    return load_profile(path)
 
 
 @dataclass

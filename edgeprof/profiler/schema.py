@@ -202,9 +202,15 @@ def _check_latency(path: str, stats: dict[str, float] | None, fail: Fail) -> Non
 
 def _check_device(doc: dict[str, Any], fail: Fail) -> None:
     """A measured profile's derived figures against what they are derived from."""
-    device, flops = doc.get("device"), doc["totals"]["flops"]
+    device, flops, points = doc.get("device"), doc["totals"]["flops"], doc["partition_points"]
     if not device:
         return
+    for i, point in enumerate(device.get("operating_points") or []):
+        for key in ("device_latency_ms", "device_energy_mj"):
+            values = point.get(key)
+            if values is not None and len(values) != len(points):
+                fail(f"$.device.operating_points[{i}].{key}", f"{len(values)} values for {len(points)} partition "
+                                                              "points (one per z)")
     whole = device.get("whole_model_latency_ms")
     _check_latency("$.device.whole_model_latency_ms", whole, fail)
     if whole and device.get("flops_per_s") and flops and whole["median"] > 0:
