@@ -7,6 +7,7 @@ before any work and written atomically, so a failed run leaves none behind.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import signal
 import sys
@@ -126,10 +127,13 @@ def _print_device(profile: dict[str, Any]) -> None:
 def _print_profile(profile: dict[str, Any], top: int | None) -> None:
     model, totals, counting = profile["model"], profile["totals"], profile["counting"]
     measured = "device" in profile
+    inputs = model.get("inputs") or [{"shape": model["input_shape"], "dtype": model["dtype"]}]
+    shapes = " + ".join(f"{_shape(entry['shape'])} {entry['dtype']}" for entry in inputs)
     console.print(
         f"[bold]{model['name']}[/bold] ({model['source']}, weights: {model['weights']})  "
-        f"input {_shape(model['input_shape'])} {model['dtype']}  params {model['params']:,} "
-        f"({_bytes(model['param_bytes'])})"
+        f"input {shapes}  params {model['params']:,} ({_bytes(model['param_bytes'])})"
+        + (f", {model['params_used']:,} used by forward ({_bytes(model['param_bytes_used'])})"
+           if model.get("params_used", model["params"]) != model["params"] else "")
     )
     console.print(
         f"MACs {totals['macs']:,}  FLOPs {totals['flops']:,} (= 2 x MACs: conv/linear/matmul/attention, no bias)  "
@@ -215,11 +219,22 @@ def profile_command(
                                                      "random init.")] = None,
     input_size: Annotated[int | None, typer.Option(min=1, help="Input height and width (default per model).")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Batch size.")] = 1,
+    input_shape: Annotated[list[str] | None, typer.Option(help="An input's whole shape, batch first, optionally "
+                                                                "with its dtype: 1x1x28x28, 1x3x224x320, "
+                                                                "1x128:int64. Repeat for a model of several "
+                                                                "inputs. Replaces --input-size and --batch.")] = None,
+    model_arg: Annotated[list[str] | None, typer.Option(help="A keyword argument for the model's factory, "
+                                                              "name=value (a Python literal, else a string): "
+                                                              "num_classes=21, weights_backbone=None. "
+                                                              "Repeatable.")] = None,
     dtype: Annotated[Dtype, typer.Option(help="Parameter and activation dtype.")] = Dtype.float32,
     cuts: Annotated[Cuts, typer.Option(help="clean: single-tensor cuts after each computational layer; all: "
                                             "also the multi-tensor cuts inside blocks.")] = Cuts.clean,
-    verify_cuts: Annotated[bool, typer.Option("--verify-cuts", help="Run prefix then suffix at every point "
-                                                                    "and check the model's output.")] = False,
+    verify_cuts: Annotated[bool | None, typer.Option("--verify-cuts/--no-verify-cuts", help="Run prefix then "
+                                                     "suffix at every point and check the model's output. By "
+                                                     "default only a model no tracer can trace (profiled as its "
+                                                     "children in order) is checked, and refused if wrong; "
+                                                     "--no-verify-cuts skips even that.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random init and input used by --verify-cuts.")] = 0,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the profile JSON here.")] = None,
     csv: Annotated[Path | None, typer.Option(help="Write the partition points to this CSV, and the layers to "
@@ -237,13 +252,16 @@ def profile_command(
     repeats: Annotated[int, typer.Option(min=1, help="With --measure: timed runs per measurement.")] = 50,
     threads: Annotated[int | None, typer.Option(min=1, help="With --measure on a CPU: intra-op threads (default: "
                                                             "torch's current count).")] = None,
+    rails: Annotated[str | None, typer.Option(help="With --measure on a Jetson: comma-separated power rails whose "
+                                               "sum is the board's power (default: NVIDIA's rule for the board, "
+                                               "e.g. VDD_IN, or VIN on Thor).")] = None,
     leakage: Annotated[Path | None, typer.Option(help="Attach this leakage.csv (from `edgeprof leakage`) to the "
                                                       "partition points.")] = None,
 ) -> None:
     """Count FLOPs, parameters and activation bytes of every layer and partition point of MODEL; with
     --measure, also its latency and energy on this machine."""
     from edgeprof.profiler.measure import MeasureSettings
-    from edgeprof.profiler.models import load_model
+    from edgeprof.profiler.models import load_model, parse_input_spec, parse_model_args
     from edgeprof.profiler.schema import write_profile
     from edgeprof.profiler.static import analyze, static_profile
     from edgeprof.profiler.timing import resolve_device
@@ -255,18 +273,23 @@ def profile_command(
     sensor = (None, None)
     if measure:  # a missing GPU or sensor is an error before any work
         from edgeprof.profiler.energy import open_meter
+        from edgeprof.profiler.energy.rails import parse_rails_option
 
-        sensor = open_meter(energy.value, str(resolve_device(device)))
+        sensor = open_meter(energy.value, str(resolve_device(device)), parse_rails_option(rails))
     try:
-        loaded = load_model(model, weights, input_size, batch, dtype.value, device="meta")
-        analysis = analyze(loaded, cuts.value)
+        inputs = tuple(parse_input_spec(text) for text in input_shape) if input_shape else None
+        build = functools.partial(load_model, model, weights, input_size, batch, dtype.value, input_specs=inputs,
+                                  model_args=parse_model_args(model_arg))
+        loaded = build(device="meta")
+        analysis = analyze(loaded, cuts.value, verify_fallback=verify_cuts is not False)
         runnable = None
         if verify_cuts or measure:
-            runnable = load_model(model, weights, input_size, batch, dtype.value, device="cpu", seed=seed)
+            runnable = build(device="cpu", seed=seed)
         if verify_cuts:
             _verify(analysis, runnable, seed, quiet)
         if measure:
-            settings = MeasureSettings(device, energy.value, warmup, repeats, threads, seed=seed)
+            settings = MeasureSettings(device, energy.value, warmup, repeats, threads, seed=seed,
+                                       rails=parse_rails_option(rails))
             profile = _measure(analysis, runnable, settings, sensor, quiet)
         else:
             profile = static_profile(analysis)
@@ -303,13 +326,22 @@ def _write_csvs(profile: dict[str, Any], points_path: Path, layers_path: Path) -
 def validate_command(
     files: Annotated[list[Path], typer.Argument(help="Profile JSON files to check.")],
 ) -> None:
-    """Check profile files against the edgeprof.profile/1 schema and its invariants."""
-    from edgeprof.profiler.schema import load_profile
+    """Check profile files against the edgeprof.profile/1 schema and every invariant that can be recomputed from
+    them; print one line per problem (exit 2 if there is any)."""
+    from edgeprof.profiler.schema import profile_problems, read_profile_json
 
+    failed = False
     for path in files:
-        profile = load_profile(path)
-        console.print(f"{path}: valid {profile['schema']} ({profile['model']['name']}, "
-                      f"{len(profile['partition_points'])} partition points)")
+        profile = read_profile_json(path)
+        problems = profile_problems(profile)
+        for problem in problems:
+            err_console.print(f"edgeprof: error: {path}: {problem}", highlight=False, markup=False)
+        failed = failed or bool(problems)
+        if not problems:
+            console.print(f"{path}: valid {profile['schema']} ({profile['model']['name']}, "
+                          f"{len(profile['partition_points'])} partition points)", highlight=False)
+    if failed:
+        raise typer.Exit(2)
 
 
 class Attack(str, Enum):

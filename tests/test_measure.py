@@ -10,11 +10,17 @@ import torch
 from edgeprof.errors import EdgeprofError
 from edgeprof.profiler.calibrate import calibrate
 from edgeprof.profiler.energy.base import CounterMeter
-from edgeprof.profiler.measure import MeasureSettings, measure_profile
+from edgeprof.profiler.measure import MeasureSettings, contention_check, measure_profile
 from edgeprof.profiler.models import load_model
 from edgeprof.profiler.schema import validate_profile
 from edgeprof.profiler.static import analyze
-from edgeprof.profiler.timing import LatencyStats, resolve_device, time_callable, time_callables
+from edgeprof.profiler.timing import (
+    LatencyStats,
+    RoundLoad,
+    resolve_device,
+    time_callable,
+    time_callables,
+)
 
 
 class BusyCounter(CounterMeter):
@@ -176,3 +182,48 @@ def test_callables_are_timed_round_robin():
                            repeats=3)
     assert calls == ["a", "b"] + ["a", "b"] * 3
     assert [len(s.samples_ms) for s in stats] == [3, 3]
+
+
+def test_a_quiet_cpu_is_not_flagged_and_a_starved_or_scattered_one_is():
+    steady = [LatencyStats((10.0, 10.5, 9.8, 10.2, 10.1))] * 3
+    figures, warning = contention_check([RoundLoad(1.0, 0.98)] * 5, steady)
+    assert warning is None and figures["suspect"] is False
+    assert figures["cpu_time_per_wall_time"] == {"median": 0.98, "min": 0.98}
+    assert figures["p90_over_median"]["max"] == pytest.approx(10.38 / 10.1, abs=1e-4)
+    starved, warning = contention_check([RoundLoad(1.0, 0.12)] * 5, steady)  # 12% of a core, as on a shared VM
+    assert starved["suspect"] and "got 12% of a core" in warning
+    scattered = [LatencyStats((1.0, 1.0, 60.0, 1.1, 55.0))] * 3  # medians of 1 ms beside stalls of 60 ms
+    figures, warning = contention_check([RoundLoad(1.0, 1.0)] * 5, scattered)
+    assert figures["suspect"] and "scatter by p90/median" in warning
+
+
+def test_time_callables_sees_work_that_waits_instead_of_computing():
+    """Sleeping stands for a process the scheduler does not run: wall time passes, CPU time does not."""
+    rounds: list[RoundLoad] = []
+    stats = time_callables([lambda: time.sleep(0.004)], torch.device("cpu"), warmup=0, repeats=5, rounds=rounds)
+    assert len(rounds) == 5 and all(load.wall_s >= 0.004 for load in rounds)
+    figures, warning = contention_check(rounds, stats)
+    assert figures["cpu_time_per_wall_time"]["median"] < 0.5 and figures["suspect"] and warning
+
+
+def test_measured_profiles_record_the_contention_figures(lenet):
+    analysis, runnable = lenet
+    settings = MeasureSettings(energy="none", warmup=1, repeats=4, threads=1)
+    profile = validate_profile(measure_profile(analysis, runnable, settings))
+    contention = profile["timing"]["contention"]
+    assert contention["rounds"] == 4
+    assert 0 < contention["cpu_time_per_wall_time"]["min"] <= contention["cpu_time_per_wall_time"]["median"]
+    assert contention["p90_over_median"]["median"] >= 1
+    ratios = contention["prefix_plus_suffix_over_whole"]
+    assert 0 < ratios["min"] <= ratios["max"]
+    warned = any("CPU looks shared" in warning for warning in profile["timing"]["warnings"])
+    assert warned == contention["suspect"]
+
+
+def test_profiles_without_contention_figures_still_validate(lenet):
+    analysis, runnable = lenet
+    profile = measure_profile(analysis, runnable, MeasureSettings(energy="none", warmup=0, repeats=2, threads=1))
+    del profile["timing"]["contention"]
+    validate_profile(profile)
+    profile["timing"]["contention"] = None
+    validate_profile(profile)
