@@ -325,17 +325,23 @@ def _write_csvs(profile: dict[str, Any], points_path: Path, layers_path: Path) -
 @app.command("validate")
 def validate_command(
     files: Annotated[list[Path], typer.Argument(help="Profile JSON files to check.")],
+    every: Annotated[bool, typer.Option("--all", help="One line per problem instead of one per file.")] = False,
 ) -> None:
     """Check profile files against the edgeprof.profile/1 schema and every invariant that can be recomputed from
-    them; print one line per problem (exit 2 if there is any)."""
+    them: one line per file (its first problem and how many more), every file checked; exit 2 if any failed."""
     from edgeprof.profiler.schema import profile_problems, read_profile_json
 
     failed = False
     for path in files:
-        profile = read_profile_json(path)
-        problems = profile_problems(profile)
-        for problem in problems:
-            err_console.print(f"edgeprof: error: {path}: {problem}", highlight=False, markup=False)
+        try:
+            profile = read_profile_json(path)
+            problems = profile_problems(profile)
+        except EdgeprofError as error:
+            problems = [str(error).removeprefix(f"{path}: ")]
+        shown = problems if every else problems[:1]
+        for problem in shown:
+            more = "" if every or len(problems) < 2 else f" (and {len(problems) - 1} more: --all lists them)"
+            err_console.print(f"edgeprof: error: {path}: {problem}{more}", highlight=False, markup=False)
         failed = failed or bool(problems)
         if not problems:
             console.print(f"{path}: valid {profile['schema']} ({profile['model']['name']}, "

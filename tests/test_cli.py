@@ -251,7 +251,7 @@ def test_a_factory_that_would_download_is_refused_offline(run_cli, tmp_path, mon
     assert len(load_profile(tmp_path / "s.json")["partition_points"]) > 2
 
 
-def test_validate_prints_one_line_per_problem_and_exits_2(run_cli, tmp_path):
+def test_validate_checks_every_file_one_line_each_or_every_problem(run_cli, tmp_path):
     good, bad = tmp_path / "good.json", tmp_path / "bad.json"
     run_cli("profile", "lenet7", "-q", "-o", good)
     doc = json.loads(good.read_text())
@@ -259,9 +259,17 @@ def test_validate_prints_one_line_per_problem_and_exits_2(run_cli, tmp_path):
     doc["partition_points"][1]["tensors"][0]["bytes"] += 4
     doc["partition_points"][1]["upload_bytes"] += 4
     bad.write_text(json.dumps(doc))
-    result = run_cli("validate", good, bad)
+    garbage = tmp_path / "garbage.json"
+    garbage.write_bytes(bytes(range(128, 256)))
+    result = run_cli("validate", garbage, bad, good)  # a file that fails first does not stop the others
     assert result.code == 2
     assert f"{good}: valid edgeprof.profile/1 (lenet7, 6 partition points)" in result.out
+    first, second = result.err.strip().splitlines()
+    assert first.startswith(f"edgeprof: error: {garbage}: ") and "is not UTF-8 text" in first
+    assert second.startswith(f"edgeprof: error: {bad}: $.partition_points[1].tensors[0].bytes: ")
+    assert second.endswith("(and 2 more: --all lists them)")
+    result = run_cli("validate", "--all", good, bad)
+    assert result.code == 2
     lines = result.err.strip().splitlines()
     assert len(lines) == 3 and all(line.startswith(f"edgeprof: error: {bad}: $.partition_points[") for line in lines)
     assert "[1].tensors[0].bytes: " in lines[0]

@@ -245,9 +245,8 @@ def validate_profile(doc: Any) -> dict[str, Any]:
 def read_profile_json(path: str | Path) -> Any:
     """A profile file's JSON, not yet validated; unreadable files and non-JSON text are one-line errors."""
     path = Path(path)
-    text = read_text(path, "profile")
     try:
-        return parse_json(text, str(path))
+        return parse_json(read_text(path, "profile"), str(path))
     except EdgeprofError as error:
         raise ProfileError(str(error)) from None
 
