@@ -11,7 +11,7 @@ process with DIR first on PYTHONPATH, so that both see the same load on a shared
 their ratio and the load average before and after each pair.
 
 Part 2, comparison (`--compare`): each of `--algorithms` (default the five methods and `random-fill`, hc-mappo-l
-with its untrained deployment always drawn) trained for `--iterations` iterations on each seed of `--seeds` (a
+over its untrained deployment, always drawn) trained for `--iterations` iterations on each seed of `--seeds` (a
 separate run per seed, `--workers` at a time, one thread each), then evaluated on `--eval-seeds` episodes of
 `--eval-slots` slots in three modes: every layer's actions drawn as in training (`sampled`, the reading of seed
 001's Fig. 5 and of the CMDP's constraint), every layer greedy (`greedy`, how a deployed system would run), and
@@ -78,17 +78,16 @@ from synthetic_profiles import SOURCE, profiles_override
 
 import edgeprof
 from edgeprof.files import write_text_atomic
-from edgeprof.optimize.solve import REPORTED, run_solver
+from edgeprof.optimize.solve import run_solver
 from edgeprof.rl.hc_mappo_l import (
     ALGORITHMS,
     LAYERS,
-    RunPaths,
     Trainer,
-    evaluate_run,
     make_config,
     parse_hyperparameters,
-    train,
 )
+from edgeprof.rl.runs import RunPaths, evaluate_run, train
+from edgeprof.sim.dpa import REPORTED
 from edgeprof.sim.scenario import Scenario, load_scenario
 from edgeprof.sim.workload import ServiceTable, load_service_table
 
@@ -98,8 +97,6 @@ PAPER_ITERATIONS, PAPER_SLOTS = 1000, 200
 TARGET_MINUTES, TARGET_THREADS, TARGET_SPEEDUP = 35, 2, 2.5
 SEED_001_DELAY_S = {"hc-mappo-l": 2.74, "hc-ippo-l": 2.65, "heuristic-mappo-l": 2.94, "h-mappo": 4.38,
                     "h-ippo": 4.76}
-# every method of a comparison: an algorithm and the settings that make it; random-fill is the control of issue 26
-METHODS = {**{name: (name, []) for name in ALGORITHMS}, "random-fill": ("hc-mappo-l", ["random_fill=true"])}
 OPTIMIZERS = ("primal-dual", "greedy", "edge-only", "local-only", "random")
 # evaluations besides the greedy one: every layer drawing its actions as in training, or only the deployment
 DRAWN_MODES = {"sampled": LAYERS, "deployment_drawn": ("deployment",)}
@@ -109,7 +106,7 @@ MODE_TITLES = {"sampled": "sampled (every action drawn, as in training: seed 001
                "deployment_drawn": "deployment drawn (users and allocation greedy)"}
 EVALUATION_FILE, CODE_FILE = "benchmark_evaluation.json", "benchmark_code.json"  # in each run's folder
 OPTIMIZERS_FOLDER = "optimizers"  # in the runs folder: each optimizer's rows (`optimizer_rows`)
-OPTIMIZER_CODE = ("edgeprof/optimize", "edgeprof/sim", "edgeprof/rl/lagrange.py", "edgeprof/stats.py")  # their code
+OPTIMIZER_CODE = ("edgeprof/optimize", "edgeprof/sim", "edgeprof/stats.py")  # their code
 SHIPPED_PROFILES = "shipped (edgeprof/data/profiles)"
 
 
@@ -228,9 +225,8 @@ def train_and_evaluate(job: dict[str, Any]) -> dict[str, Any]:
         return stored
     scenario = load_scenario(job["scenario"], job["overrides"])
     table = load_service_table(scenario)
-    algorithm, extra = METHODS[job["method"]]
-    config = make_config(algorithm, iterations=job["iterations"], seed=job["seed"], num_envs=job["envs"],
-                         slots_per_iteration=job["slots"], **parse_hyperparameters([*job["hparams"], *extra]))
+    config = make_config(job["method"], iterations=job["iterations"], seed=job["seed"], num_envs=job["envs"],
+                         slots_per_iteration=job["slots"], **parse_hyperparameters(job["hparams"]))
     resume = RunPaths(rundir).checkpoint.is_file()
     rows = train(config, scenario, table, rundir, resume=resume, scenario_name=job["scenario"],
                  progress=code_recorder(rundir))
@@ -406,9 +402,9 @@ def compare(args: argparse.Namespace, overrides: list[str], profiles: str) -> di
     tau = scenario["system.delay_constraint_s"]
     eval_seeds = [int(seed) for seed in args.eval_seeds.split(",")]
     methods = args.algorithms.split(",")
-    unknown = [name for name in methods if name not in METHODS]
+    unknown = [name for name in methods if name not in ALGORITHMS]
     if unknown:
-        raise SystemExit(f"unknown method(s) {', '.join(unknown)}: use {', '.join(METHODS)}")
+        raise SystemExit(f"unknown method(s) {', '.join(unknown)}: use {', '.join(ALGORITHMS)}")
     setting = {"scenario": args.scenario, "overrides": args.set, "hyperparameters": args.hparam,
                "iterations": args.iterations, "slots_per_iteration": args.slots, "envs": args.envs,
                "eval_seeds": eval_seeds, "eval_slots": args.eval_slots}
@@ -588,7 +584,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--eval-seeds", default=",".join(str(seed) for seed in range(100, 110)))
     parser.add_argument("--eval-slots", type=int, default=100)
-    parser.add_argument("--algorithms", default=",".join(METHODS), help="comma-separated methods, default the five "
+    parser.add_argument("--algorithms", default=",".join(ALGORITHMS), help="comma-separated methods, default the five "
                         "algorithms and random-fill")
     parser.add_argument("--set", action="append", default=[], help="scenario override of the comparison")
     parser.add_argument("--hparam", action="append", default=[], help="NAME=VALUE, as `edgeprof train --hparam`")

@@ -12,7 +12,6 @@ import torch
 from sim_testing import profiles_override, small_scenario, write_profiles
 
 from edgeprof.errors import EdgeprofError
-from edgeprof.optimize.solve import REPORTED
 from edgeprof.rl.checkpoint import component_state
 from edgeprof.rl.curves import training_curves, training_figure
 from edgeprof.rl.hc_mappo_l import (
@@ -22,12 +21,9 @@ from edgeprof.rl.hc_mappo_l import (
     TIMING_COLUMNS,
     TrainedPolicy,
     Trainer,
-    evaluate_run,
-    load_run,
     make_config,
     parse_hyperparameters,
     sole_host_requests,
-    train,
 )
 from edgeprof.rl.hc_policies import (
     DeploymentObservation,
@@ -36,7 +32,9 @@ from edgeprof.rl.hc_policies import (
     deployment_from_choices,
     user_observation,
 )
+from edgeprof.rl.runs import evaluate_run, load_run, train
 from edgeprof.sim import core
+from edgeprof.sim.dpa import REPORTED
 from edgeprof.sim.env import EdgeSystem
 from edgeprof.sim.workload import load_service_table
 
@@ -121,7 +119,8 @@ def test_every_algorithm_builds_and_runs_an_iteration(scenario_and_table, algori
     assert set(row) == set(LOG_COLUMNS) and row["iteration"] == 1
     assert all(np.isfinite(row[name]) for name in ("cost", "delay_s", "success_rate", "user_policy_loss"))
     variant = ALGORITHMS[algorithm]
-    assert (row["deployment_policy_loss"] is not None) == variant.learned_deployment
+    trains_deployment = variant.learned_deployment and not variant.random_fill
+    assert (row["deployment_policy_loss"] is not None) == trains_deployment
     assert (row["allocation_policy_loss"] is not None) == variant.learned_allocation
     assert trainer.policies.user.independent == variant.independent_critics
     assert (row["user_cost_value_loss"] is not None) == variant.constrained  # no cost critic without a multiplier
@@ -185,18 +184,18 @@ def test_the_pid_multiplier_and_the_deployment_entropy_schedule_are_settings(sce
 
 def test_random_fill_keeps_the_untrained_deployment_and_always_draws_it(scenario_and_table, tmp_path):
     scenario, table = scenario_and_table
-    trainer = Trainer(tiny(random_fill=True), scenario, table)
+    trainer = Trainer(tiny("random-fill"), scenario, table)
     before = {name: value.clone() for name, value in trainer.policies.deployment.state_dict().items()}
     row = trainer.run_iteration()
     assert row["deployment_policy_loss"] is None and row["deployment_reward"] is not None
     assert all(torch.equal(before[name], value) for name, value in trainer.policies.deployment.state_dict().items())
     assert row["user_policy_loss"] is not None and row["allocation_policy_loss"] is not None
-    train(tiny(random_fill=True, iterations=1), scenario, table, tmp_path / "fill")
+    train(tiny("random-fill", iterations=1), scenario, table, tmp_path / "fill")
     greedy = evaluate_run(tmp_path / "fill", 6, [0, 1, 0])
     assert [row["solver"] for row in greedy] == ["random-fill"] * 3
     assert greedy[0] == {**greedy[2], "seed": 0}  # each episode's draws come from its seed
-    with pytest.raises(EdgeprofError, match="random_fill needs a learned deployment"):
-        tiny("heuristic-mappo-l", random_fill=True)
+    with pytest.raises(EdgeprofError, match="bad hyperparameter 'random_fill=true'"):
+        parse_hyperparameters(["random_fill=true"])  # random-fill is a method of its own
 
 
 @pytest.mark.parametrize("baseline", ["initial", "mean_step"])
@@ -321,8 +320,8 @@ def test_plot_by_algorithm_draws_each_algorithms_mean_with_a_95_percent_band(sce
                                                   ("a1", "hc-mappo-l", 1, [3, 4, 5, 6, 7]),
                                                   ("a2", "hc-mappo-l", 2, [2, 3, 4, 5]),
                                                   ("b0", "h-mappo", 0, [9, 8, 7]))]
-    curves, limits = training_curves(runs, smooth=1, by_algorithm=True)
-    assert limits == [3.0] and [curve.label for curve in curves] == ["hc-mappo-l (3 runs)", "h-mappo (1 run)"]
+    panels, curves, limits = training_curves(runs, smooth=1, by_algorithm=True)
+    assert limits == {"delay_s": [3.0]} and [curve.label for curve in curves] == ["hc-mappo-l (3 runs)", "h-mappo (1 run)"]
     grouped, single = curves
     assert grouped.iteration.tolist() == [1, 2, 3, 4]  # the iterations all three runs reached
     assert grouped.mean["delay_s"].tolist() == [2, 3, 4, 5]
@@ -331,13 +330,13 @@ def test_plot_by_algorithm_draws_each_algorithms_mean_with_a_95_percent_band(sce
     assert np.allclose(grouped.mean["delay_s"] - grouped.low["delay_s"], half)
     assert single.low is None and single.mean["delay_s"].tolist() == [9, 8, 7]
 
-    smoothed, _ = training_curves(runs[:3], smooth=2, by_algorithm=True)  # each run smoothed, then averaged
+    _, smoothed, _ = training_curves(runs[:3], smooth=2, by_algorithm=True)  # each run smoothed, then averaged
     assert smoothed[0].mean["delay_s"].tolist() == [2, 2.5, 3.5, 4.5]
-    each, _ = training_curves(runs, smooth=1)
+    _, each, _ = training_curves(runs, smooth=1)
     assert [curve.label for curve in each][:2] == ["hc-mappo-l, seed 0 (a0)", "hc-mappo-l, seed 1 (a1)"]
     assert each[1].mean["delay_s"].tolist() == [3, 4, 5, 6, 7]
 
-    figure = training_figure(curves, limits, smooth=1, by_algorithm=True)
+    figure = training_figure(panels, curves, limits, smooth=1, by_algorithm=True)
     delay_axis = figure.axes[1]
     assert delay_axis.get_yscale() == "log"  # the approach to tau-bar stays visible after an early fall
     assert delay_axis.get_ylim() == pytest.approx((1.0, 18.0))  # the means (2-9) and tau-bar, not the band (< 0)
@@ -364,7 +363,7 @@ def test_hyperparameters_parse_to_typed_settings_of_the_config():
 def test_a_trained_policy_draws_only_the_layers_it_is_told_to(run_cli, profiles, tmp_path):
     rundir = tmp_path / "run"
     assert run_cli(*_train_args(profiles, rundir)).code == 0
-    _, scenario, _ = load_run(rundir)
+    scenario = load_run(rundir).scenario
     system = EdgeSystem(scenario, load_service_table(scenario), num_envs=1, seed=5)
     greedy = TrainedPolicy.load(rundir, system)
     drawing_deployment = [greedy.drawing(seed, ["deployment"]) for seed in range(20)]

@@ -23,7 +23,6 @@ from edgeprof.sim.core import Outcome
 from edgeprof.sim.env import EdgeSystem
 
 METRICS = ("delay_s", "energy_j", "privacy_cost", "cost", "objective")
-DELAY_DISTRIBUTION = ("delay_median_s", "delay_p99_s", "delay_max_s", "delay_top1pct_share")
 
 
 class Policy(Protocol):
@@ -60,7 +59,7 @@ class _Totals:
 
 
 def delay_distribution(delays: np.ndarray) -> dict[str, float]:
-    """`DELAY_DISTRIBUTION` of every request's delay (any shape): median, 99th percentile, maximum, and the share
+    """`sim.dpa.DELAY_DISTRIBUTION` of every request's delay (any shape): median, 99th percentile, maximum, and the share
     of the total delay carried by the slowest 1% of requests (at least one)."""
     delays = np.sort(np.asarray(delays, dtype=np.float64).ravel())
     slowest = max(1, int(np.ceil(0.01 * delays.size)))
