@@ -7,8 +7,8 @@ iterations timed after one warm-up iteration. Reports wall and CPU seconds per i
 (slots x environments) per second, and the wall time of seed 001's budget (1000 iterations x 200 slots)
 projected from the measured seconds per iteration. Target: 35 min with 2 threads. `--baseline DIR` (a checkout
 of another commit, e.g. `git worktree add --detach DIR 3e4005b`) times that code at the same time, in a second
-process with DIR first on PYTHONPATH, so that both see the same load on a shared machine; the JSON gets both,
-their ratio and the load average before and after each pair.
+process (`iteration_timing.py`) with DIR first on PYTHONPATH, so that both see the same load on a shared machine;
+the JSON gets both, their ratio and the load average before and after each pair.
 
 Part 2, comparison (`--compare`): each of `--algorithms` (default the five methods and `random-fill`, hc-mappo-l
 over its untrained deployment, always drawn) trained for `--iterations` iterations on each seed of `--seeds` (a
@@ -73,6 +73,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from iteration_timing import PAPER_SLOTS, time_iterations
 from reporting import interval, machine, write_result
 from synthetic_profiles import SOURCE, profiles_override
 
@@ -93,7 +94,7 @@ from edgeprof.sim.workload import ServiceTable, load_service_table
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
-PAPER_ITERATIONS, PAPER_SLOTS = 1000, 200
+PAPER_ITERATIONS = 1000
 TARGET_MINUTES, TARGET_THREADS, TARGET_SPEEDUP = 35, 2, 2.5
 SEED_001_DELAY_S = {"hc-mappo-l": 2.74, "hc-ippo-l": 2.65, "heuristic-mappo-l": 2.94, "h-mappo": 4.38,
                     "h-ippo": 4.76}
@@ -108,24 +109,6 @@ EVALUATION_FILE, CODE_FILE = "benchmark_evaluation.json", "benchmark_code.json" 
 OPTIMIZERS_FOLDER = "optimizers"  # in the runs folder: each optimizer's rows (`optimizer_rows`)
 OPTIMIZER_CODE = ("edgeprof/optimize", "edgeprof/sim", "edgeprof/stats.py")  # their code
 SHIPPED_PROFILES = "shipped (edgeprof/data/profiles)"
-
-
-def time_iterations(overrides: list[str], envs: int, iterations: int, threads: int) -> dict[str, Any]:
-    """Wall and CPU seconds of `iterations` paper-size iterations after a warm-up one. Uses only what every
-    version of the trainer has (`make_config`, `Trainer.run_iteration`), so that `--baseline` runs it on another
-    commit's code."""
-    scenario = load_scenario("paper", overrides)
-    table = load_service_table(scenario)
-    config = make_config("hc-mappo-l", slots_per_iteration=PAPER_SLOTS, num_envs=envs, threads=threads)
-    trainer = Trainer(config, scenario, table)
-    trainer.run_iteration()  # warm-up: first calls allocate and compile
-    wall, cpu = [], []
-    for _ in range(iterations):
-        started = time.process_time()
-        wall.append(trainer.run_iteration()["seconds"])
-        cpu.append(time.process_time() - started)
-        print(f"throughput ({threads} thread(s)): iteration {len(wall)}: {wall[-1]:.1f} s", flush=True)
-    return {"seconds_per_iteration": wall, "cpu_seconds_per_iteration": cpu}
 
 
 def throughput_row(times: dict[str, Any], threads: int, envs: int) -> dict[str, Any]:
@@ -150,7 +133,8 @@ def throughput(overrides: list[str], envs: int, iterations: int, thread_counts: 
         load_before = os.getloadavg()
         other = None
         if baseline:
-            command = [sys.executable, __file__, "--time-only", json.dumps([overrides, envs, iterations, threads])]
+            command = [sys.executable, str(Path(__file__).with_name("iteration_timing.py")),
+                       json.dumps([overrides, envs, iterations, threads])]
             other = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(baseline)}, stdout=subprocess.PIPE,
                                      text=True)
         result["runs"].append(throughput_row(time_iterations(overrides, envs, iterations, threads), threads, envs))
@@ -420,7 +404,7 @@ def compare(args: argparse.Namespace, overrides: list[str], profiles: str) -> di
         if args.runs:
             args.runs.mkdir(parents=True, exist_ok=True)
         stored = [stored_evaluation(job) for job in jobs] if args.runs else []
-        for job, row in zip(jobs, stored):
+        for job, row in zip(jobs, stored, strict=False):  # no stored rows without --runs
             print(f"compare: {job['method']} seed {job['seed']}: {run_state(job, row is not None)}", flush=True)
         if args.finished_only:  # the stored evaluations are the rows: no worker, no training
             finished = [row for row in stored if row]
@@ -511,7 +495,7 @@ def plot_comparison(comparison: dict[str, Any], path: Path) -> None:
     paper = [(index, methods[name]["seed_001_delay_s"]) for index, name in enumerate(names)
              if "seed_001_delay_s" in methods[name]]
     if paper and comparison["scenario"] == "paper" and not comparison["overrides"]:  # Fig. 5's scenario only
-        axes[0].scatter(*zip(*paper), marker="_", s=300, color="black", zorder=3, label="seed 001 Fig. 5")
+        axes[0].scatter(*zip(*paper, strict=True), marker="_", s=300, color="black", zorder=3, label="seed 001 Fig. 5")
     axes[0].axhline(tau, color="C3", linestyle="--", label="tau-bar")
     axes[0].legend(fontsize=8)
     figure.suptitle(f"{comparison['scenario']} {' '.join(comparison['overrides'])}: {comparison['iterations']} "
@@ -575,7 +559,6 @@ def main() -> None:
     parser.add_argument("--throughput-iterations", type=int, default=3)
     parser.add_argument("--throughput-threads", default="1,2", help="comma-separated thread counts")
     parser.add_argument("--baseline", type=Path, help="a checkout of another commit, timed at the same time")
-    parser.add_argument("--time-only", help=argparse.SUPPRESS)  # `--baseline`'s second process
     parser.add_argument("--envs", type=int, default=8, help="environments per iteration in the comparison")
     parser.add_argument("--compare", action="store_true", help="also train and compare the five algorithms")
     parser.add_argument("--scenario", default="small", help="scenario of the comparison")
@@ -600,9 +583,6 @@ def main() -> None:
                         "without the per-request deadline")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS / "hc_mappo_l.json")
     args = parser.parse_args()
-    if args.time_only:  # one line of JSON for `throughput`, computed with whatever edgeprof is on PYTHONPATH
-        print(json.dumps(time_iterations(*json.loads(args.time_only))))
-        return
     if args.finished_only and not (args.compare and args.runs):
         parser.error("--finished-only summarises the runs of --compare --runs DIR")
     if args.restore_from and not (args.compare and args.runs):
