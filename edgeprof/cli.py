@@ -102,6 +102,9 @@ class _LineProgress:
         self.tasks[len(self.tasks)] = {"description": description, "total": total, "completed": 0, "printed": 0.0}
         return len(self.tasks) - 1
 
+    def advance(self, task: int, advance: float = 1) -> None:
+        self.update(task, completed=self.tasks[task]["completed"] + advance)
+
     def update(self, task: int, completed: float | None = None, total: float | None = None,
                description: str | None = None) -> None:
         state = self.tasks[task]
