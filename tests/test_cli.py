@@ -240,7 +240,8 @@ def test_input_shapes_and_model_args(run_cli, tmp_path):
     assert model["inputs"][0]["dtype"] == "int64" and model["args"] == {"num_classes": "5"}
     two = run_cli("profile", "edgeprof_testmodels:two_inputs", "--input-shape", "1x3x8x8", "--input-shape", "1x4", "-q",
                   "-o", out)
-    assert two.code == 0 and [entry["shape"] for entry in load_profile(out)["model"]["inputs"]] == [[1, 3, 8, 8], [1, 4]]
+    assert two.code == 0
+    assert [entry["shape"] for entry in load_profile(out)["model"]["inputs"]] == [[1, 3, 8, 8], [1, 4]]
     for args, message in [(["--input-shape", "1x3xQ"], "write the whole shape, batch first"),
                           (["--input-shape", "1x16", "--input-size", "16"], "drop --input-size and --batch"),
                           (["--model-arg", "num_classes"], "write name=value")]:

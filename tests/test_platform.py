@@ -52,7 +52,7 @@ def test_a_second_system_runs_through_every_command(bandit, run_cli, tmp_path):
     uniform = run_cli("solve", "--scenario", bandit, "--solver", "uniform", "--slots", "200", "--seeds", "0")
     assert uniform.code == 0 and "oracle" in run_cli("solve", "--list").out
 
-    rundir = tmp_path / "run"
+    rundir = tmp_path / "runs" / "bandit" / "run"  # missing parents are made
     trained = run_cli("train", "bandit-greedy", "--scenario", bandit, "--iterations", "4", "--seed", "3",
                       "--hparam", "epsilon=0.2", "-o", rundir)
     assert trained.code == 0, trained.err
