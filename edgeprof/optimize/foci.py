@@ -6,7 +6,8 @@
   Table 1 suggests), among the actions that meet D_st that way. It ignores switch costs: Neurosurgeon decides
   each inference on its own.
 
-Importing this module also registers the fairness oracle with the simulator (`optimize.fairness`), so that
+`oracle_costs` applies the fairness oracle to a step's outcome: the shaped reward of FOCI's OFR (eq. 4). Importing
+this module also registers the oracle with the simulator (`optimize.fairness`), so that
 `edges.runtime_allocator = "oracle"` works for every solver.
 """
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from edgeprof.optimize import fairness
 from edgeprof.optimize.solve import SolverInfo, register_solver
-from edgeprof.sim.foci import FociEnv, register_oracle
+from edgeprof.sim.foci import FociEnv, StepOutcome, register_oracle
 
 SYSTEM = "foci"
 
@@ -39,6 +40,17 @@ class Neurosurgeon:
         alpha, beta, _ = env.weights
         own_cost = alpha * env.whole_edge_energy_j + beta * env.whole_edge_latency_s
         return np.where(env.mask, own_cost, np.inf).argmin(axis=1)
+
+
+def oracle_costs(outcome: StepOutcome, num_edges: int, sms: int, method: str, eps: float) -> np.ndarray:
+    """-R_n^* of eq. 4 for every device an edge served (the worst cost at its edge under the oracle's allocation of
+    the edge's L SMs among the devices it served) and each other device's own cost: (M,)."""
+    shaped = outcome.cost.astype(np.float64).copy()
+    for n in range(num_edges):
+        members = np.flatnonzero(outcome.served_by == n)
+        if len(members):
+            shaped[members] = fairness.oracle_cost(method, outcome.rc[members], outcome.rf[members], sms, eps)
+    return shaped
 
 
 for _method in fairness.METHODS:
