@@ -249,7 +249,7 @@ def main() -> None:
     start = time.perf_counter()
     scenario = load_scenario(args.scenario, args.overrides)
     workload = load_workload(scenario)
-    settings = {"iterations": args.episodes, "slots_per_iteration": args.slots, "checkpoint_every": 10,
+    settings = {"iterations": args.episodes, "slots_per_iteration": args.slots, "checkpoint_every": 25,
                 **parse_hyperparameters(args.hparam)}
     table = part_table(args, scenario, workload, settings)
     oracle = part_oracle(args.oracle_steps)

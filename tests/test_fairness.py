@@ -133,3 +133,24 @@ def test_single_device_gets_every_sm_and_bad_inputs_are_refused():
         ipls([0.1], [0.0], 3)
     with pytest.raises(ValueError, match="eps must be positive"):
         ipls([0.1], [1.0], 3, 0.0)
+
+
+def test_the_bisection_reference_agrees_with_seed_001s_minmax_allocation():
+    """Where no device needs the l >= 1 floor, the relaxation is seed 001's min-max compute split with local
+    times (`allocation.minmax_noise_limited_shares` with nothing to transfer): Rc = local time, Rf / L = the
+    edge seconds on the whole server, l = L x share."""
+    from edgeprof.optimize.allocation import minmax_noise_limited_shares
+
+    rng = np.random.default_rng(6)
+    checked = 0
+    for _ in range(50):
+        devices, total = int(rng.integers(2, 9)), 24
+        rc, rf = rng.uniform(0.01, 0.1, devices), rng.uniform(0.1, 0.5, devices)
+        none, ones = np.zeros((1, devices)), np.ones((1, devices))
+        share, _ = minmax_noise_limited_shares((rf / total)[None], none, none, ones, ones, rc[None],
+                                               np.zeros((1, devices), dtype=np.int64), 1)
+        if (total * share).min() < 1:
+            continue
+        checked += 1
+        assert costs(rc, rf, total * share[0]).max() == pytest.approx(relaxed_optimum(rc, rf, total), rel=1e-9)
+    assert checked >= 25

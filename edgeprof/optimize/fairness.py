@@ -12,7 +12,8 @@ min over integer l >= 1 with sum l <= L of max_m c_m(l_m). Here costs are positi
 - `ipls`: Algorithm 1 steps 1-15 on the relaxation (real l >= 1): a geometric grid p_i = R_l (1 + eps)^i
   between the lower and upper bounds of the worst cost, and a binary search ("dichotomy") for the smallest
   grid level p whose allocation l_m(p) = max(Rf_m / (p - Rc_m), 1) fits in L SMs. The level found is within
-  a factor (1 + eps) of the relaxation's optimum (`relaxed_optimum`, plain bisection, the reference).
+  a factor (1 + eps) of the relaxation's optimum (`relaxed_optimum`, plain bisection, the reference; where no
+  device needs the l >= 1 floor it equals seed 001's min-max split, `allocation.minmax_noise_limited_shares`).
 - `min_risk_rounding`: steps 16-22: round every share up, then take SMs back one at a time from devices with
   more than one until no SM is over-allocated.
 
