@@ -58,6 +58,19 @@ def test_actions_encode_edge_and_cut(small):
     assert [a.tolist() for a in decode(actions, 3, 32)] == [edges.tolist(), cuts.tolist()]
 
 
+def test_the_papers_size_has_353_actions_and_steps():
+    from edgeprof.optimize.foci import Neurosurgeon
+
+    scenario = load_scenario("foci")
+    env = FociEnv(scenario, load_workload(scenario), 0)
+    assert (env.num_devices, env.num_edges, env.num_actions) == (240, 11, 353)  # phi = N K + 1 (section 4)
+    outcome = env.step(Neurosurgeon().act(env))
+    assert outcome.latency_s.shape == (240,) and (outcome.served_by >= 0).any()
+    for n in range(11):
+        served = outcome.served_by == n
+        assert outcome.sms[served].sum() == (24 if served.any() else 0)
+
+
 def test_a_step_matches_the_equations_by_hand(small):
     scenario, workload = small
     env = FociEnv(scenario, workload, 3)
