@@ -242,6 +242,23 @@ def test_alp_is_all_local_within_the_limit_and_nsg_offloads(small):
     assert nsg["offload_rate"] > 0.5 and nsg["energy_mj"] < alp["energy_mj"]
 
 
+def test_random_draws_uniformly_among_the_allowed_actions_from_its_seed(small):
+    from edgeprof.optimize.foci import RandomActions
+
+    scenario, workload = small
+    env = FociEnv(scenario, workload, 2)
+    policy = RandomActions(4)
+    draws = np.stack([policy.act(env) for _ in range(2000)])  # (draws, M) on one state
+    assert np.array_equal(draws[0], RandomActions(4).act(env)) and not np.array_equal(draws[0], draws[1])
+    assert env.mask[np.arange(env.num_devices), draws].all()
+    allowed = env.mask.sum(axis=1)
+    assert allowed.min() > 1  # every device has an offload choice besides local at this state
+    local_share = (draws == env.num_actions - 1).mean(axis=0)
+    assert np.all(np.abs(local_share - 1 / allowed) <= 4 * np.sqrt(1 / allowed / 2000))  # 4 binomial sigmas
+    for m in range(env.num_devices):
+        assert set(np.unique(draws[:, m])) == set(np.flatnonzero(env.mask[m]))
+
+
 def test_the_oracle_can_allocate_at_run_time(small):
     scenario, workload = small
     oracle = scenario.with_value("edges.runtime_allocator", "oracle").with_value("edges.oracle_method", "greedy")
@@ -295,7 +312,7 @@ def test_solve_through_the_cli(run_cli, tmp_path):
     assert header[:4] == ["solver", "seed", "slots", "latency_ms"]
     shown = run_cli("scenario", "show", "foci-small")
     assert shown.code == 0 and "num_devices = 24" in shown.out and "runtime_allocator" in shown.out
-    assert "foci: alp, nsg" in " ".join(run_cli("solve", "--help").out.split())
+    assert "foci: alp, nsg, random" in " ".join(run_cli("solve", "--help").out.split())
 
 
 def test_the_foci_preset_file_is_the_documented_toml_of_its_fields():

@@ -5,6 +5,8 @@
   with the least alpha E + beta D assuming the whole edge is its own (contention-blind, as its 62.72 ms tail in
   Table 1 suggests), among the actions that meet D_st that way. It ignores switch costs: Neurosurgeon decides
   each inference on its own.
+- `random`: every device draws uniformly among the actions its mask allows (local always allowed), seeded by
+  the episode's seed: what the learners do before training (epsilon = 1), the baseline they must beat.
 
 `oracle_costs` applies the fairness oracle to a step's outcome: the shaped reward of FOCI's OFR (eq. 4). Importing
 this module also registers the oracle with the simulator (`optimize.fairness`), so that
@@ -42,6 +44,18 @@ class Neurosurgeon:
         return np.where(env.mask, own_cost, np.inf).argmin(axis=1)
 
 
+class RandomActions:
+    """Uniform among each device's allowed actions, from the episode's seed."""
+
+    name = "random"
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, env: FociEnv) -> np.ndarray:
+        return np.where(env.mask, self.rng.random(env.mask.shape), -1.0).argmax(axis=1)
+
+
 def oracle_costs(outcome: StepOutcome, num_edges: int, sms: int, method: str, eps: float) -> np.ndarray:
     """-R_n^* of eq. 4 for every device an edge served (the worst cost at its edge under the oracle's allocation of
     the edge's L SMs among the devices it served) and each other device's own cost: (M,)."""
@@ -61,5 +75,7 @@ for _info in (
     SolverInfo("alp", SYSTEM, "all local processing (seed 002's ALP)", lambda env, seed: AllLocal()),
     SolverInfo("nsg", SYSTEM, "Neurosurgeon: each device's own best edge and cut assuming the whole edge",
                lambda env, seed: Neurosurgeon()),
+    SolverInfo("random", SYSTEM, "uniform among each device's allowed actions (the untrained learners' epsilon = 1)",
+               lambda env, seed: RandomActions(seed)),
 ):
     register_solver(_info)
