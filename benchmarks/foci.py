@@ -25,7 +25,8 @@ learner x seed).
 Runs live in `--runs DIR` (default: benchmarks/results/foci_runs, not committed): stop at any time and run the
 same command again; unfinished runs resume from their last checkpoint to the numbers of an uninterrupted run.
 
-    python benchmarks/foci.py [--scenario foci-small] [--set section.field=value] [--seeds 0,1,2,3,4] [--episodes 75] [--slots 240]
+    python benchmarks/foci.py [--scenario foci-small] [--set section.field=value] [--seeds 0,1,2,3,4]
+        [--episodes 75] [--slots 240]
         [--hparam epsilon_decay=0.96 --hparam update_every=4] [--eval-slots 240] [--learners iql,foci,...]
         [--runs DIR] [-o PATH]
 """
@@ -234,7 +235,8 @@ def markdown(result: dict[str, Any]) -> str:
              f"mean ± 95% half-interval over seeds {','.join(map(str, result['seeds']))}; the paper's Table 1 value "
              "in brackets.")
     changed = f" with {', '.join(result['overrides'])}" if result["overrides"] else ""
-    lines = [f"# FOCI (seed 002) on `{result['scenario']}`{changed}: Table 1 and Fig. 4", "", intro, "", "## Table 1", "",
+    lines = [f"# FOCI (seed 002) on `{result['scenario']}`{changed}: Table 1 and Fig. 4", "", intro, "",
+             "## Table 1", "",
              "| metric | " + " | ".join(m.upper() for m in methods) + " |", "|---|" + "---|" * len(methods)]
     for key, label, paper_key in ROWS:
         cells = [_cell(summary[m][key], PAPER.get(m, {}).get(paper_key) if paper_key else None, key)
@@ -327,10 +329,10 @@ def main() -> None:
     oracle = part_oracle(args.oracle_steps)
     budget = part_paper_budget(args.paper_steps, settings, len(args.learners) * len(args.seeds))
     result = {"edgeprof_version": edgeprof.__version__, "machine": machine(), "scenario": args.scenario,
-              "overrides": args.overrides,
-              "seeds": args.seeds, "eval_slots": args.eval_slots, "hparams": args.hparam, "settings": settings,
-              "table": table, "ofr_signal": ofr_signal, "oracle": oracle, "paper_budget": budget, "wall_s": time.perf_counter() - start,
-              "cpu_s": time.process_time() - cpu_start}
+              "overrides": args.overrides, "seeds": args.seeds, "learners": args.learners,
+              "eval_slots": args.eval_slots, "hparams": args.hparam, "settings": settings, "table": table,
+              "ofr_signal": ofr_signal, "oracle": oracle, "paper_budget": budget,
+              "wall_s": time.perf_counter() - start, "cpu_s": time.process_time() - cpu_start}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.output.with_suffix(".md"), markdown(result))
     write_result(args.output, result, "table")

@@ -89,8 +89,9 @@ def _fits(rc: np.ndarray, rf: np.ndarray, level: float, total: int) -> bool:
 
 
 def cost_bounds(rc: np.ndarray, rf: np.ndarray, total: int) -> tuple[float, float]:
-    """Algorithm 1 steps 2-3: the worst cost lies between max_m c_m(L - M + 1) (each device's best case) and
-    max_m c_m(1) (one SM each, always feasible)."""
+    """Algorithm 1 steps 2-3: the worst cost lies between max_m c_m(L - M + 1) (each device's best case: the
+    paper writes L - |M_n|, one SM short of it, not a lower bound in general, e.g. M = 1) and max_m c_m(1) (one SM
+    each, always feasible)."""
     rc, rf = _check(rc, rf, total)
     return float(costs(rc, rf, total - len(rc) + 1).max()), float(costs(rc, rf, 1).max())
 

@@ -179,7 +179,8 @@ def convert_porto(source: str | Path, destination: str | Path, box: Sequence[flo
                     polyline = json.loads(row["POLYLINE"])
                     fixes = np.array([(float(lat), float(lon)) for lon, lat in polyline], dtype=np.float64)
                 except (ValueError, TypeError):
-                    raise EdgeprofError(f"{where}: POLYLINE is not a JSON list of [longitude, latitude] pairs") from None
+                    raise EdgeprofError(f"{where}: POLYLINE is not a JSON list of [longitude, latitude] "
+                                        "pairs") from None
                 if len(fixes) == 0:
                     continue
                 start, stop = _longest_run_inside(fixes.reshape(-1, 2), box)
