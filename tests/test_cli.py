@@ -83,6 +83,12 @@ def _corrupt(tmp_path):
     return path
 
 
+def _corrupt_archive(tmp_path):
+    path = tmp_path / "corrupt.pt2"
+    path.write_bytes(bytes(range(256)) * 8)
+    return path
+
+
 def _wrong_version(tmp_path):
     path = tmp_path / "v2.json"
     path.write_text(json.dumps({"schema": "edgeprof.profile/2"}))
@@ -107,6 +113,12 @@ def _unreadable_weights(tmp_path):
         (lambda t: ["profile", "lenet7", "-o", t / "missing-dir" / "out.json"],
          "directory .*missing-dir does not exist"),
         (lambda t: ["profile", "lenet7", "--batch", "0", "-o", t / "out.json"], "--batch"),
+        (lambda t: ["profile", "torch.nn:Identity", "--input-size", "16", "-o", t / "out.json"],
+         "torch.nn:Identity has nothing to split: its forward does no work on the input"),
+        (lambda t: ["profile", "edgeprof_testmodels:exiting_factory", "-o", t / "out.json"],
+         r"cannot build edgeprof_testmodels:exiting_factory: its factory called sys.exit\(3\)"),
+        (lambda t: ["profile", _corrupt_archive(t), "-o", t / "out.json"],
+         "corrupt.pt2 as a torch.export archive: it is not a zip file"),
         (lambda t: ["validate", _corrupt(t)], r"corrupt.json: not valid JSON \(line 1, column 2"),
         (lambda t: ["validate", _wrong_version(t)], r"\$\.schema: 'edgeprof.profile/2' is not supported"),
         (lambda t: ["validate", t / "absent.json"], "cannot read .*absent.json"),
