@@ -333,8 +333,9 @@ class Trainer:
                                                   eps=config.adam_eps) for name in self.layers}
         self.normalizers = {name: ValueNormalizer() for name in ("user", "cost", "deployment", "allocation")}
         initial, limit = config.multiplier_init if config.constrained else 0.0, scenario["system.delay_constraint_s"]
-        self.multiplier = (PIDLagrangeMultiplier(limit, config.multiplier_kp, config.multiplier_lr, config.multiplier_kd,
-                                                 initial, config.multiplier_max) if config.multiplier_kind == "pid"
+        self.multiplier = (PIDLagrangeMultiplier(limit, config.multiplier_kp, config.multiplier_lr,
+                                                 config.multiplier_kd, initial, config.multiplier_max)
+                           if config.multiplier_kind == "pid"
                            else LagrangeMultiplier(limit, initial, config.multiplier_lr, config.multiplier_max))
         self.generator = torch.Generator().manual_seed(config.seed)  # actions and minibatch order
         self.iteration = 0
@@ -514,7 +515,8 @@ class Trainer:
                                 user.decisions("state_index").flatten())
         value, cost_value = self._user_values(every)
         shape = (steps, envs, system.num_users)
-        user.set_scores(value=value.reshape(shape), cost_value=None if cost_value is None else cost_value.reshape(shape))
+        user.set_scores(value=value.reshape(shape),
+                        cost_value=None if cost_value is None else cost_value.reshape(shape))
         obs = user_observation(system)
         user.finish(*self._user_values(obs))
         if rollout.allocation is not None:

@@ -31,8 +31,8 @@ Layers (network sizes from section V-A; orthogonal initialisation, Tanh):
   storage masks (exact float64 bytes) and then scores them with the training path itself: `evaluate` feeds the
   stored choices back to the GRU and scores every step at once under the same masks (`storage_masks`,
   `score_sequences`), so the first PPO ratio on fresh data is 1 (the public code's bug D1); tests check that
-  the draws are those of the step-by-step reference `autoregressive_sequence`. No stop choice, as in the paper: a sequence
-  ends when no further service fits. Deploying one more service never lowers the hits of eq. 22 and keeping
+  the draws are those of the step-by-step reference `autoregressive_sequence`. No stop choice, as in the paper: a
+  sequence ends when no further service fits. Deploying one more service never lowers the hits of eq. 22 and keeping
   it over intervals costs no migration (eq. 23), so a stop would pay only where a service's one-off fetch
   cost outweighs every hit it could bring.
 - `UserPolicy`: one actor shared by all users, without an agent id (users differ through their observation,
@@ -415,8 +415,8 @@ class DeploymentPolicy(nn.Module):
 
     def evaluate(self, obs: DeploymentObservation, choices: torch.Tensor, others: torch.Tensor) -> SequenceResult:
         """Re-score stored sequences (..., I), padded with -1, with the others' picks they saw, `others`
-        (..., I, I) (`others_picks`), under the current parameters: what replaying them through `autoregressive_sequence`
-        gives, with only the GRU left to run step by step."""
+        (..., I, I) (`others_picks`), under the current parameters: what replaying them through
+        `autoregressive_sequence` gives, with only the GRU left to run step by step."""
         hidden = self.initial_hidden(obs, others)
         stored = choices.reshape(len(hidden.free), -1)  # (B, I)
         used_columns = (stored >= 0).any(dim=0).nonzero()

@@ -59,8 +59,8 @@ class _Totals:
 
 
 def delay_distribution(delays: np.ndarray) -> dict[str, float]:
-    """`sim.dpa.DELAY_DISTRIBUTION` of every request's delay (any shape): median, 99th percentile, maximum, and the share
-    of the total delay carried by the slowest 1% of requests (at least one)."""
+    """`sim.dpa.DELAY_DISTRIBUTION` of every request's delay (any shape): median, 99th percentile, maximum, and the
+    share of the total delay carried by the slowest 1% of requests (at least one)."""
     delays = np.sort(np.asarray(delays, dtype=np.float64).ravel())
     slowest = max(1, int(np.ceil(0.01 * delays.size)))
     total = delays.sum()
