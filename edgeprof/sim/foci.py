@@ -577,7 +577,8 @@ SYSTEM = register_system(System(
               "radio": RadioFields, "mobility": MobilityFields, "qos": QosFields},
     default_preset="foci",
     metrics=REPORTED,
-    bounded_metrics={"violation_rate": (0.0, 1.0), "offload_rate": (0.0, 1.0), "overflow_rate": (0.0, 1.0)},
+    bounded_metrics={**dict.fromkeys(REPORTED, (0.0, math.inf)),  # latencies, energies, switches, -R: all >= 0
+                     "violation_rate": (0.0, 1.0), "offload_rate": (0.0, 1.0), "overflow_rate": (0.0, 1.0)},
     load_workload=load_workload,
     run_episode=run_episode,
     check=check,
