@@ -33,9 +33,9 @@ class Method:
 @dataclass(frozen=True)
 class Budget:
     """What one run may cost. `slots`: evaluation slots per episode (a solver's whole episode); trainers also
-    get `iterations` with `train_settings` (their configuration's fields); `preset` (None: the experiment's)
-    and `overrides` set the system at this budget (a smoke run uses a smaller one); `seeds` replicates unless
-    `--seeds` says otherwise."""
+    get `iterations` with `train_settings` (their configuration's fields) and `hyperparameters` (NAME=VALUE, as
+    `edgeprof train --hparam`); `preset` (None: the experiment's) and `overrides` set the system at this budget
+    (a smoke run uses a smaller one); `seeds` replicates unless `--seeds` says otherwise."""
 
     seeds: int
     slots: int
@@ -43,6 +43,7 @@ class Budget:
     train_settings: Mapping[str, Any] = field(default_factory=dict)
     preset: str | None = None
     overrides: tuple[str, ...] = ()
+    hyperparameters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,8 +83,8 @@ class Experiment:
 LEARNERS = tuple(Method("trainer", name) for name in
                  ("hc-mappo-l", "hc-ippo-l", "heuristic-mappo-l", "h-mappo", "h-ippo"))
 OPTIMIZERS = tuple(Method("solver", name) for name in ("primal-dual", "greedy", "edge-only", "local-only"))
-# controls beside Fig. 5's learners: hc-mappo-l over an untrained, always drawn deployment, and random actions
-CONTROLS = (Method("trainer", "random-fill"), Method("solver", "random"))
+# controls beside Fig. 5's methods: hc-mappo-l over an untrained, always drawn deployment; random actions
+RANDOM_FILL, RANDOM = Method("trainer", "random-fill"), Method("solver", "random")
 SEED_001_METRICS = ("cost", "delay_s", "energy_j", "privacy_cost", "success_rate")
 SEED_001_BUDGETS = {
     # the `small` system, two iterations of 12 slots: every code path, in seconds a run
@@ -111,7 +112,7 @@ EXPERIMENTS: dict[str, Experiment] = {experiment.name: experiment for experiment
               numbers=(PaperNumber("hc-mappo-l", "energy_j", 16.5, 5.0, "15-18 J at r = 1"),
                        PaperNumber("hc-mappo-l", "privacy_cost", 11.0, 5.0, "10-12 at r = 1"))),
     _seed_001("seed001-fig5", "Fig. 5", "training convergence under tau-bar = 3 s", None, (), (),
-              methods=LEARNERS + OPTIMIZERS + CONTROLS, references=("hc-mappo-l", "random-fill"),
+              methods=LEARNERS + (RANDOM_FILL,) + OPTIMIZERS + (RANDOM,), references=("hc-mappo-l", "random-fill"),
               notes="Controls beside the paper's methods: random-fill (is the learned deployment better than a "
                     "random fill?) and the random solver.",
               numbers=(PaperNumber("hc-mappo-l", "delay_s", 2.74), PaperNumber("hc-ippo-l", "delay_s", 2.65),

@@ -14,8 +14,8 @@ whatever ran it.
 A trainer is evaluated in modes: `greedy` (every layer's most probable action), `sampled` (every layer draws as
 in training) and, for each layer of `DRAWN_ALONE` it has, that layer alone drawn (`deployment_drawn`: the
 servers' deployments drawn, users and allocation greedy). A caller may replace the named budget's settings with
-its own `Budget` (`spec`: another preset, overrides, iterations, training settings); OUTDIR records it, and a
-resume with another is refused.
+its own `Budget` (`spec`: another preset, overrides, iterations, training settings, hyperparameters); OUTDIR
+records it, and a resume with another is refused.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ def plan(experiment: Experiment, budget: str, seeds: Sequence[int] | None = None
                     "slots": spec.slots,
                     **({"iterations": spec.iterations, "train_settings": dict(spec.train_settings)}
                        if method.kind == "trainer" else {}),
+                    **({"hyperparameters": list(spec.hyperparameters)}
+                       if method.kind == "trainer" and spec.hyperparameters else {}),
                 })
     return runs
 
@@ -109,7 +111,8 @@ def _evaluate(config: dict[str, Any], rundir: Path) -> list[dict[str, Any]]:
 
     torch.set_num_threads(1)
     trainer = get_trainer(method["name"])
-    settings = {**config["train_settings"], "iterations": config["iterations"], "seed": seed}
+    settings = {**config["train_settings"], **trainer.hyperparameters(config.get("hyperparameters", [])),
+                "iterations": config["iterations"], "seed": seed}
     train_config = trainer.make_config(**settings)
     folder = rundir / "train"
     train(train_config, scenario, workload, folder, resume=RunPaths(folder).checkpoint.is_file(),
