@@ -24,7 +24,7 @@ constraint), every layer greedy (`greedy`, how a deployed system would run), and
 1000 iterations): delays HC-MAPPO-L 2.74 s, HC-IPPO-L 2.65, Heuristic-MAPPO-L 2.94, H-MAPPO 4.38, H-IPPO 4.76
 (the cost and privacy units are not ours: compare orderings and the constraint, not values).
 
-Where each table comes from, all from DIR's results.csv (rebuilt as each run finishes):
+Where each table comes from, all from DIR's results.csv (rebuilt every 30 s as runs finish, and at the end):
 - next to the JSON (`-o`), `.md`: one table per mode (the solvers in each): delay with tau-bar, seeds under
   tau-bar, p99 delay (the tail), success, cost, energy, privacy, the delay's paired differences to hc-mappo-l
   and random-fill (same seed and mode), seed 001's delays beside the sampled mode; `.png`: the experiment

@@ -98,3 +98,14 @@ def test_the_report_lists_the_paired_differences_to_each_reference(tmp_path):
     section = text.split("## Minus hc-mappo-l's")[1].split("## Minus random-fill's")[0]
     assert "| h-mappo | greedy | (one setting) | 0 (0 .. 0) | 2 (-0.484 .. 4.48) |" in section
     assert "random-fill was not run" in text.split("## Minus random-fill's")[1]
+
+
+def test_results_csv_is_rebuilt_while_the_sweep_runs(tmp_path, monkeypatch):
+    monkeypatch.setattr("edgeprof.experiments.sweep.RESULTS_EVERY_S", 0.0)
+    seen = []
+
+    def progress(done, total, result):
+        seen.append(len((tmp_path / "results.csv").read_text().splitlines()) - 1)  # rows, less the header
+
+    run_experiment("seed001-fig5", tmp_path, "smoke", [0, 1], ["greedy"], spec=TINY, progress=progress)
+    assert seen == [1, 2]

@@ -1,15 +1,15 @@
 """Running an experiment as a resumable sweep (`edgeprof experiment run`).
 
 The sweep is a list of runs: one per (method, value of the varied field, replicate seed). A run is a plain,
-JSON-able config; its id is the sha256 of the canonical JSON of that config, so it never depends on the order
-of execution, the backend, or Python's per-process `hash()`. `execute_run` is one pure, top-level function per
-run: it reads nothing but its config, and writes `OUTDIR/runs/<id>/` itself (`config.json`, then `metrics.json`
-when it finishes, or `error.json` when it raises; a trainer's run folder in `train/`, checkpointed, so an
-interrupted run resumes from its checkpoint). The driver skips finished ids with `--resume`, retries failed
-ones, and rebuilds `results.csv` from the finished runs, sorted by id, after each run that finishes (so a sweep
-under way can be reported on): `edgeprof solve -o`'s columns plus the experiment's, the method, the evaluation
-mode and the varied field. Wall times are kept apart (`timing.json` per run) so that results.csv is identical
-whatever ran it.
+JSON-able config; its id is the sha256 of the canonical JSON of that config, so it never depends on the order of
+execution, the backend, or Python's per-process `hash()`. `execute_run` is one pure, top-level function per run:
+it reads nothing but its config, and writes `OUTDIR/runs/<id>/` itself (`config.json`, then `metrics.json` when it
+finishes, or `error.json` when it raises; a trainer's run folder in `train/`, checkpointed, so an interrupted run
+resumes from its checkpoint). The driver skips finished ids with `--resume`, retries failed ones, and rebuilds
+`results.csv` from the finished runs, sorted by id, at the end and every `RESULTS_EVERY_S` while runs finish (so a
+sweep under way can be reported on): `edgeprof solve -o`'s columns plus the experiment's, the method, the
+evaluation mode and the varied field. Wall times are kept apart (`timing.json` per run) so that results.csv is
+identical whatever ran it.
 
 A trainer is evaluated in modes: `greedy` (every layer's most probable action), `sampled` (every layer draws as
 in training) and, for each layer of `DRAWN_ALONE` it has, that layer alone drawn (`deployment_drawn`: the
@@ -36,6 +36,7 @@ from edgeprof.files import atomic_output, folder_lock, make_parents, read_json, 
 
 FORMAT = "edgeprof.experiment/1"
 SOLVE_COLUMNS = ("solver", "seed", "slots")
+RESULTS_EVERY_S = 30.0  # results.csv's rebuild reads every finished run: not after each of many short runs
 DRAWN_ALONE = ("deployment",)  # layers also evaluated drawn alone, the others greedy (mode "<layer>_drawn")
 
 
@@ -212,9 +213,9 @@ def run_experiment(name: str, outdir: str | Path, budget: str = "smoke", seeds: 
                    methods: Iterable[str] | None = None, backend: Any = None, resume: bool = False,
                    progress: Callable[[int, int, dict[str, Any]], None] | None = None,
                    spec: Budget | None = None) -> dict[str, Any]:
-    """Run every pending run of the experiment into OUTDIR with `backend` (serial by default), `spec` replacing
-    the budget's settings (`plan`); results.csv is rebuilt as each run finishes. Returns a summary: runs
-    planned, finished now and before, failed (with their errors)."""
+    """Run every pending run of the experiment into OUTDIR with `backend` (serial by default), `spec` replacing the
+    budget's settings (`plan`); results.csv is rebuilt as runs finish (`RESULTS_EVERY_S`) and at the end. Returns a
+    summary: runs planned, finished now and before, failed (with their errors)."""
     from edgeprof.experiments.backends import SerialBackend
 
     experiment = get_experiment(name)
@@ -230,11 +231,13 @@ def run_experiment(name: str, outdir: str | Path, budget: str = "smoke", seeds: 
         before = state(outdir, planned)
         pending = before.pending
         failures = []
+        written = time.monotonic()
         for done, result in enumerate(backend.map(execute_run, pending, str(outdir)), start=1):
             if result["status"] == "failed":
                 failures.append(result)
-            else:
+            elif time.monotonic() - written >= RESULTS_EVERY_S:
                 write_results(outdir)
+                written = time.monotonic()
             if progress:
                 progress(done, len(pending), result)
         write_results(outdir)
