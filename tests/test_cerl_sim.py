@@ -144,9 +144,9 @@ def test_the_state_graph_has_the_documented_shapes():
     graph = env.graph()
     nodes, layers = env.num_nodes, env.num_layers
     tasks = sum(task.next_layer > 0 for task in env.active)
-    assert graph.compute.shape == (nodes, len(cerl.COMPUTE_FEATURES)) == (6, 7)
-    assert graph.layers.shape == (tasks, layers, len(cerl.LAYER_FEATURES)) == (tasks, 8, 6)
-    assert graph.features().shape == (nodes + tasks * layers, 13)
+    assert graph.compute.shape == (nodes, len(cerl.COMPUTE_FEATURES)) == (6, 9)
+    assert graph.layers.shape == (tasks, layers, len(cerl.LAYER_FEATURES)) == (tasks, 8, 7)
+    assert graph.features().shape == (nodes + tasks * layers, 16)
     a = graph.adjacency()
     assert a.shape == (nodes + tasks * layers,) * 2 and (a == a.T).all() and not a.diagonal().any()
     assert (a[:nodes, :nodes] == env.links).all()  # E_a: the links

@@ -13,7 +13,7 @@ OFDMA subcarrier w for its intermediate data. The equations (sec. 2.1):
     eq. 6  cost    = w_e (E_comp + E_trans) + w_d (T_comp + T_trans), summed over hops and tasks
     eq. 7  one task per subcarrier per slot;  eq. 8  shares of a node <= 100% per slot
     eq. 9  every task runs all L layers, in order;  eq. 10  a task's summed delay <= T
-    eq. 13 reward  = -(eq. 6 of the hop) - P x (tasks that failed)
+    eq. 13 reward  = -(eq. 6 of the hop) - P if the task failed (per task q; the system's sums every task's)
 
 C[i..j] = xi x (device_flops(j) - device_flops(i - 1)) and O = upload_bytes(i - 1), the data block [i..j]
 reads, from a profile's partition points (`sim.workload`): the shipped `cerl-net` profile (`task.workload =
@@ -337,27 +337,36 @@ class Totals:
 
 
 class StepResult(NamedTuple):
-    """`reward` = -(the hop's eq. 6 cost) - P x (tasks that failed on the way to the next decision)."""
+    """The system's `reward`, -(the hop's eq. 6 cost) - P x (tasks that failed on the way to the next
+    decision), and the acting task's own: `task_reward`, -(its hop's cost) - P if it missed its deadline (eq. 13
+    for task q). `blocked` are the tasks that failed at their turn, with nothing allowed."""
 
     reward: float
+    task_reward: float
     hop: Hop
     failed: int
     completed: bool
+    missed_deadline: bool
+    blocked: tuple[int, ...]
 
 
-COMPUTE_FEATURES = ("is_mec", "capacity", "free_share", "free_vs_need", "is_location", "reachable", "transfer")
-LAYER_FEATURES = ("work", "output", "done", "next", "focus", "time_left")
+COMPUTE_FEATURES = ("is_mec", "capacity", "log_capacity", "free_share", "free_vs_need", "needed_share", "is_location",
+                    "reachable", "transfer")
+LAYER_FEATURES = ("work", "output", "done", "next", "focus", "time_left", "log_block_rate")
 
 
 @dataclass(frozen=True)
 class StateGraph:
     """The state of sec. 3.1 for the task whose turn it is (the focus, task 0 below).
 
-    V_a: the N + 1 compute nodes, features `COMPUTE_FEATURES` (N+1, 7): MEC flag, R_max / R_max of the MEC, free
-    share, free compute over the rate the focus task needs to finish in time (capped at 4, / 4), whether the
-    focus task's data is there, whether it can reach the node, its transfer time there over its time left.
-    V_b: the L layers of each active task, the focus first, features `LAYER_FEATURES` (Q, L, 6): work over the
-    model's, output bytes over the input's, done, next to run, focus flag, time left / T.
+    V_a: the N + 1 compute nodes, features `COMPUTE_FEATURES` (N+1, 9): MEC flag, R_max / R_max of the MEC,
+    log10(R_max / 1 GHz), free share, free compute over the rate the focus task needs to finish its layers in
+    time (capped at 4, / 4), the share of the node that rate is (capped at 2, / 2), whether the focus task's data
+    is there, whether it can reach the node, its transfer time there over its time left.
+    V_b: the L layers of each active task, the focus first, features `LAYER_FEATURES` (Q, L, 7): work over the
+    model's, output bytes over the input's, done, next to run, focus flag, time left / T, and log10 of the rate
+    (in GHz) at which the block from the task's next layer to this one would end within its time left (0 for
+    done layers; clipped to [-3, 3]): with log10(R_max) it gives the share a block needs on a node.
     Edges: E_a the links between compute nodes, E_b layer l - l+1 of a task, E_ab a layer and the node it ran on
     (done) or holding its input (pending). `adjacency()` is the square (N+1+QL) x (N+1+QL) matrix."""
 
@@ -371,7 +380,7 @@ class StateGraph:
         return self.compute.shape[0] + self.layers.shape[0] * self.layers.shape[1]
 
     def features(self) -> np.ndarray:
-        """X: (V, 7 + 6), compute nodes first, then the layer nodes task by task; each set's columns zero for
+        """X: (V, 9 + 7), compute nodes first, then the layer nodes task by task; each set's columns zero for
         the other set."""
         nc, fc = self.compute.shape
         q, num_layers, fl = self.layers.shape
@@ -431,7 +440,7 @@ class ChainEnv:
         self.free_subcarriers = np.zeros(self.num_subcarriers, dtype=bool)
         self.done = False
         self._next_id = 0
-        self._pending_failures = 0
+        self._blocked: list[int] = []
         self._start_next_slot()
 
     # -- state ---------------------------------------------------------------------------------------------
@@ -511,17 +520,16 @@ class ChainEnv:
         self.totals.cost += outcome.cost
         self.totals.energy_j += outcome.compute_j + outcome.transfer_j
         self.totals.decisions += 1
-        self._pending_failures = 0
-        completed = False
-        if task.elapsed_s > self.deadline_s:
-            self._finish(task, "deadline")
-        elif task.next_layer > self.num_layers:
-            self._finish(task, "completed")
-            completed = True
+        self._blocked = []
+        missed = task.elapsed_s > self.deadline_s
+        completed = not missed and task.next_layer > self.num_layers
+        if missed or completed:
+            self._finish(task, "deadline" if missed else "completed")
         self.turn += 1
         self._advance()
-        failed = self._pending_failures
-        return StepResult(-outcome.cost - self.penalty * failed, outcome, failed, completed)
+        failed = missed + len(self._blocked)
+        return StepResult(-outcome.cost - self.penalty * failed, -outcome.cost - self.penalty * missed, outcome,
+                          failed, completed, missed, tuple(self._blocked))
 
     def _finish(self, task: Task, how: str) -> None:
         task.next_layer = -1  # marks it done; it leaves `active` at the end of the slot
@@ -530,12 +538,12 @@ class ChainEnv:
             self.totals.completed_cost += task.cost
             self.totals.completed_delay_s += task.elapsed_s
         else:
-            self._pending_failures += 1
             self.totals.penalties += self.penalty
             if how == "deadline":
                 self.totals.failed_deadline += 1
             else:
                 self.totals.failed_blocked += 1
+                self._blocked.append(task.task_id)
         if len(set(task.layer_nodes[task.layer_nodes >= 0].tolist())) > 1:
             self.totals.collaborations += 1
 
@@ -595,8 +603,10 @@ class ChainEnv:
         compute = np.stack([
             np.arange(self.num_nodes) == 0,
             self.capacity_hz / self.capacity_hz[0],
+            np.log10(self.capacity_hz / 1e9),
             self.free_share / SHARES,
             np.minimum(free_hz / need_hz, 4.0) / 4.0,
+            np.minimum(need_hz / self.capacity_hz, 2.0) / 2.0,
             np.arange(self.num_nodes) == loc,
             reach,
             np.minimum(transfer / max(time_left, 1e-9), 1.0),
@@ -608,12 +618,17 @@ class ChainEnv:
         layer_node = np.zeros((len(tasks), self.num_layers), dtype=np.int64)
         for q, task in enumerate(tasks):
             done = task.layer_nodes >= 0
+            left = max(self.time_left_s(task), 1e-9)
+            block = self.workload.prefix_cycles[1:] - self.workload.prefix_cycles[task.next_layer - 1]
+            with np.errstate(divide="ignore"):
+                block_rate = np.clip(np.log10(np.maximum(block, 1.0) / left / 1e9), -3.0, 3.0)
             layers[q, :, 0] = work
             layers[q, :, 1] = output
             layers[q, :, 2] = done
             layers[q, :, 3] = layer_index == task.next_layer
             layers[q, :, 4] = q == 0
             layers[q, :, 5] = max(self.time_left_s(task), 0.0) / self.deadline_s
+            layers[q, :, 6] = np.where(done, 0.0, block_rate)
             layer_node[q] = np.where(done, task.layer_nodes, task.location)
         return StateGraph(compute=compute, layers=layers, layer_node=layer_node, links=self.links.copy())
 
@@ -624,19 +639,20 @@ class ChainEnv:
         t = self.totals
         ended = t.completed + t.failed_deadline + t.failed_blocked
         nan = float("nan")
-        return {
+        values = {
             "cost": t.cost / self.slots,
             "cost_per_task": t.completed_cost / t.completed if t.completed else nan,
             "completion_rate": t.completed / ended if ended else nan,
-            "collaborations": float(t.collaborations),
+            "collaborations": t.collaborations,
             "energy_j": t.energy_j / self.slots,
             "delay_s": t.completed_delay_s / t.completed if t.completed else nan,
             "objective": (t.cost + t.penalties) / self.slots,
-            "tasks": float(t.tasks),
-            "failed_deadline": float(t.failed_deadline),
-            "failed_blocked": float(t.failed_blocked),
-            "decisions": float(t.decisions),
+            "tasks": t.tasks,
+            "failed_deadline": t.failed_deadline,
+            "failed_blocked": t.failed_blocked,
+            "decisions": t.decisions,
         }
+        return {name: float(value) for name, value in values.items()}
 
 
 REPORTED = ("cost", "cost_per_task", "completion_rate", "collaborations", "energy_j", "delay_s", "objective",
