@@ -300,3 +300,31 @@ def test_a_trained_policy_stays_above_the_cost_bound(tmp_path):
         bound = cost_bound_per_task(workload, scenario)
         assert all(math.isnan(row["cost_per_task"]) or row["cost_per_task"] >= bound for row in rows)
         assert all(0 <= row["completion_rate"] <= 1 for row in rows)
+
+
+def test_the_action_features_are_the_hops_physics():
+    """u = the block's delay over the task's time left (the deadline is missed above 1) and the block's energy at
+    its share, for every allowed (node, end, share), against the environment's own eq. 1-5."""
+    scenario, workload, env = _env(steps=3)
+    spec = rl.GraphSpec.of(scenario, workload, max_tasks=8)
+    batch = rl.GraphBatch.of(rl.encode(env, spec))
+    basis = rl.action_basis(batch)[0]
+    task, masks = env.focus, env.masks()
+    time_left = env.time_left_s(task)
+    reference = scenario["cost.energy_coefficient"] * workload.total_cycles ** 3 / scenario["system.deadline_s"] ** 2
+    for node in np.flatnonzero(masks.node):
+        for end in np.flatnonzero(masks.end):
+            for share in (1, 7, 40, 100):
+                hop = env.hop(task, rl.Action(int(node), int(end) + 1, share, 0))
+                u = float(basis[node, end, share - 1, 3])
+                assert u == pytest.approx(min((hop.compute_s + hop.transfer_s) / time_left, 4.0), rel=1e-4)
+                assert float(basis[node, end, share - 1, 2]) == pytest.approx(hop.compute_j / reference, rel=1e-4)
+
+
+def test_every_decision_is_one_transition_of_its_task():
+    trainer = _trainer(learning_starts=10 ** 6)
+    played = trainer.play(trainer.online, seed=3, epsilon=1.0, learn=False)
+    terminated = trainer.replay._data["terminated"][: len(trainer.replay)]
+    assert len(trainer.replay) == played["decisions"] > 0
+    ended_by_a_hop = played["tasks"] - played["failed_blocked"]  # completed or past their deadline after a hop
+    assert ended_by_a_hop <= int(terminated.sum()) <= played["tasks"]  # plus blocked ones that had a hop

@@ -157,6 +157,13 @@ def test_the_state_graph_has_the_documented_shapes():
     assert graph.layers[0, :, 4].all() and not graph.layers[1:, :, 4].any()  # the focus is task 0
     assert graph.layers[0, env.focus.next_layer - 1, 3] == 1
     assert len(env.graph(max_tasks=1).layers) == 1
+    assert graph.pairs.shape == (nodes, layers, len(cerl.PAIR_FEATURES)) == (6, 8, 2)
+    task = env.focus
+    done = task.next_layer - 1
+    assert not graph.pairs[:, :done].any()  # done layers have no block
+    block = env.workload.block_cycles(task.next_layer, layers)
+    assert graph.pairs[:, -1, 0] == pytest.approx(np.minimum(block / (env.capacity_hz * env.time_left_s(task)), 100),
+                                                  rel=1e-5)
 
 
 @pytest.mark.parametrize("workload", ["profile", "paper-table"])

@@ -16,21 +16,22 @@ masks left by the tasks before it (`ChainEnv.masks`), through factored heads rea
     Q(s, (n, j, r, w)) = Q_node(n) + Q_block(j, r | n) + [n != location] Q_sub(w | n)
 
 with Q_node from [h_n, h_task, h_graph] and Q_sub from [h_n, h_task] (h_task: the mean of the task's layer
-embeddings). Q_block, over the block end j and the share r together, comes from the product of an embedding of
-the node and one of the task's layer j, with log10 of the share the block [i..j] needs on node n to end within
-the task's time left (a difference of two input features), through a hidden layer, as coefficients of 12 fixed
-functions of the share s = r / 100: 1, s, s^2, 0.01 / s (the shapes eq. 1 and 4 give a hop's delay and energy
-in its rate) and soft steps at log-spaced shares (where the deadline starts to hold): a block's value depends
-on its size and its node together, which a sum of separate end and share heads cannot express (a first
-version did so, and its greedy policy stayed far worse than LC's). The exact joint maximum stays cheap: max
-over n of Q_node(n) plus each head's masked max given n (`per_node_best`). D2QN's dueling form adds a state
-value and centres each head's advantages (`rl.dqn.dueling_q`).
+embeddings). Q_block, over the block end j and the share r together, weighs features of the action itself (eq.
+16 reads Q from H(s, a)): 1, the share s, the block's eq. 4 energy at s, and u, the block's delay over the task's
+time left, with a soft step at u = 1 where the deadline is missed (`action_basis`); the weights come from the
+product of an embedding of the node and one of the task's layer j and the pair's features (the share the block
+needs on the node, its energy at full share: `sim.cerl.StateGraph.pairs`, edge features of E_ab), through a
+hidden layer. A first version summed separate end and share heads read from the embeddings alone; a second
+expanded the share in fixed functions of s: after 14 epochs on cerl-small their greedy policies stayed far
+worse than LC (the Q-values rose with the MEC's share, while the replayed costs fell then rose). The exact
+joint maximum stays cheap: max over n of Q_node(n) plus each head's masked max given n (`per_node_best`).
+D2QN's dueling form adds a state value and centres each head's advantages (`rl.dqn.dueling_q`).
 
 Learning (eq. 17-19): TD targets r + gamma max_a' Q'(s', a') with the target network (CERL, eq. 17), or double
 DQN's (DDQN, D2QN: the online network picks a', the target values it; `rl.dqn.q_target` over the per-node
-maxima does exactly this), loss MSE (eq. 18) or Huber. A transition is one task's hop, its reward eq. 13 for
-that task (the hop's cost, and P if the task failed) times `reward_scale`, its next state the task's next
-decision (`Trainer.play`).
+maxima does exactly this), loss Huber or MSE (eq. 18). A transition is one task's hop, its reward eq. 13 for
+that task (the hop's cost, and P if the task failed; also P for each task its hop left with nothing allowed)
+times `reward_scale`, its next state the task's next decision (`Trainer.play`).
 
 CEM (sec. 4.1, `rl.cem.DiagonalCEM`): each generation redraws the population from N(mu, diag(var)) except slot 0,
 which holds the RL agent injected at the end of the previous generation (sec. 4.4), scores every individual on
@@ -86,6 +87,7 @@ from edgeprof.rl.trainers import Panel, TrainerInfo, register_trainer
 from edgeprof.sim.cerl import (
     COMPUTE_FEATURES,
     LAYER_FEATURES,
+    PAIR_FEATURES,
     SHARES,
     Action,
     ChainEnv,
@@ -96,18 +98,21 @@ from edgeprof.sim.cerl import (
 
 HIDDEN = (64, 128, 256)  # sec. 5.1
 PAIR_WIDTH = 32  # ours: the (node, block end) embedding of the block head
-BASIS_KNOTS = tuple(0.01 * 100 ** (k / 7) for k in range(8))  # ours: soft steps in the share, 1% .. 100%
-LOG_CAPACITY = COMPUTE_FEATURES.index("log_capacity")
-LOG_BLOCK_RATE = LAYER_FEATURES.index("log_block_rate")
+TRANSFER = COMPUTE_FEATURES.index("transfer")
+STEP_WIDTH = 0.02  # ours: the soft deadline step's width in u
 
 
-def share_basis() -> torch.Tensor:
-    """(12, 100): the functions of the share s = r / 100 that a block's Q-values are expanded in: 1, s, s^2,
-    0.01 / s (the shapes eq. 1 and 4 give a hop's delay and energy in its rate) and soft steps at log-spaced
-    shares (where a block starts to meet its deadline)."""
-    s = torch.arange(1, SHARES + 1, dtype=torch.float64) / SHARES
-    steps = [torch.sigmoid((s.log() - math.log(knot)) / 0.33) for knot in BASIS_KNOTS]
-    return torch.stack([torch.ones_like(s), s, s ** 2, 0.01 / s, *steps]).float()
+def action_basis(batch: GraphBatch) -> torch.Tensor:
+    """(B, N+1, L, 100, 5): features of each action (node n, block end j, share s = r / 100) that the block head's
+    coefficients weigh: 1, s, the block's eq. 4 energy at s (full-share energy x s^2), u = the block's delay over
+    the task's time left (needed share / s + the transfer's fraction; the task misses its deadline when u > 1),
+    capped at 4, and a soft step at u = 1."""
+    share = torch.arange(1, SHARES + 1, dtype=torch.float32) / SHARES
+    needed, energy = batch.pairs[..., 0, None], batch.pairs[..., 1, None]
+    u = needed / share + batch.compute[:, :, None, None, TRANSFER]
+    return torch.stack([torch.ones_like(u), share.expand_as(u), energy * share ** 2, u.clamp(max=4.0),
+                        torch.sigmoid((u - 1.0) / STEP_WIDTH)], -1)
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # Observations: the state graph and the masks as fixed-size arrays (a replay row)
@@ -140,6 +145,7 @@ class GraphSpec:
             "share_limit": Field((n,), torch.int16),
             "sub_mask": Field((self.num_subcarriers,), torch.bool),
             "location": Field((), torch.int16),
+            "pairs": Field((n, num_layers, len(PAIR_FEATURES))),
         }
 
     def replay_fields(self) -> dict[str, Field]:
@@ -161,7 +167,7 @@ def encode(env: ChainEnv, spec: GraphSpec) -> dict[str, np.ndarray]:
     return {"compute": graph.compute, "layers": layers, "task_valid": np.arange(spec.max_tasks) < count,
             "layer_node": layer_node, "links": graph.links, "node_mask": masks.node, "end_mask": masks.end,
             "share_limit": masks.share_limit.astype(np.int16), "sub_mask": masks.subcarriers,
-            "location": np.int16(masks.location)}
+            "location": np.int16(masks.location), "pairs": graph.pairs}
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,7 @@ class GraphBatch:
     share_limit: torch.Tensor
     sub_mask: torch.Tensor
     location: torch.Tensor
+    pairs: torch.Tensor
 
     @classmethod
     def of(cls, rows: Mapping[str, Any], prefix: str = "") -> GraphBatch:
@@ -290,9 +297,8 @@ class GraphQNetwork(nn.Module):
         self.node_head = nn.Linear(3 * width, 1)
         self.pair_node = nn.Linear(2 * width, PAIR_WIDTH)
         self.pair_layer = nn.Linear(width, PAIR_WIDTH)
-        self.block_hidden = nn.Linear(PAIR_WIDTH + 1, 2 * PAIR_WIDTH)
-        self.block_head = nn.Linear(2 * PAIR_WIDTH, len(BASIS_KNOTS) + 4)
-        self.register_buffer("basis", share_basis(), persistent=False)
+        self.block_hidden = nn.Linear(PAIR_WIDTH + len(PAIR_FEATURES), 2 * PAIR_WIDTH)
+        self.block_head = nn.Linear(2 * PAIR_WIDTH, 5)  # the coefficients of `action_basis`
         self.sub_head = nn.Linear(2 * width, num_subcarriers)
         self.value = nn.Linear(2 * width, 1) if dueling else None
 
@@ -308,11 +314,11 @@ class GraphQNetwork(nn.Module):
         pooled = structure.mean(h)
         context = torch.cat([compute, task[:, None].expand(size, nodes, width)], -1)
         node = self.node_head(torch.cat([context, pooled[:, None].expand(size, nodes, width)], -1)).squeeze(-1)
-        # (node, block end) pairs: their embeddings' product and log10 of the share the block needs on the node
+        # (node, block end) pairs: their embeddings' product and their pair features (log10), then coefficients
+        # of each action's features
         pair = self.pair_node(context)[:, :, None, :] * self.pair_layer(focus)[:, None, :, :]
-        needed = (batch.layers[:, 0, None, :, LOG_BLOCK_RATE] - batch.compute[:, :, None, LOG_CAPACITY])
-        hidden = F.relu(self.block_hidden(torch.cat([pair, needed.unsqueeze(-1)], -1)))
-        block = self.block_head(hidden) @ self.basis
+        hidden = F.relu(self.block_hidden(torch.cat([pair, batch.pairs.clamp(min=1e-6).log10()], -1)))
+        block = torch.einsum("bnlk,bnlrk->bnlr", self.block_head(hidden), action_basis(batch))
         sub = self.sub_head(context)
         if self.value is not None:
             value = self.value(torch.cat([task, pooled], -1)).squeeze(-1)
@@ -657,10 +663,11 @@ class Trainer:
         """One episode of `network` (epsilon-greedy), every transition into the buffer; with `learn`, the RL
         agent's: a gradient step every `train_every` decisions. Its metrics, return and decision time.
 
-        A transition is one task's hop (eq. 13 is per task): its reward is the hop's cost, and P if the task
-        missed its deadline; its next state is the same task's next decision (other tasks decide in between),
-        or none when the task completed or failed; a task that fails at its turn, nothing allowed, ends its
-        last transition with P."""
+        A transition is one task's hop (eq. 13 is per task): its reward is the hop's cost, P if the task missed
+        its deadline, and P for each task that found nothing allowed at its turn right after this hop (the hop
+        that took the last share or subcarrier is the marginal cause); its next state is the same task's next
+        decision (other tasks decide in between), or none when the task completed or failed. A task that fails
+        at its turn also ends its own last transition with P (deferring work must not pay)."""
         env = ChainEnv(self.scenario, self.workload, self.config.slots_per_iteration, seed)
         episode_return, decisions, acting_s, losses = 0.0, 0, 0.0, []
         pending: dict[int, tuple[dict[str, np.ndarray], torch.Tensor, float]] = {}
@@ -678,9 +685,9 @@ class Trainer:
                 self._store(*pending.pop(task_id), observation, False)
             result = env.step(env_action(action, int(observation["location"])))
             if result.completed or result.missed_deadline:
-                self._store(observation, action, result.task_reward, observation, True)
+                self._store(observation, action, result.reward, observation, True)
             else:
-                pending[task_id] = (observation, action, result.task_reward)
+                pending[task_id] = (observation, action, result.reward)
             for blocked in result.blocked:
                 if blocked in pending:  # a task blocked at its first turn made no decision to charge
                     last, taken, reward = pending.pop(blocked)

@@ -337,12 +337,10 @@ class Totals:
 
 
 class StepResult(NamedTuple):
-    """The system's `reward`, -(the hop's eq. 6 cost) - P x (tasks that failed on the way to the next
-    decision), and the acting task's own: `task_reward`, -(its hop's cost) - P if it missed its deadline (eq. 13
-    for task q). `blocked` are the tasks that failed at their turn, with nothing allowed."""
+    """`reward` = -(the hop's eq. 6 cost) - P x (tasks that failed on the way to the next decision: the acting
+    task if it `missed_deadline`, and the `blocked` ones, which found nothing allowed at their turn)."""
 
     reward: float
-    task_reward: float
     hop: Hop
     failed: int
     completed: bool
@@ -353,6 +351,7 @@ class StepResult(NamedTuple):
 COMPUTE_FEATURES = ("is_mec", "capacity", "log_capacity", "free_share", "free_vs_need", "needed_share", "is_location",
                     "reachable", "transfer")
 LAYER_FEATURES = ("work", "output", "done", "next", "focus", "time_left", "log_block_rate")
+PAIR_FEATURES = ("needed_share", "full_share_energy")
 
 
 @dataclass(frozen=True)
@@ -368,12 +367,16 @@ class StateGraph:
     (in GHz) at which the block from the task's next layer to this one would end within its time left (0 for
     done layers; clipped to [-3, 3]): with log10(R_max) it gives the share a block needs on a node.
     Edges: E_a the links between compute nodes, E_b layer l - l+1 of a task, E_ab a layer and the node it ran on
-    (done) or holding its input (pending). `adjacency()` is the square (N+1+QL) x (N+1+QL) matrix."""
+    (done) or holding its input (pending). `adjacency()` is the square (N+1+QL) x (N+1+QL) matrix.
+    Pair features `PAIR_FEATURES` (N+1, L, 2) of each compute node n and focus layer l (0 for done layers): the
+    share of n the block from the focus task's next layer to l needs to end within its time left, and that
+    block's eq. 4 energy at n's full capacity over a whole task's at the deadline rate (k0 C (C / T)^2)."""
 
     compute: np.ndarray
     layers: np.ndarray
     layer_node: np.ndarray
     links: np.ndarray
+    pairs: np.ndarray
 
     @property
     def num_nodes(self) -> int:
@@ -528,8 +531,8 @@ class ChainEnv:
         self.turn += 1
         self._advance()
         failed = missed + len(self._blocked)
-        return StepResult(-outcome.cost - self.penalty * failed, -outcome.cost - self.penalty * missed, outcome,
-                          failed, completed, missed, tuple(self._blocked))
+        return StepResult(-outcome.cost - self.penalty * failed, outcome, failed, completed, missed,
+                          tuple(self._blocked))
 
     def _finish(self, task: Task, how: str) -> None:
         task.next_layer = -1  # marks it done; it leaves `active` at the end of the slot
@@ -630,7 +633,12 @@ class ChainEnv:
             layers[q, :, 5] = max(self.time_left_s(task), 0.0) / self.deadline_s
             layers[q, :, 6] = np.where(done, 0.0, block_rate)
             layer_node[q] = np.where(done, task.layer_nodes, task.location)
-        return StateGraph(compute=compute, layers=layers, layer_node=layer_node, links=self.links.copy())
+        block = np.maximum(self.workload.prefix_cycles[1:] - self.workload.prefix_cycles[focus.next_layer - 1], 0.0)
+        reference = self.k0 * self.workload.total_cycles ** 3 / self.deadline_s ** 2
+        pairs = np.stack([np.minimum(block[None, :] / (self.capacity_hz[:, None] * max(time_left, 1e-9)), 100.0),
+                          self.k0 * block[None, :] * self.capacity_hz[:, None] ** 2 / reference], -1)
+        return StateGraph(compute=compute, layers=layers, layer_node=layer_node, links=self.links.copy(),
+                          pairs=pairs.astype(np.float32))
 
     # -- what the episode reports --------------------------------------------------------------------------
 
