@@ -38,8 +38,10 @@ which holds the RL agent injected at the end of the previous generation (sec. 4.
 the same J transitions from the replay buffer (eq. 14), moves mu and var towards the k/2 fittest (eq. 15), and
 lets the `interacting_elites` fittest play one greedy episode each into the buffer (sec. 4.2). Each individual
 has a target network, refreshed from itself every H generations. Eq. 14 with the individual's own target is
-degenerate at H = 1 (the target is the network itself, so a constant Q = mean r / (1 - gamma) scores almost
-perfectly): `fitness_target = shared` scores every individual against the RL agent's target network instead.
+degenerate at H = 1: the target is the network itself, so the fitness rewards any Q that satisfies its own
+Bellman equation on the batch, whatever its actions' ranking (with gamma < 1 a constant Q = mean r / (1 - gamma)
+scores almost perfectly); `fitness_target = shared` scores every individual against the RL agent's target
+network instead.
 The elites' episode returns are logged beside their fitness.
 
 One iteration is one generation (an "epoch" of Fig. 4): CERL's CEM step and elite episodes, then for every
@@ -441,7 +443,7 @@ class CerlConfig:
     train_every: int = 4  # ours: the RL agent's decisions per gradient step (DQN's 4)
     gamma: float = 1.0  # ours: per hop of a task; a task has at most L hops and eq. 6 sums them undiscounted
     loss: str = "huber"  # ours; eq. 18 is "mse": failures cost P (~6000 cost bounds), and their squared errors
-    # swamp the cost differences between completing actions (pilots on cerl-small: see the README)
+    # swamp the cost differences between completing actions
     max_grad_norm: float = 10.0  # ours
     reward_scale: str = "bound"  # ours: rewards / the cost bound of one task (~1 per completed task), or / P, or raw
     max_graph_tasks: int = 16  # ours: tasks in the state graph (the focus and the next in turn order)
