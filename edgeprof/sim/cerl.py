@@ -698,7 +698,8 @@ SYSTEM = register_system(System(
     sections={"system": SystemFields, "radio": RadioFields, "task": TaskFields, "cost": CostFields},
     default_preset="cerl",
     metrics=REPORTED,
-    bounded_metrics={"completion_rate": (0.0, 1.0)},
+    bounded_metrics={"completion_rate": (0.0, 1.0), **dict.fromkeys(
+        ("cost", "cost_per_task", "collaborations", "energy_j", "delay_s", "objective", "tasks"), (0.0, math.inf))},
     load_workload=load_workload,
     run_episode=run_episode,
     check=check,
