@@ -24,12 +24,12 @@ interval over the training seeds:
   its completion at least LC's, and no policy's mean cost per completed task below the bound.
 
 Writes benchmarks/results/cerl.json, cerl.md (the tables) and cerl_fig4.png. Every finished job (a training
-run with its evaluation, a solver, a probe) is kept as JSON in `--workdir`; a rerun with the same settings reuses
-them, so an interrupted benchmark resumes where it stopped (delete the folder to start afresh).
+run with its evaluation, a solver, a probe) is kept as JSON in a folder of `--workdir` named after the settings;
+a rerun with the same settings reuses them, so an interrupted benchmark resumes where it stopped.
 
     nice python benchmarks/cerl.py [--rl-devices 5,10] [--epochs 20] [--seeds 0,1,2,3,4] [--workers 2] [--hparam K=V]
         [--devices 5,10,20,30,40,50] [--eval-seeds 1000,...] [--eval-slots 20] [--probe-devices 50]
-        [--workdir benchmarks/results/cerl-work]
+        [--probe-slots 20] [--workdir benchmarks/results/cerl-work]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ import os
 os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
 
 import argparse
+import hashlib
 import json
 import tempfile
 import time
@@ -130,14 +131,14 @@ def solve_one(solver: str, devices: int, eval_seeds: list[int], eval_slots: int)
     return {"solver": solver, "devices": devices, "eval": rows}
 
 
-def probe(devices: int, train_slots: int, hparams: list[str], eval_seed: int) -> dict[str, Any]:
+def probe(devices: int, slots: int, hparams: list[str], eval_seed: int) -> dict[str, Any]:
     """CERL at N = `devices`: two epochs (the first fills the buffer), the second timed, then its agent's greedy
     decisions on one episode (a decision as in execution: the state graph, one forward pass, the masks)."""
     import torch
 
     torch.set_num_threads(1)
     scenario = scenario_for(devices)
-    config = rl.make_config("cerl", iterations=2, slots_per_iteration=train_slots,
+    config = rl.make_config("cerl", iterations=2, slots_per_iteration=slots,
                             **rl.parse_hyperparameters(hparams))
     trainer = rl.Trainer(config, scenario, load_workload(scenario))
     trainer.run_iteration()
@@ -145,8 +146,8 @@ def probe(devices: int, train_slots: int, hparams: list[str], eval_seed: int) ->
     row = trainer.run_iteration()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     policy = rl.TrainedPolicy(trainer.online.eval(), trainer.spec)
-    play(ChainEnv(scenario, trainer.workload, train_slots, eval_seed), policy)
-    return {"devices": devices, "epoch_wall_s": wall, "epoch_cpu_s": cpu,
+    play(ChainEnv(scenario, trainer.workload, slots, eval_seed), policy)
+    return {"devices": devices, "slots": slots, "epoch_wall_s": wall, "epoch_cpu_s": cpu,
             "decision_ms": 1e3 * policy.decision_s / max(policy.decisions, 1), "greedy_decisions": policy.decisions,
             "agent_steps": row["agent_steps"], "env_steps": row["env_steps"]}
 
@@ -256,7 +257,8 @@ def claims(summary: dict[str, Any], args: argparse.Namespace) -> list[dict[str, 
     for probe_row in summary["probes"]:
         out.append({"claim": f"N = {probe_row['devices']}: ~20 s per epoch, ~25 ms per decision",
                     "ours": f"{probe_row['epoch_wall_s']:.1f} s wall ({probe_row['epoch_cpu_s']:.1f} s CPU) per "
-                            f"epoch, {probe_row['decision_ms']:.1f} ms per decision, one thread of this machine",
+                            f"epoch of {probe_row['slots']} arrival slots, {probe_row['decision_ms']:.1f} ms per "
+                            "greedy decision, one thread of this shared machine",
                     "holds": None})
     out.append({"claim": "stable within 200 epochs", "ours": f"not testable: {args.epochs} epochs in this budget",
                 "holds": None})
@@ -403,9 +405,11 @@ def projection(summary: dict[str, Any], probes: list[dict[str, Any]], args: argp
              f"{sum(per_epoch.values()) * runs / 3600:.1f} CPU-h for the three methods. ")
     for probe_row in probes:
         scale = sum(per_epoch.values()) / per_epoch["cerl"]
-        cerl_h = probe_row["epoch_cpu_s"] * runs / 3600
-        text += (f"At N = {probe_row['devices']} CERL took {probe_row['epoch_cpu_s']:.0f} CPU-s per epoch (one "
-                 f"epoch timed): 200 epochs x {len(args.seeds)} seeds = {cerl_h:.1f} CPU-h for CERL, about "
+        epoch = probe_row["epoch_cpu_s"] * args.train_slots / probe_row["slots"]  # decisions grow with the slots
+        cerl_h = epoch * runs / 3600
+        text += (f"At N = {probe_row['devices']} CERL took {probe_row['epoch_cpu_s']:.0f} CPU-s for one epoch of "
+                 f"{probe_row['slots']} arrival slots, so about {epoch:.0f} CPU-s for one of {args.train_slots}: "
+                 f"200 epochs x {len(args.seeds)} seeds = {cerl_h:.1f} CPU-h for CERL, about "
                  f"{cerl_h * scale:.1f} CPU-h with D2QN and DDQN at their N = {trained_n} cost ratio to CERL; "
                  "Fig. 4's N = 10, 30, 50 together take less than three times that. ")
     return text + "One torch thread per run."
@@ -421,6 +425,7 @@ def main() -> None:
     parser.add_argument("--eval-seeds", type=ints, default=[1000, 1001, 1002, 1003, 1004])
     parser.add_argument("--eval-slots", type=int, default=20)
     parser.add_argument("--probe-devices", type=ints, default=[50])
+    parser.add_argument("--probe-slots", type=int, default=20, help="arrival slots of the probe's episodes")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--hparam", action="append", default=[], help="NAME=VALUE for every run (edgeprof train)")
     parser.add_argument("--output", type=Path, default=RESULTS / "cerl.json")
@@ -432,7 +437,7 @@ def main() -> None:
     jobs: dict[str, tuple[Any, ...]] = {}  # the longest first
     with tempfile.TemporaryDirectory() as rundirs:
         for n in args.probe_devices:
-            jobs[f"probe-n{n}"] = (probe, n, args.train_slots, args.hparam, args.eval_seeds[0])
+            jobs[f"probe-n{n}"] = (probe, n, args.probe_slots, args.hparam, args.eval_seeds[0])
         for a in ALGORITHMS:
             for n in args.rl_devices:
                 for s in args.seeds:
@@ -444,9 +449,12 @@ def main() -> None:
         for n in args.devices:
             for name in SOLVERS:
                 jobs[f"{name}-n{n}"] = (solve_one, name, n, args.eval_seeds, args.eval_slots)
-        results = run_jobs(jobs, args.workdir, args.workers)
+        key = json.dumps([args.epochs, args.train_slots, args.hparam, args.eval_seeds, args.eval_slots,
+                          args.probe_slots])
+        workdir = args.workdir / hashlib.sha256(key.encode()).hexdigest()[:12]
+        results = run_jobs(jobs, workdir, args.workers)
     cpu = time.process_time() - cpu_started + sum(result["job_cpu_s"] for result in results.values())
-    kept = [name for name in jobs if (args.workdir / f"{name}.json").stat().st_mtime < started_at]
+    kept = [name for name in jobs if (workdir / f"{name}.json").stat().st_mtime < started_at]
     trained = [results[name] for name, job in jobs.items() if job[0] is train_one]
     untrained = [results[name] for name, job in jobs.items() if job[0] is untrained_one]
     solved = [results[name] for name, job in jobs.items() if job[0] is solve_one]
@@ -459,7 +467,7 @@ def main() -> None:
                  f"wall time; the jobs' own wall times sum to {sum(r['job_wall_s'] for r in results.values()) / 60:.0f}"
                  f" min over {args.workers} workers).")
     report = {"benchmark": "cerl", "edgeprof": edgeprof.__version__, "machine": machine(1), "wall_s": wall,
-              "cpu_s": cpu, "settings": vars(args) | {"output": str(args.output), "workdir": str(args.workdir)},
+              "cpu_s": cpu, "settings": vars(args) | {"output": str(args.output), "workdir": str(workdir)},
               "paper": PAPER, "summary": summary, "projection": {"text": text}}
     report["claims"] = claims(summary, args)
     report["runs"] = trained

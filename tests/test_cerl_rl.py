@@ -285,6 +285,10 @@ def test_train_evaluate_and_plot_through_the_commands(run_cli, tmp_path):
     for args, fragment in (
             (("--hparam", "fitness_target=best"), "fitness_target must be one of own, shared"),
             (("--hparam", "elites=60"), "must not exceed the population (50)"),
+            (("--hparam", "max_grad_norm=nan"), "max_grad_norm must be a finite number"),
+            (("--hparam", "cem_epsilon_start=-1"), "cem_epsilon_start must be >= 0, got -1"),
+            (("--hparam", "cem_epsilon_decay=0"), "cem_epsilon_decay must be > 0, <= 1, got 0"),
+            (("--hparam", "population=100000"), "population must be <= 10000"),
             (("--envs", "2"), "cerl does not take these settings")):
         result = run_cli("train", "cerl", "--scenario", "cerl-small", *args, "-o", tmp_path / "bad")
         assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err

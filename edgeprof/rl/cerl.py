@@ -489,8 +489,15 @@ class CerlConfig:
                 raise EdgeprofError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
         if self.epsilon_end > self.epsilon_start or not 0 < self.epsilon_decay <= 1:
             raise EdgeprofError("need epsilon_end <= epsilon_start and epsilon_decay in (0, 1]")
-        if not self.learning_rate > 0 or not self.sigma_init > 0 or not self.noise_std > 0:
-            raise EdgeprofError("learning_rate, sigma_init and noise_std must be positive")
+        hyperparameters.require_finite(self)
+        for name in ("learning_rate", "sigma_init", "noise_std", "max_grad_norm"):
+            hyperparameters.require(self, name, above=0)
+        for name in ("cem_epsilon_start", "cem_epsilon_end"):
+            hyperparameters.require(self, name, low=0)
+        hyperparameters.require(self, "cem_epsilon_end", high=self.cem_epsilon_start)
+        hyperparameters.require(self, "cem_epsilon_decay", above=0, high=1)
+        hyperparameters.require(self, "population", high=10_000)  # each member is a copy of the network
+        hyperparameters.require(self, "threads", high=1024)
         if not 0 <= self.noise_epsilon < 1:
             raise EdgeprofError(f"noise_epsilon must lie in [0, 1), got {self.noise_epsilon}")
         if not self.noise_adaptation > 1:
