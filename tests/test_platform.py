@@ -111,7 +111,8 @@ def test_bad_input_names_the_field_or_the_choices(bandit, run_cli, tmp_path):
               "bandit-greedy does not take these settings")
     unknown_system = tmp_path / "other.toml"
     unknown_system.write_text('edge_system = "foci2"\n')
-    _one_line(run_cli("scenario", "show", unknown_system), "unknown system 'foci2': known systems are dpa, cerl, bandit")
+    _one_line(run_cli("scenario", "show", unknown_system),
+              "unknown system 'foci2': known systems are dpa, cerl, bandit")
     assert not (tmp_path / "r").exists()
 
 
