@@ -65,7 +65,7 @@ class SystemFields:
     num_devices: int = declare("N, edge devices (node 0 is the MEC server; sec. 5.1: N = 5, 10, ..., 50)",
                                low=1, high=1000)
     mec_capacity_ghz: float = declare("R_max of the MEC server, GHz (sec. 5.1: 10)", above=0)
-    device_capacity_ghz: Range = declare("R_max of a device, drawn uniformly per episode, GHz (sec. 5.1: "  # noqa: RUF009
+    device_capacity_ghz: Range = declare("R_max of a device, drawn uniformly per episode, GHz (sec. 5.1: "
                                          "[0.1, 1.0])", above=0)
     area_m: float = declare("side of the square area, metres; devices uniform over it, the MEC at its centre "
                             "(ours: the paper gives no geometry)", above=0)
