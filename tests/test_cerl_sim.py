@@ -17,9 +17,10 @@ from edgeprof.optimize.solve import run_solver, solvers_for
 from edgeprof.profiler.schema import load_profile
 from edgeprof.sim import cerl
 from edgeprof.sim.cerl import Action, ChainEnv, cost_bound_per_task, failure_penalty
-from edgeprof.sim.evaluation import load_workload
+from edgeprof.sim.evaluation import load_workload, summarise
 from edgeprof.sim.scenario import load_scenario, presets_dir, to_toml
 from edgeprof.sim.systems import get_system
+from edgeprof.stats import mean_interval
 
 NOISE_W = 10 ** ((-113 - 30) / 10)  # -113 dBm
 
@@ -224,6 +225,11 @@ def test_the_benchmark_schemes_behave_as_described():
     assert cost["ec"] > cost["lc"] > cost["lc-deadline"]  # eq. 4 charges the MEC's large equal shares
     bound = cost_bound_per_task(workload, scenario)
     assert cost["lc-deadline"] < 1.05 * bound
+    # three seeds spread EC's penalised objective so widely that Student's interval would reach below 0
+    metrics = get_system("cerl").metrics
+    assert mean_interval([row["objective"] for row in rows["ec"]])[1] < 0
+    summary = summarise(rows["ec"], metrics, get_system("cerl").bounded_metrics)
+    assert all(summary[key][1] >= 0 for key in metrics) and summary["completion_rate"][2] <= 1
 
 
 def test_the_same_seed_gives_the_same_episode_to_every_policy():
