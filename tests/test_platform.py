@@ -82,6 +82,7 @@ def test_help_lists_the_choices(bandit, run_cli):
     train_help = " ".join(run_cli("train", "--help").out.split())
     assert "hc-mappo-l, h-mappo, h-ippo, hc-ippo-l, heuristic-mappo-l, random-fill" in train_help
     assert "bandit-greedy" in train_help  # before or after seed 001's: registration order, not part of the contract
+    assert "cerl, ddqn, d2qn" in train_help
 
 
 def test_registries_list_the_second_system_beside_seed_001(bandit):
