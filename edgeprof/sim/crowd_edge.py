@@ -33,7 +33,7 @@ Choices where the paper is silent, each a named field (documented in the preset 
 
 - arrivals: "Poisson lambda1" and "inter-arrival U[5, 20] s" conflict: `tasks.arrivals = "batches"` (default)
   gives each MD a batch of Poisson(lambda1) tasks every U[5, 20] s; `"per_slot"` Poisson(lambda1) tasks every
-  slot (the other reading: 12x the work, no capacity below the terabit range keeps that stable);
+  slot (the other reading: 12.5x the work, which no capacity the paper suggests keeps stable);
 - capacities: edge servers 40 GHz (the paper only says edge >> MD; 20 GHz leaves cases II and III unstable:
   the offered load of each preset is in every episode's `offered_load`), MDs U[1, 2] GHz, available or not by
   a two-state Markov chain (an unavailable MD serves nothing and takes no new task; its backlog waits); fees
@@ -61,6 +61,7 @@ import numpy as np
 
 from edgeprof.errors import EdgeprofError
 from edgeprof.sim.fields import IntRange, Names, Paths, Range, declare
+from edgeprof.sim.model import _time_for
 from edgeprof.sim.systems import System, register_system
 
 NAME = "crowd-edge"
@@ -163,13 +164,6 @@ class CostFields:
 
 # ---------------------------------------------------------------------------------------------------------------
 # The paper's equations, one function each (numpy, any leading axes)
-
-
-def _time_for(work: Any, speed: Any) -> np.ndarray:
-    """work / speed: 0 where there is no work whatever the speed, infinite where work meets no speed."""
-    work, speed = np.asarray(work, dtype=np.float64), np.asarray(speed, dtype=np.float64)
-    seconds = work / np.where(speed > 0, speed, 1.0)
-    return np.where(work > 0, np.where(speed > 0, seconds, np.inf), 0.0)
 
 
 def link_queue_update(backlog_mb: Any, offered_mb: Any, capacity_mb_s: Any, slot_s: float) -> np.ndarray:
