@@ -6,7 +6,10 @@ before any work and written atomically, so a failed run leaves none behind.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import signal
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -19,7 +22,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from edgeprof.errors import EdgeprofError
-from edgeprof.files import check_writable
+from edgeprof.files import atomic_outputs, check_writable, json_text, write_json_atomic
 
 if TYPE_CHECKING:
     from edgeprof.optimize.split_advisor import Constraints, SplitAdvice, UplinkSweep
@@ -124,10 +127,13 @@ def _print_device(profile: dict[str, Any]) -> None:
 def _print_profile(profile: dict[str, Any], top: int | None) -> None:
     model, totals, counting = profile["model"], profile["totals"], profile["counting"]
     measured = "device" in profile
+    inputs = model.get("inputs") or [{"shape": model["input_shape"], "dtype": model["dtype"]}]
+    shapes = " + ".join(f"{_shape(entry['shape'])} {entry['dtype']}" for entry in inputs)
     console.print(
         f"[bold]{model['name']}[/bold] ({model['source']}, weights: {model['weights']})  "
-        f"input {_shape(model['input_shape'])} {model['dtype']}  params {model['params']:,} "
-        f"({_bytes(model['param_bytes'])})"
+        f"input {shapes}  params {model['params']:,} ({_bytes(model['param_bytes'])})"
+        + (f", {model['params_used']:,} used by forward ({_bytes(model['param_bytes_used'])})"
+           if model.get("params_used", model["params"]) != model["params"] else "")
     )
     console.print(
         f"MACs {totals['macs']:,}  FLOPs {totals['flops']:,} (= 2 x MACs: conv/linear/matmul/attention, no bias)  "
@@ -213,11 +219,22 @@ def profile_command(
                                                      "random init.")] = None,
     input_size: Annotated[int | None, typer.Option(min=1, help="Input height and width (default per model).")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Batch size.")] = 1,
+    input_shape: Annotated[list[str] | None, typer.Option(help="An input's whole shape, batch first, optionally "
+                                                                "with its dtype: 1x1x28x28, 1x3x224x320, "
+                                                                "1x128:int64. Repeat for a model of several "
+                                                                "inputs. Replaces --input-size and --batch.")] = None,
+    model_arg: Annotated[list[str] | None, typer.Option(help="A keyword argument for the model's factory, "
+                                                              "name=value (a Python literal, else a string): "
+                                                              "num_classes=21, weights_backbone=None. "
+                                                              "Repeatable.")] = None,
     dtype: Annotated[Dtype, typer.Option(help="Parameter and activation dtype.")] = Dtype.float32,
     cuts: Annotated[Cuts, typer.Option(help="clean: single-tensor cuts after each computational layer; all: "
                                             "also the multi-tensor cuts inside blocks.")] = Cuts.clean,
-    verify_cuts: Annotated[bool, typer.Option("--verify-cuts", help="Run prefix then suffix at every point "
-                                                                    "and check the model's output.")] = False,
+    verify_cuts: Annotated[bool | None, typer.Option("--verify-cuts/--no-verify-cuts", help="Run prefix then "
+                                                     "suffix at every point and check the model's output. By "
+                                                     "default only a model no tracer can trace (profiled as its "
+                                                     "children in order) is checked, and refused if wrong; "
+                                                     "--no-verify-cuts skips even that.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random init and input used by --verify-cuts.")] = 0,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the profile JSON here.")] = None,
     csv: Annotated[Path | None, typer.Option(help="Write the partition points to this CSV, and the layers to "
@@ -235,13 +252,16 @@ def profile_command(
     repeats: Annotated[int, typer.Option(min=1, help="With --measure: timed runs per measurement.")] = 50,
     threads: Annotated[int | None, typer.Option(min=1, help="With --measure on a CPU: intra-op threads (default: "
                                                             "torch's current count).")] = None,
+    rails: Annotated[str | None, typer.Option(help="With --measure on a Jetson: comma-separated power rails whose "
+                                               "sum is the board's power (default: NVIDIA's rule for the board, "
+                                               "e.g. VDD_IN, or VIN on Thor).")] = None,
     leakage: Annotated[Path | None, typer.Option(help="Attach this leakage.csv (from `edgeprof leakage`) to the "
                                                       "partition points.")] = None,
 ) -> None:
     """Count FLOPs, parameters and activation bytes of every layer and partition point of MODEL; with
     --measure, also its latency and energy on this machine."""
     from edgeprof.profiler.measure import MeasureSettings
-    from edgeprof.profiler.models import load_model
+    from edgeprof.profiler.models import load_model, parse_input_spec, parse_model_args
     from edgeprof.profiler.schema import write_profile
     from edgeprof.profiler.static import analyze, static_profile
     from edgeprof.profiler.timing import resolve_device
@@ -253,18 +273,23 @@ def profile_command(
     sensor = (None, None)
     if measure:  # a missing GPU or sensor is an error before any work
         from edgeprof.profiler.energy import open_meter
+        from edgeprof.profiler.energy.rails import parse_rails_option
 
-        sensor = open_meter(energy.value, str(resolve_device(device)))
+        sensor = open_meter(energy.value, str(resolve_device(device)), parse_rails_option(rails))
     try:
-        loaded = load_model(model, weights, input_size, batch, dtype.value, device="meta")
-        analysis = analyze(loaded, cuts.value)
+        inputs = tuple(parse_input_spec(text) for text in input_shape) if input_shape else None
+        build = functools.partial(load_model, model, weights, input_size, batch, dtype.value, input_specs=inputs,
+                                  model_args=parse_model_args(model_arg))
+        loaded = build(device="meta")
+        analysis = analyze(loaded, cuts.value, verify_fallback=verify_cuts is not False)
         runnable = None
         if verify_cuts or measure:
-            runnable = load_model(model, weights, input_size, batch, dtype.value, device="cpu", seed=seed)
+            runnable = build(device="cpu", seed=seed)
         if verify_cuts:
             _verify(analysis, runnable, seed, quiet)
         if measure:
-            settings = MeasureSettings(device, energy.value, warmup, repeats, threads, seed=seed)
+            settings = MeasureSettings(device, energy.value, warmup, repeats, threads, seed=seed,
+                                       rails=parse_rails_option(rails))
             profile = _measure(analysis, runnable, settings, sensor, quiet)
         else:
             profile = static_profile(analysis)
@@ -300,14 +325,29 @@ def _write_csvs(profile: dict[str, Any], points_path: Path, layers_path: Path) -
 @app.command("validate")
 def validate_command(
     files: Annotated[list[Path], typer.Argument(help="Profile JSON files to check.")],
+    every: Annotated[bool, typer.Option("--all", help="One line per problem instead of one per file.")] = False,
 ) -> None:
-    """Check profile files against the edgeprof.profile/1 schema and its invariants."""
-    from edgeprof.profiler.schema import load_profile
+    """Check profile files against the edgeprof.profile/1 schema and every invariant that can be recomputed from
+    them: one line per file (its first problem and how many more), every file checked; exit 2 if any failed."""
+    from edgeprof.profiler.schema import profile_problems, read_profile_json
 
+    failed = False
     for path in files:
-        profile = load_profile(path)
-        console.print(f"{path}: valid {profile['schema']} ({profile['model']['name']}, "
-                      f"{len(profile['partition_points'])} partition points)")
+        try:
+            profile = read_profile_json(path)
+            problems = profile_problems(profile)
+        except EdgeprofError as error:
+            problems = [str(error).removeprefix(f"{path}: ")]
+        shown = problems if every else problems[:1]
+        for problem in shown:
+            more = "" if every or len(problems) < 2 else f" (and {len(problems) - 1} more: --all lists them)"
+            err_console.print(f"edgeprof: error: {path}: {problem}{more}", highlight=False, markup=False)
+        failed = failed or bool(problems)
+        if not problems:
+            console.print(f"{path}: valid {profile['schema']} ({profile['model']['name']}, "
+                          f"{len(profile['partition_points'])} partition points)", highlight=False)
+    if failed:
+        raise typer.Exit(2)
 
 
 class Attack(str, Enum):
@@ -348,6 +388,7 @@ def leakage_command(
     """Train inversion attacks at each partition point and write an SSIM leakage table with pictures."""
     from edgeprof.inversion.leakage import LeakageRequest, run_leakage
     from edgeprof.inversion.report import write_outputs
+    from edgeprof.stats import format_interval
 
     request = LeakageRequest(model, output, data, preset.value, input_size, points, attack.value, weights, device,
                              seed, resume, steps, train_images, ssim_weight, threads)
@@ -376,7 +417,8 @@ def leakage_command(
     for row in result.rows:
         psnr = "" if row["psnr_mean"] is None else f"{row['psnr_mean']:.1f}"
         table.add_row(str(row["z"]), row["after"] or "(input)", row["feature_shape"], f"{row['ssim_mean']:.3f}",
-                      f"{row['ssim_ci95_low']:.3f}-{row['ssim_ci95_high']:.3f}", psnr, f"{row['leakage_norm']:.3f}",
+                      format_interval(row["ssim_ci95_low"], row["ssim_ci95_high"], 3), psnr,
+                      f"{row['leakage_norm']:.3f}",
                       f"{row['share_ssim_above_0_3']:.2f}")
     console.print(table)
     console.print(f"wrote {output}/leakage.csv, leakage.json, reconstructions.png, leakage_curve.png")
@@ -408,7 +450,6 @@ def calibrate_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the summary as JSON.")] = None,
 ) -> None:
     """Summarise measured profiles of one device: its effective FLOP/s and joules per FLOP."""
-    from edgeprof.files import write_text_atomic
     from edgeprof.profiler.calibrate import calibrate
     from edgeprof.profiler.schema import load_profile
 
@@ -416,7 +457,7 @@ def calibrate_command(
         check_writable(output)
     summary = calibrate({str(path): load_profile(path) for path in files})
     if output:
-        write_text_atomic(output, json.dumps(summary, indent=1) + "\n")
+        write_json_atomic(output, summary)
     device = summary["device"]
     table = Table(title=f"{device['kind']} {device['name']}")
     for column in ("model", "input", "dtype", "GFLOPs", "latency ms", "GFLOP/s", "pJ/FLOP"):
@@ -434,6 +475,8 @@ def calibrate_command(
         fit = summary["latency_fit"]
         console.print(f"fit latency = {fit['overhead_s'] * 1e3:.3f} ms + FLOPs / ({fit['flops_per_s'] / 1e9:.2f} "
                       "GFLOP/s)", highlight=False)
+    for warning in summary["warnings"]:
+        err_console.print(f"warning: {warning}", highlight=False, markup=False)
 
 
 class SplitObjective(str, Enum):
@@ -575,7 +618,6 @@ def split_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Where to split a model for one device, one edge server and one link (Neurosurgeon's question)."""
-    from edgeprof.files import write_text_atomic
     from edgeprof.optimize import split_advisor as advisor
     from edgeprof.profiler.schema import load_profile
     from edgeprof.sim.split import build_split_problem
@@ -595,13 +637,15 @@ def split_command(
     )
     advice = advisor.advise(problem, link, objective.value, weight_map, constraints) if uplink else None
     sweep = advisor.sweep_uplink(problem, rates, link, objective.value, weight_map, constraints) if rates else None
-    if output:
-        write_text_atomic(output, json.dumps(advisor.split_report(problem, advice, sweep), indent=1) + "\n")
-    if plot:
-        if sweep is not None:
-            advisor.plot_sweep(problem, sweep, plot)
-        else:
-            advisor.plot_advice(problem, advice, plot)
+    outputs = {path: kind for path, kind in ((output, "json"), (plot, "png")) if path is not None}
+    with atomic_outputs(*outputs) as temporaries:  # both files or neither
+        for kind, tmp in zip(outputs.values(), temporaries, strict=True):
+            if kind == "json":
+                tmp.write_text(json_text(advisor.split_report(problem, advice, sweep)), encoding="utf-8")
+            else:
+                figure = (advisor.sweep_figure(problem, sweep) if sweep is not None
+                          else advisor.advice_figure(problem, advice))
+                advisor.save_png(figure, tmp)
     if quiet:
         return
     model = problem.model
@@ -695,26 +739,31 @@ def solve_command(
         _write_rows_csv(output, rows)
     if not quiet:
         _print_summary(f"{solver} on {scenario}: {slots} slots x {len(seed_list)} seeds (mean, 95% interval)", rows,
-                       loaded.system.metrics)
+                       loaded.system)
 
 
-def _print_summary(title: str, rows: list[dict[str, Any]], metrics: tuple[str, ...]) -> None:
+def _print_summary(title: str, rows: list[dict[str, Any]], system: Any) -> None:
     """The mean and 95% interval over seeds of every reported metric (`edgeprof solve`, `edgeprof evaluate`)."""
     from edgeprof.sim.evaluation import summarise
+    from edgeprof.stats import format_interval
 
     table = Table(title=title)
     for column in ("metric", "mean", "95% interval"):
         table.add_column(column, justify="left" if column == "metric" else "right")
-    for key, (mean, low, high) in summarise(rows, metrics).items():
-        table.add_row(key, f"{mean:.4g}", f"{low:.4g} .. {high:.4g}")
+    for key, (mean, low, high) in summarise(rows, system.metrics, system.bounded_metrics).items():
+        table.add_row(key, f"{mean:.4g}", format_interval(low, high))
     console.print(table)
 
 
 def _write_rows_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     import pandas as pd
 
-    from edgeprof.files import atomic_output
+    from edgeprof.files import atomic_output, non_finite
 
+    where = non_finite(rows)
+    if where is not None:
+        raise EdgeprofError(f"refusing to write {path}: a metric is not finite ({where}); the scenario's numbers "
+                            "overflow the simulator")
     with atomic_output(path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
 
@@ -821,7 +870,7 @@ def evaluate_command(
         mode = ("greedy" if not layers else "sampled" if set(layers) == set(run.trainer.layers)
                 else f"{', '.join(layers)} drawn")
         _print_summary(f"{run.algorithm} ({rundir}) on {run.scenario_name or 'its scenario'}, {mode}: {slots} slots "
-                       f"x {len(seed_list)} seeds (mean, 95% interval)", rows, run.scenario.system.metrics)
+                       f"x {len(seed_list)} seeds (mean, 95% interval)", rows, run.scenario.system)
 
 
 @app.command("plot")
@@ -898,7 +947,6 @@ def simulate_command(
 ) -> None:
     """Run one policy through one episode of the scenario's system, fed by real profiles, and report every
     metric (all requests, and successful ones where the system tells them apart)."""
-    from edgeprof.files import write_text_atomic
     from edgeprof.optimize.solve import get_solver
 
     if output:
@@ -912,7 +960,7 @@ def simulate_command(
                                             lambda done: bar.update(task, completed=done))
     report = {"scenario": scenario, "overrides": overrides or [], "policy": policy, "seed": seed, **metrics}
     if output:
-        write_text_atomic(output, json.dumps(report, indent=1) + "\n")
+        write_json_atomic(output, report)
     if quiet:
         return
     table = Table(title=f"{policy} on {scenario} ({loaded.system_name}): {slots} slots x {envs} environment(s), "
@@ -943,10 +991,11 @@ def data_build_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Profile the papers' model zoo and attach a leakage table to each profile (hours on a laptop CPU)."""
-    from edgeprof.data.build import SHIPPED_MODELS, BuildSettings, build_one
+    from edgeprof.data.build import SHIPPED_MODELS, BuildSettings, build_one, check_build
 
-    names = tuple(models.split(",")) if models else SHIPPED_MODELS
+    names = SHIPPED_MODELS if models is None else tuple(name.strip() for name in models.split(",") if name.strip())
     settings = BuildSettings(names, output, workdir, seed=seed, threads=threads)
+    check_build(settings)
     for name in names:
         with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
             task = bar.add_task(name, total=None)
@@ -959,20 +1008,148 @@ def data_build_command(
             console.print(f"{name}: wrote {path}", highlight=False)
 
 
+experiment_app = typer.Typer(help="The papers' experiments as resumable sweeps (serial, process pool or Ray).",
+                             no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("list")
+def experiment_list_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the experiments: paper, what they vary, their methods and the runs of each budget."""
+    from dataclasses import asdict
+
+    from edgeprof.experiments.definitions import EXPERIMENTS
+    from edgeprof.experiments.sweep import plan
+
+    if as_json:
+        print(json.dumps([asdict(experiment) for experiment in EXPERIMENTS.values()], indent=1))
+        return
+    table = Table(title="Experiments (edgeprof experiment run NAME --budget smoke|paper -o OUTDIR)")
+    for column in ("name", "reference", "varies", "methods", "runs: smoke / paper"):
+        table.add_column(column)
+    for experiment in EXPERIMENTS.values():
+        runs = " / ".join(str(len(plan(experiment, budget))) for budget in ("smoke", "paper"))
+        table.add_row(experiment.name, experiment.reference, experiment.vary or "(one setting)",
+                      str(len(experiment.methods)), runs)
+    console.print(table)
+
+
+class Backend(str, Enum):
+    serial = "serial"
+    process = "process"
+    ray = "ray"
+
+
+class Budget(str, Enum):
+    smoke = "smoke"
+    paper = "paper"
+
+
+@experiment_app.command("run")
+def experiment_run_command(
+    name: Annotated[str, typer.Argument(help="An experiment (`edgeprof experiment list`).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="OUTDIR: runs/, results.csv, experiment.json.")],
+    budget: Annotated[Budget, typer.Option(help="smoke: a laptop in minutes; paper: the paper's budget (a "
+                                                "cluster).")] = Budget.smoke,
+    seeds: Annotated[int | None, typer.Option(min=1, help="Replicate seeds 0..N-1 (default: the budget's).")] = None,
+    methods: Annotated[str | None, typer.Option(help="Comma-separated subset of the experiment's methods.")] = None,
+    backend: Annotated[Backend, typer.Option(help="Where runs execute.")] = Backend.serial,
+    workers: Annotated[int, typer.Option(min=1, help="Processes (process) or CPUs (local ray).")] = 2,
+    address: Annotated[str | None, typer.Option(help="A Ray cluster's address (ray backend; default: a local "
+                                                     "one).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs and what is done; run nothing.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue OUTDIR: skip finished runs, retry failed ones, "
+                                                          "resume unfinished training from its checkpoint.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Run an experiment's sweep (method x varied value x seed) into OUTDIR; resumable, any backend."""
+    from edgeprof.experiments.backends import make_backend
+    from edgeprof.experiments.definitions import get_experiment
+    from edgeprof.experiments.sweep import plan, run_experiment, run_id, state
+
+    experiment = get_experiment(name)
+    chosen = None if methods is None else [item.strip() for item in methods.split(",") if item.strip()]
+    planned = plan(experiment, budget.value, seeds, chosen)
+    if address is not None and backend is not Backend.ray:
+        raise EdgeprofError("--address is for the ray backend: add --backend ray")
+    if dry_run:
+        done = state(output, planned)
+        finished, failed = set(done.finished), set(done.failed)
+        for config in planned:
+            identifier = run_id(config)
+            status = "done" if identifier in finished else "failed" if identifier in failed else "to run"
+            value = "" if config["vary"] is None else f" {config['vary']}={json.dumps(config['value'])}"
+            print(f"{identifier}  {config['method']['name']:18s} seed {config['seed']}{value}  {status}")
+        print(f"{len(planned)} runs, {len(done.pending)} to run", file=sys.stderr)
+        return
+    runner = make_backend(backend.value, workers, address)
+    with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
+        task = bar.add_task(f"{name}: runs", total=None)
+
+        def report(done: int, total: int, result: dict[str, Any]) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = run_experiment(name, output, budget.value, seeds, chosen, runner, resume, report)
+    for failure in summary["failed"]:
+        err_console.print(f"warning: run {failure['id']} failed: {failure['error']} (see "
+                          f"{output}/runs/{failure['id']}/error.json; --resume retries it)", highlight=False,
+                          markup=False)
+    if not quiet:
+        console.print(f"{name}: {summary['finished']} of {summary['planned']} runs finished "
+                      f"({summary['ran']} run now, {len(summary['failed'])} failed); {output}/results.csv",
+                      highlight=False)
+
+
+@experiment_app.command("report")
+def experiment_report_command(
+    outdir: Annotated[Path, typer.Argument(help="An experiment's OUTDIR.")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Write OUTDIR/report.md (measured beside the paper's numbers) and OUTDIR/report.png (the figure)."""
+    from edgeprof.experiments.report import report_experiment
+
+    markdown_path, figure_path = report_experiment(outdir)
+    if not quiet:
+        console.print(f"wrote {markdown_path} and {figure_path}", highlight=False)
+
+
 def _is_click_exception(error: BaseException) -> bool:
     """Click's usage errors, whether typer uses click itself or its own vendored copy of it."""
     return any(cls.__name__ == "ClickException" for cls in type(error).__mro__)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM unwinds like Ctrl-C, so temporary files are removed and locks released on the way out."""
+    raise KeyboardInterrupt
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err_console.print(f"edgeprof: error: {message}", highlight=False, markup=False)
+    sys.exit(code)
+
+
 def main() -> None:
-    """Entry point: run the app and turn user errors into one line and exit code 2."""
+    """Entry point: run the app and turn user errors into one line and exit code 2: edgeprof's own refusals, and
+    what the outside world can do to any command (an unreadable or non-UTF-8 file, a full disk, no memory)."""
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers (tests may call from others)
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n
     except EdgeprofError as error:
-        err_console.print(f"edgeprof: error: {error}", highlight=False, markup=False)
-        sys.exit(2)
-    except (typer.Exit, typer.Abort) as stop:
-        sys.exit(getattr(stop, "exit_code", 130))
+        _fail(str(error))
+    except UnicodeDecodeError as error:
+        _fail(f"a file is not UTF-8 text ({error.reason} at byte {error.start}): is it the right file?")
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        _fail(f"{where}{error.strerror or error}")
+    except MemoryError:
+        _fail("out of memory: make the input, scenario or batch smaller")
+    except typer.Abort:  # click's form of Ctrl-C (and of SIGTERM, through `_terminate`)
+        _fail("interrupted", 130)
+    except typer.Exit as stop:
+        sys.exit(stop.exit_code)
     except Exception as error:
         if not _is_click_exception(error):
             raise

@@ -123,3 +123,22 @@ def test_a_system_may_be_named_once(bandit):
         register_system(replace(toy_system.SYSTEM, description="another"))
     with pytest.raises(EdgeprofError, match="unknown scenario preset 'bandit'"):
         preset_document("bandit")
+
+
+def test_a_run_folder_in_use_is_refused(bandit, run_cli, tmp_path):
+    import subprocess
+    import sys
+
+    rundir = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import time\nfrom edgeprof.files import folder_lock\n"
+                               f"with folder_lock({str(rundir)!r}):\n    print('locked', flush=True)\n"
+                               "    time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        _one_line(run_cli("train", "bandit-greedy", "--scenario", bandit, "--iterations", "2", "-o", rundir),
+                  f"run folder {rundir} is in use by another edgeprof process (pid {holder.pid})")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (rundir / "config.json").exists()
+    assert run_cli("train", "bandit-greedy", "--scenario", bandit, "--iterations", "2", "-o", rundir).code == 0

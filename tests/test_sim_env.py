@@ -171,7 +171,7 @@ def test_simulate_cli_writes_metrics(run_cli, tmp_path, scenario):
     [
         (["--policy", "magic"], "unknown solver 'magic' for system dpa: use one of local-only, edge-only"),
         (["--set", "system.num_servers=0"], "system.num_servers: must be >= 1"),
-        (["--set", "servers.compute_gflops=[-1, 5]"], "must be > 0, got -1.0"),
+        (["--set", "servers.compute_gflops=[-1, 5]"], "must be > 0, <= 1000000000, got -1.0"),
         (["--set", "servers.storage_gb=[0.001, 0.001]"], "infeasible scenario: servers.storage_gb is at most"),
         (["--set", 'services.profiles={lenet7 = "/no/such/file.json"}'],
          "the profile of lenet7 (/no/such/file.json) does not exist"),

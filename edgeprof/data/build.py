@@ -10,7 +10,6 @@ in WORKDIR, so an interrupted build resumes.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import edgeprof
 from edgeprof.data import shipped_dir
+from edgeprof.errors import EdgeprofError
+from edgeprof.files import write_json_atomic
 from edgeprof.inversion.leakage import LeakageRequest, run_leakage
 from edgeprof.inversion.report import attach_leakage, read_leakage_table, write_outputs
 from edgeprof.profiler.models import default_input_size
@@ -39,6 +40,21 @@ class BuildSettings:
     leakage_size: int = LEAKAGE_SIZE
     seed: int = 0
     threads: int | None = None
+
+
+def check_build(settings: BuildSettings) -> None:
+    """Refuse a build that could not finish, before any folder is made or any model is trained."""
+    from edgeprof.profiler.models import list_models
+
+    if not settings.models:
+        raise EdgeprofError("--models names no model: give comma-separated names, or leave it out for the whole zoo")
+    known = {entry.name for entry in list_models()}
+    unknown = [name for name in settings.models if name not in known]
+    if unknown:
+        raise EdgeprofError(f"unknown model(s) {', '.join(unknown)}: `edgeprof models` lists them")
+    for folder, option in ((settings.outdir, "--output"), (settings.workdir, "--workdir")):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise EdgeprofError(f"{option} {folder} is a file; give a folder")
 
 
 def build_one(name: str, settings: BuildSettings, progress: Callable[[str, int, int], None] | None = None) -> Path:
@@ -70,5 +86,5 @@ def build_one(name: str, settings: BuildSettings, progress: Callable[[str, int, 
     }
     path = outdir / f"{name}.json"
     write_profile(profile, path)
-    (leak_dir / "provenance.json").write_text(json.dumps(profile["provenance"], indent=1) + "\n")
+    write_json_atomic(leak_dir / "provenance.json", profile["provenance"])
     return path

@@ -128,8 +128,8 @@ def _scores(recon: torch.Tensor, truth: torch.Tensor, baseline: float) -> dict[s
     return {
         "ssim_mean": round(mean, 6),
         "ssim_std": round(float(per_image.std(unbiased=True)) if len(per_image) > 1 else 0.0, 6),
-        "ssim_ci95_low": round(low, 6),
-        "ssim_ci95_high": round(high, 6),
+        "ssim_ci95_low": None if low is None else round(low, 6),
+        "ssim_ci95_high": None if high is None else round(high, 6),
         "psnr_mean": round(float(psnr(recon, truth).mean()), 4),
         "mse_mean": round(float(mse(recon, truth).mean()), 6),
         "leakage_norm": round(min(1.0, max(0.0, (mean - baseline) / (1 - baseline))), 6),

@@ -178,6 +178,18 @@ class TrainConfig:
             raise EdgeprofError(f"deployment_reward must be own or team, got {self.deployment_reward!r}")
         if self.deployment_baseline not in ("mean_step", "initial"):
             raise EdgeprofError(f"deployment_baseline must be mean_step or initial, got {self.deployment_baseline!r}")
+        hyperparameters.require_finite(self)
+        for name in ("learning_rate", "adam_eps", "clip_coef", "max_grad_norm"):
+            hyperparameters.require(self, name, above=0)
+        for name in ("gamma", "gae_lambda"):
+            hyperparameters.require(self, name, low=0, high=1)
+        for name in ("user_entropy_coef", "deployment_entropy_coef", "allocation_entropy_coef", "value_coef",
+                     "multiplier_init", "multiplier_lr"):
+            hyperparameters.require(self, name, low=0)
+        hyperparameters.require(self, "multiplier_max", low=self.multiplier_init)
+        for name in ("user_hidden", "user_layers", "deploy_hidden", "deploy_embed", "alloc_hidden"):
+            hyperparameters.require(self, f"policy.{name}", low=1)
+        hyperparameters.require(self, "policy.head_gain", above=0)
 
 
 def make_config(algorithm: str, **settings: Any) -> TrainConfig:

@@ -3,12 +3,14 @@
 NAME is a field of the configuration (`learning_rate=1e-3`) or `GROUP.NAME` for a field of a nested dataclass
 field (`policy.user_hidden=128`, which keeps the group's other defaults). Fields a command sets through its own
 options, or that the algorithm fixes, are `reserved`. The configuration's own validation (`__post_init__`)
-checks the values' ranges.
+checks the values' ranges, with `require_finite` and `require` so every trainer words its refusals alike;
+all of this happens before a run folder is touched.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Collection
 from typing import Any
 
@@ -71,3 +73,26 @@ def parse(config_type: type, pairs: list[str], reserved: Collection[str] = ()) -
     for group, values in groups.items():
         settings[group] = dataclasses.replace(_default(defaults[group]), **values)
     return settings
+
+
+def require_finite(config: Any) -> None:
+    """Refuse NaN or infinite numbers anywhere in a configuration dataclass (nested groups included)."""
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            require_finite(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise EdgeprofError(f"{field.name} must be a finite number, got {value}")
+
+
+def require(config: Any, name: str, *, low: float | None = None, high: float | None = None,
+            above: float | None = None) -> None:
+    """Refuse `config.NAME` (dotted for a nested group) outside [low, high] or not above `above`."""
+    value = config
+    for part in name.split("."):
+        value = getattr(value, part)
+    if ((low is not None and value < low) or (high is not None and value > high)
+            or (above is not None and not value > above)):
+        limits = [f"> {above:g}" if above is not None else None, f">= {low:g}" if low is not None else None,
+                  f"<= {high:g}" if high is not None else None]
+        raise EdgeprofError(f"{name} must be {', '.join(part for part in limits if part)}, got {value}")

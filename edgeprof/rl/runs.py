@@ -1,9 +1,10 @@
 """Training runs on disk, for every trainer: RUNDIR/config.json, RUNDIR/log.csv, RUNDIR/checkpoints/latest.pt.
 
 `config.json` (format `edgeprof.rl.run/1`) records the trainer's configuration (whose `algorithm` names the
-trainer), the scenario's system and fields, so `evaluate` and `plot` need nothing but the folder. `train` runs any registered
-trainer (`rl.trainers`) into a run folder: a fresh folder is refused if it already holds a run, `resume`
-continues one trained with the same settings from its checkpoint and repeats an uninterrupted run bit for bit.
+trainer), the scenario's system and fields, so `evaluate` and `plot` need nothing but the folder. `train` runs
+any registered trainer (`rl.trainers`) into a run folder, locked while it trains (a second process is refused):
+a fresh folder is refused if it already holds a run, `resume` continues one trained with the same settings
+from its checkpoint and repeats an uninterrupted run bit for bit.
 `evaluate_run` plays the trained policies through the one evaluation harness (`sim.evaluation`).
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeprof.errors import EdgeprofError
-from edgeprof.files import atomic_output, write_text_atomic
+from edgeprof.files import atomic_output, folder_lock, read_json, write_json_atomic
 from edgeprof.rl.checkpoint import load_checkpoint, save_checkpoint
 from edgeprof.rl.trainers import TrainerInfo, get_trainer
 from edgeprof.sim.evaluation import load_workload, run_episodes
@@ -74,7 +75,7 @@ def load_run(rundir: str | Path) -> Run:
     if not paths.config.is_file():
         raise EdgeprofError(f"{rundir} is not a training run (no config.json): train one with `edgeprof train`")
     try:
-        record = json.loads(paths.config.read_text(encoding="utf-8"))
+        record = read_json(paths.config, "run configuration")
         if record.get("format") != RUN_FORMAT:
             raise ValueError(f"its format is {record.get('format')!r}")
         trainer = get_trainer(record["config"]["algorithm"])
@@ -104,15 +105,18 @@ def _check_resumable(paths: RunPaths, config: Any, scenario: Scenario) -> None:
                             "same command line (only --iterations and --checkpoint-every may change)")
 
 
-def _check_fresh(paths: RunPaths) -> None:
+def _check_location(paths: RunPaths) -> None:
     if paths.root.exists() and not paths.root.is_dir():
         raise EdgeprofError(f"cannot use {paths.root} as a run directory: it is not a directory")
-    if paths.config.exists() or paths.log.exists() or paths.checkpoint.parent.exists():
-        raise EdgeprofError(f"{paths.root} already holds a training run: add --resume to continue it, or choose "
-                            "another directory")
     parent = paths.root.parent
     if not paths.root.exists() and not parent.is_dir():
         raise EdgeprofError(f"cannot create {paths.root}: directory {parent} does not exist")
+
+
+def _check_fresh(paths: RunPaths) -> None:
+    if paths.config.exists() or paths.log.exists() or paths.checkpoint.parent.exists():
+        raise EdgeprofError(f"{paths.root} already holds a training run: add --resume to continue it, or choose "
+                            "another directory")
 
 
 def _write_log(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
@@ -137,10 +141,20 @@ def train(config: Any, scenario: Scenario, workload: Any, rundir: str | Path, re
         raise EdgeprofError(f"{trainer_info.name} trains on system {trainer_info.system}; scenario is a "
                             f"{scenario.system_name} scenario")
     paths = RunPaths(Path(rundir))
-    if resume:
-        _check_resumable(paths, config, scenario)
-    else:
-        _check_fresh(paths)
+    _check_location(paths)
+    if resume and not paths.root.is_dir():
+        raise EdgeprofError(f"nothing to resume in {paths.root}: it does not exist")
+    with folder_lock(paths.root, "run folder"):
+        if resume:
+            _check_resumable(paths, config, scenario)
+        else:
+            _check_fresh(paths)
+        return _train_locked(trainer_info, config, scenario, workload, paths, resume, scenario_name, progress)
+
+
+def _train_locked(trainer_info: TrainerInfo, config: Any, scenario: Scenario, workload: Any, paths: RunPaths,
+                  resume: bool, scenario_name: str, progress: Callable[[int, int, dict[str, Any]], None] | None
+                  ) -> list[dict[str, Any]]:
     trainer = trainer_info.make_trainer(config, scenario, workload)
     rows: list[dict[str, Any]] = []
     if resume:
@@ -152,7 +166,7 @@ def train(config: Any, scenario: Scenario, workload: Any, rundir: str | Path, re
         raise EdgeprofError(f"cannot create {paths.checkpoint.parent}: {error.strerror or error}") from None
     if not resume:  # a run stopped before its first periodic checkpoint resumes from its start
         save_checkpoint(paths.checkpoint, 0, trainer.components(), extra={"log": rows})
-    write_text_atomic(paths.config, json.dumps(_record(config, scenario, scenario_name), indent=1) + "\n")
+    write_json_atomic(paths.config, _record(config, scenario, scenario_name))
     _write_log(paths.log, rows, trainer_info.log_columns)
     while trainer.iteration < config.iterations:
         rows.append(trainer.run_iteration())
@@ -173,8 +187,8 @@ def check_layers(trainer: TrainerInfo, layers: Collection[str]) -> None:
 
 
 def evaluate_run(rundir: str | Path, slots: int, seeds: Sequence[int],
-                 progress: Callable[[int, int], None] | None = None, draw: Collection[str] = ()
-                 ) -> list[dict[str, Any]]:
+                 progress: Callable[[int, int], None] | None = None, draw: Collection[str] = (),
+                 extra: Sequence[str] = ()) -> list[dict[str, Any]]:
     """The trained policies of `rundir`, greedy except the action layers in `draw`, which draw their actions as
     in training, each episode from its own seed: one row of the system's metrics per seed, as `edgeprof solve`
     gives for a solver (the same seeds give the same episodes)."""
@@ -182,4 +196,4 @@ def evaluate_run(rundir: str | Path, slots: int, seeds: Sequence[int],
     check_layers(run.trainer, draw)
     workload = load_workload(run.scenario)
     make_policy = run.trainer.make_policy(run, workload, tuple(draw))
-    return run_episodes(run.algorithm, run.scenario, workload, make_policy, slots, seeds, progress)
+    return run_episodes(run.algorithm, run.scenario, workload, make_policy, slots, seeds, progress, extra)

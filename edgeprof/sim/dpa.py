@@ -8,11 +8,13 @@ their weighted cost (eq. 12) under a long-term delay limit tau-bar. The episode 
 
 The fields below are declared once; the `paper` preset is seed 001's Table I plus the public configuration's
 values (research/hcmappo.md section 2.2), `small` a system small enough for exact solvers. Where the paper is
-silent, the choice is a named field and its documentation says so.
+silent, the choice is a named field and its documentation says so. Upper limits are far beyond any real
+system; they keep the arithmetic finite (a J/FLOP of 1e300 overflows the energy).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,16 +32,17 @@ class SystemFields:
 
     num_servers: int = declare("J, edge servers", low=1, high=10_000)
     num_users: int = declare("K, users", low=1, high=1_000_000)
-    area_m: float = declare("side of the square area, metres", above=0)
+    area_m: float = declare("side of the square area, metres", above=0, high=1e7)
     server_placement: str = declare("grid (the most even grid of J points, cell centres) or random",
                                     choices=("grid", "random"))
     user_placement: str = declare("random (uniform over the area)", choices=("random",))
     slots_per_deployment: int = declare("delta-T: slots between deployment decisions", low=1)
-    delay_constraint_s: float = declare("tau-bar: the long-term average delay limit (C8), seconds", above=0)
+    delay_constraint_s: float = declare("tau-bar: the long-term average delay limit (C8), seconds", above=0,
+                                        high=1e6)
     failure_delay_s: float = declare(
         "tau_fail: the delay charged to a request whose service is not deployed at its server (eq. 5). The paper "
         "says 'much larger than tau-bar'; the public configuration used tau-bar itself, which hides failures "
-        "from the constraint; default 10 x tau-bar", above=0)
+        "from the constraint; default 10 x tau-bar", above=0, high=1e9)
 
 
 @dataclass(frozen=True)
@@ -50,9 +53,9 @@ class ServicesFields:
                             unique=True)
     services_per_model: int = declare(
         "each base model is offered as this many distinct services (I = models x this)", low=1)
-    zipf_exponent: float = declare("service popularity: P(rank r) proportional to r^-s")
+    zipf_exponent: float = declare("service popularity: P(rank r) proportional to r^-s", high=100)
     batch_range: IntRange = declare("D_in: samples per request, an integer drawn uniformly from this range",
-                                    low=1)
+                                    low=1, high=1_000_000)
     profiles: Paths = declare(
         "model name -> path of an edgeprof.profile/1 file with leakage, replacing the shipped one")
 
@@ -61,9 +64,9 @@ class ServicesFields:
 class UsersFields:
     """The users' devices, drawn uniformly from each range."""
 
-    compute_gflops: Range = declare("f_k, uniform range, GFLOP/s", above=0)
-    storage_gb: Range = declare("user storage for the prefix cache, uniform range, GB (1e9 bytes)")
-    energy_per_flop_j: Range = declare("epsilon_k, uniform range, J/FLOP")
+    compute_gflops: Range = declare("f_k, uniform range, GFLOP/s", above=0, high=1e9)
+    storage_gb: Range = declare("user storage for the prefix cache, uniform range, GB (1e9 bytes)", high=1e6)
+    energy_per_flop_j: Range = declare("epsilon_k, uniform range, J/FLOP", high=1e-3)
     tx_power_dbm: Range = declare("P_k, uniform range, dBm", low=-100, high=100)
     privacy_preference: Range = declare("Pre_k, uniform range in [0, 1]", high=1)
     prefix_cache: bool = declare(
@@ -75,12 +78,12 @@ class UsersFields:
 class ServersFields:
     """The edge servers, drawn uniformly from each range."""
 
-    compute_gflops: Range = declare("f_j, uniform range, GFLOP/s", above=0)
-    storage_gb: Range = declare("S_j for deployed models (C7), uniform range, GB")
-    bandwidth_mhz: Range = declare("B_j shared by its users (C6), uniform range, MHz", above=0)
+    compute_gflops: Range = declare("f_j, uniform range, GFLOP/s", above=0, high=1e9)
+    storage_gb: Range = declare("S_j for deployed models (C7), uniform range, GB", high=1e6)
+    bandwidth_mhz: Range = declare("B_j shared by its users (C6), uniform range, MHz", above=0, high=1e6)
     tx_power_dbm: Range = declare("P_j, uniform range, dBm", low=-100, high=100)
     cloud_rate_mbps: Range = declare("R_C2E: cloud-to-edge model download rate (eq. 23), uniform range, Mbit/s",
-                                     above=0)
+                                     above=0, high=1e9)
 
 
 @dataclass(frozen=True)
@@ -94,34 +97,35 @@ class RadioFields:
                              choices=("per_slot", "per_episode"))
     noise_dbm_per_hz: float = declare("thermal noise density N0, dBm/Hz", low=-300, high=0)
     noise_figure_db: float = declare("receiver noise figure, dB (noise power = N0 x B x NF)", low=0, high=100)
-    carrier_ghz: float = declare("carrier frequency (recorded; the path-loss model does not use it)", above=0)
+    carrier_ghz: float = declare("carrier frequency (recorded; the path-loss model does not use it)", above=0,
+                                 high=1000)
     min_distance_m: float = declare("distances below this are clamped (the path-loss model diverges at 0)",
-                                    above=0)
+                                    above=0, high=1e6)
 
 
 @dataclass(frozen=True)
 class PrivacyFields:
     """Eq. 10's privacy cost."""
 
-    alpha1: float = declare("alpha_1 of eq. 10")
-    alpha2: float = declare("alpha_2 of eq. 10")
+    alpha1: float = declare("alpha_1 of eq. 10", high=1e6)
+    alpha2: float = declare("alpha_2 of eq. 10", high=1e6)
     data_unit_bytes: float = declare(
         "D_raw in eq. 10 is counted in units of this many bytes (1e6: megabytes), which puts privacy cost on the "
-        "scale of energy in joules", above=0)
+        "scale of energy in joules", above=0, high=1e15)
 
 
 @dataclass(frozen=True)
 class CostFields:
     """The weights of the cost (eq. 12) and of the rewards (eq. 24-25)."""
 
-    mu_privacy: float = declare("mu_1 of eq. 12")
-    mu_energy: float = declare("mu_2 of eq. 12")
-    mu_delay_violation: float = declare("mu_3 of eq. 25: user reward per second of delay above tau-bar")
+    mu_privacy: float = declare("mu_1 of eq. 12", high=1e9)
+    mu_energy: float = declare("mu_2 of eq. 12", high=1e9)
+    mu_delay_violation: float = declare("mu_3 of eq. 25: user reward per second of delay above tau-bar", high=1e9)
     failure_reward: float = declare(
-        "R_fail of eq. 25: a user's reward when its service is not at its server", signed=True, high=0)
+        "R_fail of eq. 25: a user's reward when its service is not at its server", low=-1e9, high=0)
     mu_hit: float = declare(
-        "mu_hit of eq. 24 (an interval's deployment reward: its hits minus the migration at its start)")
-    mu_migration: float = declare("mu_mig of eq. 24 (every tuned public run used 0.02)")
+        "mu_hit of eq. 24 (an interval's deployment reward: its hits minus the migration at its start)", high=1e9)
+    mu_migration: float = declare("mu_mig of eq. 24 (every tuned public run used 0.02)", high=1e9)
 
 
 REPORTED = ("objective", "cost", "delay_s", "energy_j", "privacy_cost", "success_rate")
@@ -169,7 +173,8 @@ SYSTEM = register_system(System(
               "radio": RadioFields, "privacy": PrivacyFields, "cost": CostFields},
     default_preset="paper",
     metrics=REPORTED,
-    bounded_metrics={"success_rate": (0.0, 1.0)},
+    bounded_metrics={**dict.fromkeys(("objective", "cost", "delay_s", "energy_j", "privacy_cost"), (0.0, math.inf)),
+                     "success_rate": (0.0, 1.0)},
     load_workload=load_workload,
     run_episode=run_episode,
     check=check,

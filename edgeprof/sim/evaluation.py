@@ -9,7 +9,7 @@ protocol beside its episode (seed 001: `sim.rollout.Policy`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from edgeprof.errors import EdgeprofError
@@ -44,21 +44,25 @@ def parse_seeds(text: str) -> list[int]:
 
 def run_episodes(label: str, scenario: Scenario, workload: Any, make_policy: MakePolicy, slots: int,
                  seeds: Sequence[int], progress: Callable[[int, int], None] | None = None,
-                 ) -> list[dict[str, Any]]:
+                 extra: Sequence[str] = ()) -> list[dict[str, Any]]:
     """One episode of `slots` slots per seed with the policy `make_policy(env, seed)`: one row per seed with the
-    system's reported metrics, labelled `label`."""
+    system's reported metrics, labelled `label`, and the `extra` results the episode has (e.g. per-user means)."""
     if slots < 1 or not seeds:
         raise EdgeprofError(f"an evaluation needs at least 1 slot and 1 seed, got {slots} slots and seeds {seeds}")
     system = scenario.system
     rows = []
     for index, seed in enumerate(seeds):
         metrics = system.run_episode(scenario, workload, make_policy, slots, seed)
-        rows.append({"solver": label, "seed": seed, "slots": slots, **{key: metrics[key] for key in system.metrics}})
+        rows.append({"solver": label, "seed": seed, "slots": slots, **{key: metrics[key] for key in system.metrics},
+                     **{key: metrics[key] for key in extra if key in metrics}})
         if progress:
             progress(index + 1, len(seeds))
     return rows
 
 
-def summarise(rows: Sequence[dict[str, Any]], metrics: Sequence[str]) -> dict[str, tuple[float, float, float]]:
-    """Each metric's mean and 95% interval over the rows (seeds)."""
-    return {key: mean_interval([row[key] for row in rows]) for key in metrics}
+def summarise(rows: Sequence[dict[str, Any]], metrics: Sequence[str],
+              bounds: Mapping[str, tuple[float, float]] | None = None) -> dict[str, tuple[Any, Any, Any]]:
+    """Each metric's mean and 95% interval over the rows (seeds), clipped to the metric's range where `bounds`
+    gives one (`System.bounded_metrics`); no interval from one seed (`stats.mean_interval`)."""
+    bounds = bounds or {}
+    return {key: mean_interval([row[key] for row in rows], bounds.get(key)) for key in metrics}

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeprof.errors import EdgeprofError
+from edgeprof.files import read_text
 from edgeprof.sim.fields import build_section, raw_value, section_fields, section_values
 from edgeprof.sim.systems import System, get_system
 
@@ -104,12 +105,7 @@ def load_scenario(spec: str, overrides: list[str] | None = None) -> Scenario:
         system_name, sections = _resolve({"base": spec}, spec)
     else:
         path = Path(spec)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise EdgeprofError(f"scenario {path} is not a UTF-8 text file") from None
-        except OSError as error:
-            raise EdgeprofError(f"cannot read scenario {path}: {error.strerror or error}") from None
+        text = read_text(path, "scenario")
         system_name, sections = _resolve(_parse(text, str(path)), str(path))
     system = get_system(system_name)
     for override in overrides or []:
@@ -167,15 +163,16 @@ def scenario_from_fields(system_name: str, fields: Mapping[str, Mapping[str, Any
     return Scenario(system.name, _validate(system, fields))
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """A value in TOML syntax (the form `--set` overrides take)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
         return f'"{value}"'
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
     return repr(value)
 
 
@@ -197,6 +194,6 @@ def to_toml(scenario: Scenario, with_docs: bool = True) -> str:
             if with_docs:
                 limits = spec.limits()
                 lines.extend(_comment(spec.doc + (f" [{limits}]" if limits else "")))
-            lines.append(f"{spec.name} = {_toml_value(raw_value(getattr(instance, spec.name)))}")
+            lines.append(f"{spec.name} = {toml_value(raw_value(getattr(instance, spec.name)))}")
         lines.append("")
     return "\n".join(lines)
