@@ -26,6 +26,7 @@ os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM
 
 import argparse
 import json
+import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -39,8 +40,10 @@ from edgeprof.files import write_text_atomic
 from edgeprof.optimize.solve import run_solver
 from edgeprof.rl.runs import RunPaths, evaluate_run, train
 from edgeprof.rl.trainers import get_trainer
+from edgeprof.sim.crowd_edge import SYSTEM
 from edgeprof.sim.evaluation import load_workload
 from edgeprof.sim.scenario import load_scenario
+from edgeprof.stats import format_interval
 
 RESULTS = Path(__file__).parent / "results"
 TABLE = ("ad_s_per_mb", "anlr", "e2e", "e2d")
@@ -92,7 +95,7 @@ def run_one(job: Job) -> dict[str, Any]:
     job.folder.mkdir(parents=True, exist_ok=True)
     scenario = load_scenario("crowd-edge", [f'tasks.case="{job.case}"'])
     workload = load_workload(scenario)
-    record: dict[str, Any] = {"case": job.case, "method": job.method, "seed": job.seed}
+    record: dict[str, Any] = {"case": job.case, "method": job.method, "seed": job.seed, "code": code_version()}
     if job.method in SOLVERS:
         start, cpu = time.perf_counter(), time.process_time()
         (row,) = run_solver(job.method, scenario, workload, job.eval_slots, [job.eval_seed])
@@ -118,6 +121,19 @@ def run_one(job: Job) -> dict[str, Any]:
     return record
 
 
+def code_version() -> str:
+    """The commit the benchmark runs from ("+changes" when the working tree differs from it), "unknown" outside
+    git: each run records the code that made it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def jobs(cases: list[str], seeds: list[int], iterations: int, eval_slots: int, workdir: str) -> list[Job]:
     """Every run, the most expensive first (so that two workers finish together)."""
     methods = {case: [*LEARNED, *SOLVERS, *(("m2appo-min", "m2appo-mix") if case == "I" else ())] for case in cases}
@@ -139,7 +155,8 @@ def summarise(records: list[dict[str, Any]], cases: list[str]) -> dict[str, Any]
         table[case] = {}
         for method in sorted({r["method"] for r in records if r["case"] == case}, key=_order):
             runs = [r for r in records if r["case"] == case and r["method"] == method]
-            entry = {mode: {metric: interval([r["evaluation"][mode][metric] for r in runs])
+            entry = {mode: {metric: interval([r["evaluation"][mode][metric] for r in runs],
+                                             SYSTEM.bounded_metrics.get(metric))
                             for metric in (*TABLE, *EXTRA)} for mode in runs[0]["evaluation"]}
             entry["reported"] = evaluation_mode(method)
             entry["seeds"] = len(runs)
@@ -294,8 +311,8 @@ def _save(figure: Any, path: Path) -> str:
     return path.name
 
 
-def _cell(entry: dict[str, float], digits: int = 4) -> str:
-    return f"{entry['mean']:.{digits}g} ({entry['ci95_low']:.{digits}g}-{entry['ci95_high']:.{digits}g})"
+def _cell(entry: dict[str, Any], digits: int = 4) -> str:
+    return f"{entry['mean']:.{digits}g} ({format_interval(entry['ci95_low'], entry['ci95_high'], digits)})"
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -338,7 +355,8 @@ def markdown(result: dict[str, Any]) -> str:
                              f" | {greedy['edge_share']['mean']:.2f} | {greedy['queue_growth_ghz']['mean']:.2f} |")
     lines += ["", "## Claims", "", ("Ours: by the means; \"separated\" when the 95% intervals of the two methods "
               "compared (the claimed one and its closest rival) do not overlap."), "",
-              "| claim | case | the paper's own Table III | ours | separated | our values |", "|---|---|---|---|---|---|"]
+              "| claim | case | the paper's own Table III | ours | separated | our values |",
+              "|---|---|---|---|---|---|"]
     for claim in result["claims"]:
         values = ", ".join(f"{k.upper()} {v:.4g}" if v is not None else f"{k.upper()} -"
                            for k, v in claim["values"].items())
@@ -349,13 +367,23 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", "## Budget", "",
               (f"CPU {budget['cpu_s'] / 60:.1f} min in all (target: at most ~45 min); the runs' wall time added up "
                f"to {budget['run_wall_s'] / 60:.1f} min ({result['settings']['workers']} workers on "
-               f"{result['machine']['cores']} cores shared with other work; this sitting {result['wall_s'] / 60:.1f} "
-               "min)."), "", ("| method | training CPU s per run | CPU s per 1,000 s of training data | "
+               f"{result['machine']['cores']} cores shared with other work); this invocation took "
+               f"{result['wall_s'] / 60:.1f} min (finished runs are read back from the work folder)."), "",
+              ("| method | training CPU s per run | CPU s per 1,000 s of training data | "
               f"the paper's {PAPER_TRAINING_S:,} s per run | its {budget['runs_for_paper']} runs |"),
               "|---|---|---|---|---|"]
     for method, cost in budget["per_method"].items():
         lines.append(f"| {method.upper()} | {cost['train_cpu_s']:.0f} | {cost['cpu_per_1000_s']:.1f} | "
                      f"{cost['paper_run_cpu_h']:.2f} h | {cost['paper_all_cpu_h']:.1f} h |")
+    total = sum(cost["paper_all_cpu_h"] for cost in budget["per_method"].values())
+    lines += ["", (f"The paper's budget for the four methods of Table III ({budget['runs_for_paper']} runs each) "
+                   f"would take {total:.1f} CPU hours at the measured speed: about {total / 2:.1f} h on 2 dedicated "
+                   "cores (plus M2APPO-min and the mixed heuristic for Fig. 5 and Alg. 1).")]
+    codes: dict[str, int] = {}
+    for record in result["runs"]:
+        codes[record.get("code", "not recorded")] = codes.get(record.get("code", "not recorded"), 0) + 1
+    lines += ["", "Code of the runs (commit: runs): " + ", ".join(f"{code}: {count}" for code, count in codes.items())
+              + f"; this file was written at {result['code']}."]
     return "\n".join(lines) + "\n"
 
 
@@ -400,7 +428,7 @@ def main() -> None:
                            "training_s": records[0]["log"][-1]["sim_seconds"] if "log" in records[0] else None},
               "table": table, "claims": claims(table, records, cases), "budget": budget(records, cases, seeds),
               "paper": PAPER, "paper_convergence_s": PAPER_CONVERGENCE_S, "runs": records,
-              "wall_s": time.perf_counter() - start}
+              "code": code_version(), "wall_s": time.perf_counter() - start}
     result["figures"] = figures(records, table, cases, args.output.with_suffix(""))
     write_text_atomic(args.output.with_suffix(".md"), markdown(result))
     write_result(args.output, result, "claims")

@@ -68,7 +68,8 @@ def test_equations_on_hand_cases():
 def test_processor_sharing_of_a_link():
     """Tasks of 1, 2 and 3 MB start together on a 1 MB/s link: equal rates until the smaller ones are done, so
     they finish after 3, 5 and 6 s; a task alone on another link is not slowed."""
-    finish = ce.shared_transfer_s(np.array([3.0, 1.0, 2.0, 2.0]), np.array([0, 0, 0, 1]), np.array([1.0, 1.0, 1.0, 4.0]))
+    finish = ce.shared_transfer_s(np.array([3.0, 1.0, 2.0, 2.0]), np.array([0, 0, 0, 1]),
+                                  np.array([1.0, 1.0, 1.0, 4.0]))
     assert finish.tolist() == [6.0, 3.0, 5.0, 0.5]
 
 
@@ -248,9 +249,14 @@ def test_bad_input_is_refused_in_one_line(run_cli):
     _one_line(run_cli("solve", "--scenario", SMALL, "--set", "network.wired_links=[\"0-1\", \"1-3\"]", "--solver",
                       "dpp"), "link 1-3 names BS 3, but there are 3 (0-2)")
     _one_line(run_cli("solve", "--scenario", SMALL, "--set", "nodes.edge_ghz=-5", "--solver", "dpp"),
-              "nodes.edge_ghz: must be > 0, got -5.0")
+              "nodes.edge_ghz: must be > 0, <= 1000000, got -5.0")
     _one_line(run_cli("solve", "--scenario", SMALL, "--set", "network.wireless_mbps=0", "--solver", "dpp"),
               "network.wireless_mbps: must be > 0")
+    _one_line(run_cli("solve", "--scenario", SMALL, "--set", "network.num_clusters=1000", "--set",
+                      "network.mds_per_cluster=[900, 1000]", "--solver", "dpp"),
+              "lower network.num_clusters or network.mds_per_cluster, or add base stations")
+    _one_line(run_cli("solve", "--scenario", SMALL, "--set", "tasks.compute_scale=1e30", "--solver", "dpp"),
+              "tasks.compute_scale: must be > 0, <= 1000000, got 1e+30")
     with pytest.raises(EdgeprofError, match="joins BS 0 to itself"):
         ce.parse_wired_links(("0-0",), 3)
     with pytest.raises(EdgeprofError, match="joined twice"):

@@ -5,6 +5,8 @@ a short training run against random, MADQN, and the run folder through the CLI (
 from __future__ import annotations
 
 import csv
+import functools
+import math
 
 import numpy as np
 import pytest
@@ -12,7 +14,8 @@ import torch
 
 from edgeprof.errors import EdgeprofError
 from edgeprof.optimize.crowd_edge import RandomOffloading
-from edgeprof.rl import m2appo
+from edgeprof.rl import m2appo, madqn
+from edgeprof.rl.hyperparameters import tunable
 from edgeprof.rl.madqn import DQNConfig
 from edgeprof.rl.madqn import Trainer as DQNTrainer
 from edgeprof.rl.runs import evaluate_run, train
@@ -184,6 +187,32 @@ def test_bad_settings_are_refused_in_one_line(run_cli, tmp_path):
             (["--set", "tasks.case=\"IV\""], "tasks.case: expected one of I, II, III")):
         result = run_cli("train", "m2appo", "--scenario", SMALL, "-o", tmp_path / "r", *args)
         assert result.code == 2 and len(result.err.strip().splitlines()) == 1 and fragment in result.err, result.err
+    assert not (tmp_path / "r").exists()
+
+
+ODD_VALUES = ("nan", "inf", "-inf", "-1", "0", "1e-300", "5", "1e30", "-0.5", "0.5", "2", "x", "")
+
+
+@pytest.mark.parametrize("algorithm", ["m2appo", "madqn"])
+def test_every_hyperparameter_is_accepted_only_within_its_range(algorithm, run_cli, tmp_path):
+    """Every tunable setting with every odd value: refused with an EdgeprofError, or a configuration whose numbers
+    are finite and in range; through the CLI a refusal is one line and leaves no run folder."""
+    module, config_type = (madqn, DQNConfig) if algorithm == "madqn" else (m2appo, m2appo.TrainConfig)
+    make = madqn.make_config if algorithm == "madqn" else functools.partial(m2appo.make_config, algorithm)
+    refused = 0
+    for name in sorted(tunable(config_type, module._NOT_HYPERPARAMETERS)):
+        for value in ODD_VALUES:
+            try:
+                config = make(**module.parse_hyperparameters([f"{name}={value}"]))
+            except EdgeprofError:
+                refused += 1
+                continue
+            numbers = [v for v in vars(config).values() if isinstance(v, float)]
+            assert all(math.isfinite(v) for v in numbers), (name, value)
+            assert 0 <= config.gamma <= 1 and config.learning_rate > 0 and config.adam_eps > 0, (name, value)
+    assert refused > 0
+    result = run_cli("train", algorithm, "--scenario", SMALL, "-o", tmp_path / "r", "--hparam", "gamma=nan")
+    assert result.code == 2 and result.err.strip() == "edgeprof: error: gamma must be a finite number, got nan"
     assert not (tmp_path / "r").exists()
 
 

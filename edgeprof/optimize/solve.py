@@ -34,7 +34,8 @@ class SolverInfo:
 
 
 _SOLVERS: dict[str, dict[str, SolverInfo]] = {}
-_BUILTIN_MODULES: dict[str, str] = {"crowd-edge": "edgeprof.optimize.crowd_edge"}  # system -> the module that registers its solvers (seed 001's: this one)
+# system -> the module that registers its solvers (seed 001's: this one)
+_BUILTIN_MODULES: dict[str, str] = {"crowd-edge": "edgeprof.optimize.crowd_edge"}
 
 
 def register_solver(info: SolverInfo) -> SolverInfo:

@@ -127,20 +127,17 @@ class TrainConfig:
             raise EdgeprofError(f"unknown algorithm {self.algorithm!r}: use one of {', '.join(METHODS)}")
         if not 0 <= self.seed < 2 ** 32:
             raise EdgeprofError(f"the seed must lie in [0, 2**32), got {self.seed}")
+        hyperparameters.require_finite(self)
         for name in ("iterations", "slots_per_iteration", "num_envs", "num_critics", "cell_size", "epochs",
                      "minibatches", "chunk_length", "checkpoint_every", "threads"):
-            if getattr(self, name) < 1:
-                raise EdgeprofError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
-        if self.episode_slots < 0:
-            raise EdgeprofError(f"episode_slots must be 0 (one episode per iteration) or more, got {self.episode_slots}")
+            hyperparameters.require(self, name, low=1)
+        hyperparameters.require(self, "episode_slots", low=0)
         for name in ("gamma", "gae_lambda"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise EdgeprofError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
-        for name in ("learning_rate", "clip_coef", "max_grad_norm"):
-            if not getattr(self, name) > 0:
-                raise EdgeprofError(f"{name} must be positive, got {getattr(self, name)}")
-        if not self.critic_lr_spread >= 1.0:
-            raise EdgeprofError(f"critic_lr_spread must be at least 1, got {self.critic_lr_spread}")
+            hyperparameters.require(self, name, low=0, high=1)
+        for name in ("learning_rate", "adam_eps", "clip_coef", "max_grad_norm"):
+            hyperparameters.require(self, name, above=0)
+        hyperparameters.require(self, "critic_lr_spread", low=1)
+        hyperparameters.require(self, "entropy_coef", low=0)
         if self.combination not in ("weighted", "min") or self.objective not in ("ppo", "a2c"):
             raise EdgeprofError(f"combination must be weighted or min and objective ppo or a2c, got "
                                 f"{self.combination!r} and {self.objective!r}")
@@ -158,7 +155,8 @@ class TrainConfig:
         try:
             weights = tuple(float(part) for part in self.critic_weights.split(","))
         except ValueError:
-            raise EdgeprofError(f"critic_weights must be comma-separated numbers, got {self.critic_weights!r}") from None
+            raise EdgeprofError(f"critic_weights must be comma-separated numbers, got {self.critic_weights!r}"
+                                ) from None
         if len(weights) != self.num_critics:
             raise EdgeprofError(f"critic_weights needs one weight per critic ({self.num_critics}), got {len(weights)}")
         if any(not math.isfinite(w) or w < 0 for w in weights) or not math.isclose(math.fsum(weights), 1.0,
@@ -244,30 +242,39 @@ def ensemble_gru(nets: list[RecurrentNet], inputs: torch.Tensor, state: torch.Te
     """GRU `RecurrentNet`s of one shape over the same `inputs` (T, B, F) at once, each from its own state (B, n, H),
     resetting where `starts` (T, B): outputs (n, T, B, out) and the states after the last step (B, n, H). The same
     arithmetic as `torch.nn.GRUCell` (gates r, z, n) on stacked weights, with the input projections of every step
-    computed together: on a shared CPU, 5 critics cost about what 2 did one by one. Gradients reach each net's own
+    computed together: on a shared CPU, 5 critics cost about what 2 did one by one. The products are batched over
+    the nets (`torch.baddbmm`) and the heads run one by one (a batched product with one output column rounds
+    differently with one net than with five), so each net's numbers do not depend on how many are stacked beside
+    it: one net of weight 1 among five trains as it does alone, bit for bit. Gradients reach each net's own
     parameters."""
-    features = inputs.unsqueeze(0)
+    steps, batch = inputs.shape[:2]
+    count = len(nets)
+
+    def linear(features: torch.Tensor, layers: list[nn.Linear]) -> torch.Tensor:
+        weight = torch.stack([layer.weight for layer in layers]).transpose(1, 2)  # (n, in, out)
+        bias = torch.stack([layer.bias for layer in layers]).unsqueeze(1)  # (n, 1, out)
+        return torch.baddbmm(bias, features, weight)
+
+    features = inputs.reshape(1, steps * batch, -1).expand(count, -1, -1)
     for index in range(0, len(nets[0].body), 2):
-        weight = torch.stack([net.body[index].weight for net in nets])  # (n, out, in)
-        bias = torch.stack([net.body[index].bias for net in nets])
-        features = torch.relu(torch.einsum("ntbi,noi->ntbo", features, weight) + bias[:, None, None])
+        features = torch.relu(linear(features, [net.body[index] for net in nets]))
     cells = [net.cell for net in nets]
-    w_ih, w_hh = torch.stack([c.weight_ih for c in cells]), torch.stack([c.weight_hh for c in cells])
-    b_ih, b_hh = torch.stack([c.bias_ih for c in cells]), torch.stack([c.bias_hh for c in cells])
-    projected = torch.einsum("ntbi,noi->ntbo", features.expand(len(nets), *features.shape[1:]), w_ih) + b_ih[:, None, None]
+    w_ih = torch.stack([c.weight_ih for c in cells]).transpose(1, 2)
+    b_ih = torch.stack([c.bias_ih for c in cells]).unsqueeze(1)
+    projected = torch.baddbmm(b_ih, features, w_ih).reshape(count, steps, batch, -1)
+    w_hh = torch.stack([c.weight_hh for c in cells]).transpose(1, 2)
+    b_hh = torch.stack([c.bias_hh for c in cells]).unsqueeze(1)
     hidden = state.transpose(0, 1)  # (n, B, H)
     outputs = []
-    for step in range(inputs.shape[0]):
+    for step in range(steps):
         hidden = torch.where(starts[step][None, :, None], torch.zeros((), dtype=hidden.dtype), hidden)
-        recurrent = torch.baddbmm(b_hh[:, None], hidden, w_hh.transpose(1, 2))
+        recurrent = torch.baddbmm(b_hh, hidden, w_hh)
         x_r, x_z, x_n = projected[:, step].chunk(3, dim=-1)
         h_r, h_z, h_n = recurrent.chunk(3, dim=-1)
         reset, update = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
         hidden = (1 - update) * torch.tanh(x_n + reset * h_n) + update * hidden
         outputs.append(hidden)
-    head_w = torch.stack([net.head.weight for net in nets])
-    head_b = torch.stack([net.head.bias for net in nets])
-    out = torch.einsum("ntbh,noh->ntbo", torch.stack(outputs, dim=1), head_w) + head_b[:, None, None]
+    out = torch.stack([net.head(sequence) for net, sequence in zip(nets, torch.stack(outputs, dim=1), strict=True)])
     return out, hidden.transpose(0, 1)
 
 
@@ -383,7 +390,8 @@ def _mix_heuristic(nets: ActorCritics, env: CrowdEdge, actions: torch.Tensor, st
                                 np.log1p((env.link_mb[:, None] + data[..., :-1]) / layout.link_capacity_mb_s)], axis=-1)
         inputs = torch.cat([torch.from_numpy(ahead).float(), obs], dim=-1).reshape(1, rows, -1)
         values, _ = nets.critic_values(inputs, critic_states, torch.zeros(1, rows, dtype=torch.bool))
-        totals[name] = torch.from_numpy(immediate) + nets.config.gamma * nets.value(values[:, 0]).reshape(shape).double()
+        ahead_value = nets.value(values[:, 0]).reshape(shape).double()
+        totals[name] = torch.from_numpy(immediate) + nets.config.gamma * ahead_value
     has_tasks = torch.from_numpy(tasks.valid.any(axis=-1))
     use = has_tasks & (totals["dpp"] > totals["policy"])
     heuristic_actions = torch.zeros_like(actions)

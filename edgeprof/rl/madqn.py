@@ -76,14 +76,16 @@ class DQNConfig:
             raise EdgeprofError(f"unknown algorithm {self.algorithm!r}: use madqn")
         if not 0 <= self.seed < 2 ** 32:
             raise EdgeprofError(f"the seed must lie in [0, 2**32), got {self.seed}")
+        hyperparameters.require_finite(self)
         for name in ("iterations", "slots_per_iteration", "num_envs", "batch_size", "replay_capacity",
                      "target_every", "epsilon_decay_slots", "checkpoint_every", "threads"):
-            if getattr(self, name) < 1:
-                raise EdgeprofError(f"{name.replace('_', ' ')} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.epsilon_end <= self.epsilon_start <= 1.0:
-            raise EdgeprofError("gamma must lie in [0, 1] and 0 <= epsilon_end <= epsilon_start <= 1")
-        if not self.learning_rate > 0 or not self.reward_scale > 0:
-            raise EdgeprofError("learning_rate and reward_scale must be positive")
+            hyperparameters.require(self, name, low=1)
+        hyperparameters.require(self, "learning_starts", low=0)
+        hyperparameters.require(self, "gamma", low=0, high=1)
+        hyperparameters.require(self, "epsilon_start", low=0, high=1)
+        hyperparameters.require(self, "epsilon_end", low=0, high=self.epsilon_start)
+        for name in ("learning_rate", "adam_eps", "reward_scale", "max_grad_norm"):
+            hyperparameters.require(self, name, above=0)
 
     @property
     def epsilon(self) -> LinearSchedule:
@@ -94,9 +96,12 @@ def make_config(**settings: Any) -> DQNConfig:
     return DQNConfig(**settings)
 
 
+_NOT_HYPERPARAMETERS = {"algorithm", "seed", "iterations", "slots_per_iteration", "num_envs", "checkpoint_every"}
+
+
 def parse_hyperparameters(pairs: list[str]) -> dict[str, Any]:
-    return hyperparameters.parse(DQNConfig, pairs, {"algorithm", "seed", "iterations", "slots_per_iteration",
-                                                    "num_envs", "checkpoint_every"})
+    """`DQNConfig` settings from NAME=VALUE strings (the command line sets the others)."""
+    return hyperparameters.parse(DQNConfig, pairs, _NOT_HYPERPARAMETERS)
 
 
 def q_network(obs_dim: int, num_actions: int) -> RecurrentNet:

@@ -53,6 +53,7 @@ scenario's offered load (expected work over expected capacity).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -69,6 +70,7 @@ CASES = {"I": (1.0, 24.0, 6.0), "II": (6.0, 6.0, 1.0), "III": (12.0, 3.0, 0.5)} 
 MBIT_PER_MB = 8.0
 EDGE, MD, CLOUD = 0, 1, 2  # node kinds
 WIRELESS, WIRED, BACKBONE = 0, 1, 2  # link kinds
+MAX_LAYOUT_ENTRIES = 50_000_000  # MDs x candidates x path length: about 400 MB per array of the layout
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -81,7 +83,8 @@ class NetworkFields:
 
     num_base_stations: int = declare("BSs, each with one edge server, evenly spaced along the area's long side",
                                      low=1, high=64)
-    area_m: Range = declare("the area's width and length, metres (300 x 900 in sec. VI-A)", above=0)
+    area_m: Range = declare("the area's width and length, metres (300 x 900 in sec. VI-A)", above=0,
+                            high=1e7)
     num_clusters: int = declare("MD clusters, placed uniformly in the area; each attaches to its nearest BS",
                                 low=1, high=1000)
     mds_per_cluster: IntRange = declare("MDs in a cluster, an integer drawn uniformly from this range (5-10)",
@@ -90,9 +93,9 @@ class NetworkFields:
                                "scenario, so every episode (and every trained policy) sees the same one")
     wired_links: Names = declare("BS pairs joined by a wire, as \"a-b\" (BS indices from 0); the paper says the BSs "
                                  "are wired, not how: a full mesh by default", unique=True)
-    wired_mbps: float = declare("capacity of a BS-BS wire, Mbit/s", above=0)
+    wired_mbps: float = declare("capacity of a BS-BS wire, Mbit/s", above=0, high=1e9)
     wireless_mbps: float = declare("capacity of an MD's wireless link to its BS, Mbit/s (shared by what it sends "
-                                   "and what it receives)", above=0)
+                                   "and what it receives)", above=0, high=1e9)
 
 
 @dataclass(frozen=True)
@@ -101,15 +104,16 @@ class NodesFields:
 
     edge_ghz: float = declare("F of an edge server, GHz. The paper only says edge >> MD; 40 keeps every case "
                               "stable under drift-plus-penalty at the default size (20 does not for II and III)",
-                              above=0)
-    md_ghz: Range = declare("F of an MD when available, GHz, drawn per MD (fixed with the layout)", above=0)
+                              above=0, high=1e6)
+    md_ghz: Range = declare("F of an MD when available, GHz, drawn per MD (fixed with the layout)", above=0,
+                             high=1e6)
     md_off_probability: float = declare("per slot, the chance an available MD becomes unavailable (its owner uses "
                                         "it): a two-state Markov chain", high=1)
     md_on_probability: float = declare("per slot, the chance an unavailable MD becomes available again",
                                        above=0, high=1)
     edge_fee: float = declare("R_u of an edge server, per gigacycle (eq. 7); the paper gives none: 2 x an MD's, small "
-                              "enough that fees only break near-ties of delay")
-    md_fee: float = declare("R_u of an MD, per gigacycle (eq. 7)")
+                              "enough that fees only break near-ties of delay", high=1e6)
+    md_fee: float = declare("R_u of an MD, per gigacycle (eq. 7)", high=1e6)
 
 
 @dataclass(frozen=True)
@@ -117,9 +121,9 @@ class CloudFields:
     """The optional cloud node (Fig. 6: it takes what exceeds the edge), behind one backbone link per BS."""
 
     enabled: bool = declare("offer the cloud as a destination")
-    ghz: float = declare("F of the cloud, GHz", above=0)
-    fee: float = declare("R_u of the cloud, per gigacycle")
-    backbone_mbps: float = declare("capacity of each BS's link to the cloud, Mbit/s", above=0)
+    ghz: float = declare("F of the cloud, GHz", above=0, high=1e6)
+    fee: float = declare("R_u of the cloud, per gigacycle", high=1e6)
+    backbone_mbps: float = declare("capacity of each BS's link to the cloud, Mbit/s", above=0, high=1e9)
 
 
 @dataclass(frozen=True)
@@ -131,17 +135,18 @@ class TasksFields:
     arrivals: str = declare("batches: each MD gets Poisson(lambda1) tasks every U[batch_interval_s] seconds; "
                             "per_slot: Poisson(lambda1) tasks every slot (the paper states both)",
                             choices=("batches", "per_slot"))
-    batch_interval_s: Range = declare("time between an MD's batches, uniform range, seconds", above=0)
-    slot_s: float = declare("dt, the slot length, seconds", above=0)
-    compute_scale: float = declare("multiplies lambda2 (the mean work of a task): load tests", above=0)
+    batch_interval_s: Range = declare("time between an MD's batches, uniform range, seconds", above=0, high=1e6)
+    slot_s: float = declare("dt, the slot length, seconds", above=0, high=1e4)
+    compute_scale: float = declare("multiplies lambda2 (the mean work of a task): load tests", above=0, high=1e6)
     workload: str = declare("poisson: s ~ Poisson(lambda2) gigacycles, o ~ Poisson(lambda3) MB; profiles: each task "
                             "runs one of `models` on `samples_per_task` inputs, s from the profile's FLOPs, o from "
                             "its input bytes", choices=("poisson", "profiles"))
     models: Names = declare("DNN models of profile-based tasks (shipped profiles, or tasks.profiles)", unique=True)
     profiles: Paths = declare("model name -> path of an edgeprof.profile/1 file, replacing the shipped one")
-    samples_per_task: IntRange = declare("inputs per profile-based task, an integer drawn uniformly", low=1)
+    samples_per_task: IntRange = declare("inputs per profile-based task, an integer drawn uniformly", low=1,
+                                          high=1_000_000)
     flops_per_cycle: float = declare("FLOPs a node does per cycle: turns a profile's FLOPs into gigacycles",
-                                     above=0)
+                                     above=0, high=1e6)
 
 
 @dataclass(frozen=True)
@@ -159,7 +164,7 @@ class CostFields:
 
     alpha: float = declare("alpha of eq. 7, per second", high=1)
     beta: float = declare("beta of eq. 7", high=1)
-    penalty_v: float = declare("V of eq. 12-13 (the penalty's weight against the links' drift)")
+    penalty_v: float = declare("V of eq. 12-13 (the penalty's weight against the links' drift)", high=1e6)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -345,6 +350,10 @@ def build_layout(scenario: Any) -> Layout:
     fixed = num_bs + int(cloud)
     num_candidates = fixed + largest
     hops = max(2, 1 + max(len(links) for links in routes.values()))
+    if num_mds * num_candidates * hops > MAX_LAYOUT_ENTRIES:
+        raise EdgeprofError(f"scenario: {num_mds} MDs with up to {largest} in one cell make a graph of "
+                            f"{num_mds * num_candidates * hops:,} path entries (the limit is {MAX_LAYOUT_ENTRIES:,}): "
+                            "lower network.num_clusters or network.mds_per_cluster, or add base stations")
     candidates = np.full((num_mds, num_candidates), -1)
     paths = np.full((num_mds, num_candidates, hops), -1)
     for md in range(num_mds):
@@ -785,7 +794,8 @@ SYSTEM = register_system(System(
               "links": LinksFields, "cost": CostFields},
     default_preset=NAME,
     metrics=REPORTED,
-    bounded_metrics={"edge_share": (0.0, 1.0)},
+    bounded_metrics={**dict.fromkeys(("ad_s_per_mb", "anlr", "e2e", "e2d", "delay_s"), (0.0, math.inf)),
+                     "edge_share": (0.0, 1.0)},
     load_workload=load_workload,
     run_episode=run_episode,
 ))
