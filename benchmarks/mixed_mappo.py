@@ -15,7 +15,7 @@ command again; finished runs are read back and unfinished ones resume from their
 of `run_one(job)`.
 
     nice python benchmarks/mixed_mappo.py [--iterations 30] [--eval-slots 500] [--seeds 0,1,2,3,4] [--workers 2]
-        [--workdir mixed-mappo-work] [--cases I,II,III]
+        [--workdir mixed-mappo-work] [--cases I,II,III] [--note TEXT ...]
 """
 
 from __future__ import annotations
@@ -231,6 +231,10 @@ def claims(table: dict[str, Any], records: list[dict[str, Any]], cases: list[str
             "ad_s_per_mb", ("madqn", rival))
         add("M2APPO's AD is below MAPPO's (the critic mix helps)", case, _below(paper["m2appo"], paper["mappo"]),
             _below(ours["m2appo"], ours["mappo"]), "ad_s_per_mb", ("m2appo", "mappo"))
+        random = entry(case, "random", "ad_s_per_mb")["mean"]
+        add("M2APPO's AD is below random destinations' (trained vs untrained)", case, "not in the paper",
+            _below(ours["m2appo"], random), "ad_s_per_mb", ("m2appo", "random"))
+        found[-1]["values"]["random"] = random
     if "I" in cases:
         at = {m: converged_at(*curves(records, "I", m, "ad_s_per_mb")) for m in ("m2appo", "mappo", "maa3c")}
         end = max(curves(records, "I", "m2appo", "ad_s_per_mb")[0])
@@ -384,6 +388,8 @@ def markdown(result: dict[str, Any]) -> str:
         codes[record.get("code", "not recorded")] = codes.get(record.get("code", "not recorded"), 0) + 1
     lines += ["", "Code of the runs (commit: runs): " + ", ".join(f"{code}: {count}" for code, count in codes.items())
               + f"; this file was written at {result['code']}."]
+    if result["notes"]:
+        lines += ["", "## Notes", "", *[f"- {note}" for note in result["notes"]]]
     return "\n".join(lines) + "\n"
 
 
@@ -411,6 +417,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--workdir", default="mixed-mappo-work")
     parser.add_argument("-o", "--output", type=Path, default=RESULTS / "mixed_mappo.json")
+    parser.add_argument("--note", action="append", default=[],
+                        help="a sentence for the report's Notes (what the runs cannot say themselves); repeatable")
     args = parser.parse_args()
     seeds, cases = [int(s) for s in args.seeds.split(",")], args.cases.split(",")
     start = time.perf_counter()
@@ -427,7 +435,7 @@ def main() -> None:
                            "cases": cases, "workers": args.workers,
                            "training_s": records[0]["log"][-1]["sim_seconds"] if "log" in records[0] else None},
               "table": table, "claims": claims(table, records, cases), "budget": budget(records, cases, seeds),
-              "paper": PAPER, "paper_convergence_s": PAPER_CONVERGENCE_S, "runs": records,
+              "paper": PAPER, "paper_convergence_s": PAPER_CONVERGENCE_S, "notes": args.note, "runs": records,
               "code": code_version(), "wall_s": time.perf_counter() - start}
     result["figures"] = figures(records, table, cases, args.output.with_suffix(""))
     write_text_atomic(args.output.with_suffix(".md"), markdown(result))
