@@ -122,14 +122,16 @@ def run_one(job: Job) -> dict[str, Any]:
 
 
 def code_version() -> str:
-    """The commit the benchmark runs from ("+changes" when the working tree differs from it), "unknown" outside
-    git: each run records the code that made it."""
+    """The commit the benchmark runs from ("+changes" when the working tree's code differs from it; results
+    do not count), "unknown" outside git: each run records the code that made it."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
                               cwd=Path(__file__).parent).stdout.strip()
     try:
         commit = git("rev-parse", "--short", "HEAD")
-        return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ":(top)",
+                      ":(top,exclude)benchmarks/results")
+        return commit + ("+changes" if changed else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
