@@ -324,7 +324,7 @@ def compare(args: argparse.Namespace, overrides: list[str], profiles: str) -> di
         if args.runs:
             args.runs.mkdir(parents=True, exist_ok=True)
         stored = [stored_evaluation(job) for job in jobs] if args.runs else []
-        for job, row in zip(jobs, stored):
+        for job, row in zip(jobs, stored, strict=False):  # stored is empty without --runs
             print(f"compare: {job['algorithm']} seed {job['seed']}: {run_state(job, row is not None)}", flush=True)
         if args.finished_only:  # the stored evaluations are the rows: no worker, no training
             finished = [row for row in stored if row]
@@ -408,7 +408,7 @@ def plot_comparison(comparison: dict[str, Any], path: Path) -> None:
     paper = [(index, methods[name]["seed_001_delay_s"]) for index, name in enumerate(names)
              if "seed_001_delay_s" in methods[name]]
     if paper and comparison["scenario"] == "paper" and not comparison["overrides"]:  # Fig. 5's scenario only
-        axes[0].scatter(*zip(*paper), marker="_", s=300, color="black", zorder=3, label="seed 001 Fig. 5")
+        axes[0].scatter(*zip(*paper, strict=True), marker="_", s=300, color="black", zorder=3, label="seed 001 Fig. 5")
     axes[0].axhline(tau, color="C3", linestyle="--", label="tau-bar")
     axes[0].legend(fontsize=8)
     figure.suptitle(f"{comparison['scenario']} {' '.join(comparison['overrides'])}: {comparison['iterations']} "

@@ -24,13 +24,13 @@ from edgeprof.rl.hc_mappo_l import (
     make_config,
     parse_hyperparameters,
 )
-from edgeprof.rl.runs import evaluate_run, load_run, train
 from edgeprof.rl.hc_policies import (
     DeploymentObservation,
     HCPolicyConfig,
     allocation_shares,
     deployment_from_choices,
 )
+from edgeprof.rl.runs import evaluate_run, load_run, train
 from edgeprof.sim import core
 from edgeprof.sim.dpa import REPORTED
 from edgeprof.sim.env import EdgeSystem
@@ -254,7 +254,8 @@ def test_plot_by_algorithm_draws_each_algorithms_mean_with_a_95_percent_band(sce
                                                   ("a2", "hc-mappo-l", 2, [2, 3, 4, 5]),
                                                   ("b0", "h-mappo", 0, [9, 8, 7]))]
     panels, curves, limits = training_curves(runs, smooth=1, by_algorithm=True)
-    assert limits == {"delay_s": [3.0]} and [curve.label for curve in curves] == ["hc-mappo-l (3 runs)", "h-mappo (1 run)"]
+    assert limits == {"delay_s": [3.0]}
+    assert [curve.label for curve in curves] == ["hc-mappo-l (3 runs)", "h-mappo (1 run)"]
     grouped, single = curves
     assert grouped.iteration.tolist() == [1, 2, 3, 4]  # the iterations all three runs reached
     assert grouped.mean["delay_s"].tolist() == [2, 3, 4, 5]
@@ -302,7 +303,7 @@ def test_a_trained_policy_draws_only_the_layers_it_is_told_to(run_cli, profiles,
     drawing_deployment = [greedy.drawing(seed, ["deployment"]) for seed in range(20)]
     greedy_actions = greedy.act(system)
     for policy in drawing_deployment:  # the users still take their most probable actions
-        assert all(np.array_equal(a, b) for a, b in zip(policy.act(system), greedy_actions))
+        assert all(np.array_equal(a, b) for a, b in zip(policy.act(system), greedy_actions, strict=True))
     greedy_deployment = greedy.deploy(system)
     assert np.array_equal(greedy.deploy(system), greedy_deployment)
     assert any(not np.array_equal(policy.deploy(system), greedy_deployment) for policy in drawing_deployment)

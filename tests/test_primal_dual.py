@@ -13,8 +13,8 @@ from sim_testing import assert_allowed_or_dropped, small_scenario
 from edgeprof.optimize.heuristics import EdgeOnly
 from edgeprof.optimize.primal_dual import PrimalDualDescent, knapsack
 from edgeprof.optimize.solve import run_solver
-from edgeprof.sim.evaluation import summarise
 from edgeprof.sim.env import EdgeSystem
+from edgeprof.sim.evaluation import summarise
 from edgeprof.sim.rollout import run_policy
 from edgeprof.sim.workload import load_service_table
 

@@ -169,7 +169,7 @@ def test_simulate_cli_writes_metrics(run_cli, tmp_path, scenario):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--policy", "magic"], "unknown solver 'magic' for system dpa: use one of local-only, edge-only"),
+        (["--solver", "magic"], "unknown solver 'magic' for system dpa: use one of local-only, edge-only"),
         (["--set", "system.num_servers=0"], "system.num_servers: must be >= 1"),
         (["--set", "servers.compute_gflops=[-1, 5]"], "must be > 0, <= 1000000000, got -1.0"),
         (["--set", "servers.storage_gb=[0.001, 0.001]"], "infeasible scenario: servers.storage_gb is at most"),

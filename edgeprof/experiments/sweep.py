@@ -18,14 +18,14 @@ import hashlib
 import json
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from edgeprof.errors import EdgeprofError
 from edgeprof.experiments.definitions import Experiment, check_budget, get_experiment
-from edgeprof.files import atomic_output, folder_lock, read_json, write_json_atomic
+from edgeprof.files import atomic_output, folder_lock, make_parents, read_json, write_json_atomic
 
 FORMAT = "edgeprof.experiment/1"
 SOLVE_COLUMNS = ("solver", "seed", "slots")
@@ -37,23 +37,24 @@ def run_id(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def plan(experiment: Experiment, budget: str, seeds: int | None = None,
+def plan(experiment: Experiment, budget: str, seeds: Sequence[int] | None = None,
          methods: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """Every run of `experiment` at `budget`: method-major, then the varied field's values, then seeds."""
+    """Every run of `experiment` at `budget` with the replicate `seeds` (default: 0..the budget's count - 1):
+    method-major, then the varied field's values, then seeds."""
     spec = check_budget(experiment, budget)
     chosen = list(methods) if methods is not None else [method.name for method in experiment.methods]
     known = {method.name: method for method in experiment.methods}
     unknown = [name for name in chosen if name not in known]
     if unknown:
         raise EdgeprofError(f"{experiment.name} has no method {', '.join(unknown)}: use {', '.join(known)}")
-    count = spec.seeds if seeds is None else seeds
-    if count < 1:
-        raise EdgeprofError(f"--seeds must be at least 1, got {count}")
+    replicates = list(range(spec.seeds)) if seeds is None else list(seeds)
+    if not replicates:
+        raise EdgeprofError("--seeds needs at least one seed")
     runs = []
     for name in chosen:
         method = known[name]
         for value in experiment.points(budget):
-            for seed in range(count):
+            for seed in replicates:
                 runs.append({
                     "experiment": experiment.name, "budget": budget, "system": experiment.system,
                     "preset": spec.preset or experiment.preset, "overrides": list(spec.overrides),
@@ -157,8 +158,7 @@ def _check_outdir(outdir: Path, record: dict[str, Any], resume: bool) -> None:
     marker = outdir / "experiment.json"
     if outdir.exists() and not outdir.is_dir():
         raise EdgeprofError(f"OUTDIR {outdir} is a file; give a folder")
-    if not outdir.exists() and not outdir.parent.is_dir():
-        raise EdgeprofError(f"cannot create {outdir}: directory {outdir.parent} does not exist")
+    make_parents(outdir, "experiment folder")
     if marker.is_file():
         stored = read_json(marker, "experiment record")
         if (stored.get("experiment"), stored.get("budget")) != (record["experiment"], record["budget"]):
@@ -191,7 +191,7 @@ def write_results(outdir: Path) -> Path:
     return path
 
 
-def run_experiment(name: str, outdir: str | Path, budget: str = "smoke", seeds: int | None = None,
+def run_experiment(name: str, outdir: str | Path, budget: str = "smoke", seeds: Sequence[int] | None = None,
                    methods: Iterable[str] | None = None, backend: Any = None, resume: bool = False,
                    progress: Callable[[int, int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run every pending run of the experiment into OUTDIR with `backend` (serial by default); returns a summary:

@@ -35,7 +35,7 @@ class SolverInfo:
 
 _SOLVERS: dict[str, dict[str, SolverInfo]] = {}
 # system -> the module that registers its solvers (seed 001's: this one)
-_BUILTIN_MODULES: dict[str, str] = {"crowd-edge": "edgeprof.optimize.crowd_edge"}
+_BUILTIN_MODULES: dict[str, str] = {"foci": "edgeprof.optimize.foci", "crowd-edge": "edgeprof.optimize.crowd_edge"}
 
 
 def register_solver(info: SolverInfo) -> SolverInfo:
