@@ -125,6 +125,7 @@ def test_hidden_states_reset_at_episode_starts():
     assert not torch.allclose(without_resets[7:], acted[7:], atol=1e-3, rtol=1e-3)
 
 
+@pytest.mark.slow  # about a minute of CPU: 5 seeds x 1,000 s of training data
 def test_a_short_run_of_m2appo_beats_random_in_case_i():
     """Case I of the small preset, 5 seeds: M2APPO after a short run (its actions drawn as in training) against
     uniformly random destinations on the same evaluation episodes."""
