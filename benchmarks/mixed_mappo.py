@@ -26,7 +26,6 @@ os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM
 
 import argparse
 import json
-import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from reporting import interval, machine, write_result
+from reporting import interval, machine, provenance, write_result
 
 from edgeprof.files import write_text_atomic
 from edgeprof.optimize.solve import run_solver
@@ -122,18 +121,10 @@ def run_one(job: Job) -> dict[str, Any]:
 
 
 def code_version() -> str:
-    """The commit the benchmark runs from ("+changes" when the working tree's code differs from it; results
-    do not count), "unknown" outside git: each run records the code that made it."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    try:
-        commit = git("rev-parse", "--short", "HEAD")
-        changed = git("status", "--porcelain", "--untracked-files=no", "--", ":(top)",
-                      ":(top,exclude)benchmarks/results")
-        return commit + ("+changes" if changed else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    """The short commit the benchmark runs from, "+changes" when edgeprof/ differs from it
+    (`reporting.provenance`): each run records the code that made it."""
+    made_by = provenance()
+    return (made_by["commit"] or "unknown")[:7] + ("+changes" if made_by["dirty"] else "")
 
 
 def jobs(cases: list[str], seeds: list[int], iterations: int, eval_slots: int, workdir: str) -> list[Job]:
