@@ -5,6 +5,7 @@ and bad input refused in one line."""
 from __future__ import annotations
 
 import math
+import random
 import tomllib
 
 import numpy as np
@@ -261,3 +262,25 @@ def test_bad_input_is_refused_in_one_line(run_cli):
         ce.parse_wired_links(("0-0",), 3)
     with pytest.raises(EdgeprofError, match="joined twice"):
         ce.parse_wired_links(("0-1", "1-0"), 3)
+
+
+@pytest.mark.slow  # about 20 s: 100 solves
+def test_mutated_scenarios_never_crash_or_poison_results(run_cli, tmp_path):
+    """The fuzzing of `tests/test_fuzz.py` on this system's fields: every field set to odd TOML values, one or two
+    at a time; each solve ends with exit 0 and finite numbers, or exit 2 and one line."""
+    from test_fuzz import ODD_TOML, _check_outputs
+
+    fields = load_scenario(SMALL).fields
+    keys = [f"{section}.{name}" for section, values in fields.items() for name in values
+            if f"{section}.{name}" != "tasks.profiles"]  # paths to profiles: the profile fuzzing's business
+    rng = random.Random(11)
+    passed = 0
+    for case in range(100):
+        overrides = [f"{key}={rng.choice(ODD_TOML)}" for key in rng.sample(keys, rng.choice([1, 1, 2]))]
+        arguments = [item for override in overrides for item in ("--set", override)]
+        rows = tmp_path / f"rows{case}.csv"
+        result = run_cli("solve", "--scenario", SMALL, *arguments, "--solver", rng.choice(["dpp", "random"]),
+                         "--slots", "3", "--seeds", "0", "-q", "-o", rows)
+        _check_outputs(result, [rows])
+        passed += result.code == 0
+    assert 0 < passed < 100
