@@ -905,8 +905,10 @@ def train_command(
     from edgeprof.rl.trainers import get_trainer, trainers
 
     if list_trainers:
-        for info in trainers().values():
-            print(f"{info.system:6s} {info.name:18s} {info.description}")
+        found = list(trainers().values())
+        system_width, name_width = (max(len(getattr(info, key)) for info in found) for key in ("system", "name"))
+        for info in found:
+            print(f"{info.system:{system_width}s}  {info.name:{name_width}s}  {info.description}")
         return
     if algorithm is None or output is None:
         raise EdgeprofError("give an ALGORITHM and -o RUNDIR (see `edgeprof train --list`)")

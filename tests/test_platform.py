@@ -159,3 +159,11 @@ def test_summaries_leave_out_undefined_values_and_count_the_rest():
     mean, low, high, n = summary["delay_s"]
     assert (mean, n) == (2.0, 2) and low == 0.0 and high > 3.0  # Student's t with 1 degree of freedom, clipped at 0
     assert summarise(rows[1:2], ["delay_s"])["delay_s"] == (None, None, None, 0)
+
+
+def test_train_list_names_every_trainer_in_aligned_columns(run_cli):
+    lines = run_cli("train", "--list").out.splitlines()
+    found = {line.split()[1] for line in lines}
+    assert {"hc-mappo-l", "foci", "cerl", "m2appo"} <= found
+    starts = {line.index(info) for line, info in ((line, line.split(maxsplit=2)[2]) for line in lines)}
+    assert len(starts) == 1, lines  # every description in one column, whatever the system names' lengths
