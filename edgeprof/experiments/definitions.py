@@ -203,6 +203,92 @@ EXPERIMENTS.update({experiment.name: experiment for experiment in (
 )})
 
 
+# Seed 003 (CERL): Fig. 4 (cost after training), Fig. 6 (collaborations), Fig. 7 (against the offloading schemes) ---
+
+SEED_003_METRICS = ("cost", "cost_per_task", "completion_rate", "collaborations", "objective")
+
+
+def _seed_003_budgets(devices: int | None = None) -> dict[str, Budget]:
+    """cerl-small (N = 5) for a smoke run; the paper's 200 epochs (sec. 5.2.1) otherwise, at N = `devices`."""
+    return {"smoke": Budget(seeds=2, slots=10, iterations=2, preset="cerl-small",
+                            train_settings={"slots_per_iteration": 5, "learning_starts": 16}),
+            "paper": Budget(seeds=5, slots=20, iterations=200, train_settings={"slots_per_iteration": 20},
+                            overrides=(f"system.num_devices={devices}",) if devices else ())}
+
+
+_CERL_LEARNERS = tuple(Method("trainer", name) for name in ("cerl", "d2qn", "ddqn"))
+_CERL_SCHEMES = tuple(Method("solver", name) for name in ("lc", "ec", "random"))
+
+
+def _seed_003(name: str, figure: str, title: str, vary: str | None, paper: tuple, smoke: tuple,
+              methods: tuple[Method, ...], budgets: dict[str, Budget], numbers: tuple[PaperNumber, ...] = (),
+              notes: str = "") -> Experiment:
+    return Experiment(name=name, reference=f"seed 003 (CERL), {figure}", title=title, system="cerl", preset="cerl",
+                      vary=vary, values={"paper": paper, "smoke": smoke}, methods=methods, metrics=SEED_003_METRICS,
+                      budgets=budgets, paper_numbers=numbers, notes=notes)
+
+
+# Seed 004 (mixed MAPPO): Table III per case, Fig. 4 (test delay) ------------------------------------------------
+
+SEED_004_METRICS = ("ad_s_per_mb", "anlr", "e2e", "e2d", "delay_s", "objective", "edge_share")
+SEED_004_BUDGETS = {
+    # crowd-edge-small (7 MDs), two iterations of 10 slots
+    "smoke": Budget(seeds=2, slots=20, iterations=2, preset="crowd-edge-small",
+                    train_settings={"slots_per_iteration": 10, "num_envs": 1}),
+    # sec. VI: 50,000 s of training data (500 iterations of 50 slots in 2 environments); tested on 500 slots
+    "paper": Budget(seeds=5, slots=500, iterations=500, train_settings={"slots_per_iteration": 50, "num_envs": 2}),
+}
+_TABLE_III = {  # AD, ANLR, E2E, E2D per case (the paper's units and capacities: compare orderings)
+    "I": {"madqn": (220, 5190.76, 0.06889, 0.949), "maa3c": (1.215, 0.01887, 0.11644, 0.77633),
+          "mappo": (1.18, 3.3796, 0.005, 0.05833), "m2appo": (1.08, 3.56947, 0.005, 0.10286)},
+    "II": {"madqn": (26.3, 5839.45, 58.26, 0.32), "maa3c": (1.185, 0.013, 0.14756, 0.71667),
+           "mappo": (0.84286, 2.20613, 0.01, 0.07867), "m2appo": (0.84286, 1.89587, 0.005, 0.08867)},
+    "III": {"madqn": (1.3673, 289.27, 0.13178, 0.65267), "maa3c": (1.18666, 0.001, 0.16533, 0.60917),
+            "mappo": (1.114173, 0.3953, 0.005, 0.0515), "m2appo": (1.01048, 0.0307, 0.005, 0.08883)},
+}
+_CROWD_LEARNERS = tuple(Method("trainer", name) for name in ("madqn", "maa3c", "mappo", "m2appo"))
+_CROWD_SOLVERS = tuple(Method("solver", name) for name in ("dpp", "random"))
+
+
+def _seed_004(name: str, figure: str, title: str, vary: str | None, values: tuple, numbers=(), notes="",
+              methods: tuple[Method, ...] = _CROWD_LEARNERS + _CROWD_SOLVERS) -> Experiment:
+    return Experiment(name=name, reference=f"seed 004 (mixed MAPPO), {figure}", title=title, system="crowd-edge",
+                      preset="crowd-edge", vary=vary, values={"paper": values, "smoke": values}, methods=methods,
+                      metrics=SEED_004_METRICS, budgets=SEED_004_BUDGETS, paper_numbers=numbers, notes=notes)
+
+
+EXPERIMENTS.update({experiment.name: experiment for experiment in (
+    _seed_003("seed003-fig4", "Fig. 4", "cost after training, CERL against D2QN and DDQN", "system.num_devices",
+              (10, 30, 50), (5,), _CERL_LEARNERS, _seed_003_budgets(),
+              numbers=(PaperNumber("cerl", "cost", 2.0, 10, "read from the figure: about 2"),
+                       PaperNumber("d2qn", "cost", 5.0, 10, "about 5"),
+                       PaperNumber("ddqn", "cost", 7.0, 10, "about 7"),
+                       PaperNumber("cerl", "cost", 40.0, 50, "about 40"),
+                       PaperNumber("d2qn", "cost", 70.0, 50, "about 70"),
+                       PaperNumber("ddqn", "cost", 70.0, 50, "about 70")),
+              notes="Units unknown: compare orderings and ratios (paper: CERL < D2QN < DDQN). The figure is per "
+                    "epoch; `edgeprof plot` draws the runs' curves (train/ in each run folder)."),
+    _seed_003("seed003-fig6", "Fig. 6", "collaborations between nodes (N = 30)", None, (), (),
+              _CERL_LEARNERS + _CERL_SCHEMES, _seed_003_budgets(30),
+              notes="The figure gives bars, not numbers: trend only (CERL collaborates most, at the lowest cost)."),
+    _seed_003("seed003-fig7", "Fig. 7", "cost and completion against the offloading schemes",
+              "system.num_devices", (10, 20, 30, 40, 50), (3, 5), (Method("trainer", "cerl"),) + _CERL_SCHEMES,
+              _seed_003_budgets(), numbers=(PaperNumber("cerl", "completion_rate", 1.0, note="CERL completes every "
+                                                                                             "task"),),
+              notes="Text: CERL's cost -65.7% and completion +57.5% against LC."),
+    _seed_004("seed004-table3", "Table III", "AD, ANLR, E2E and E2D per traffic case", "tasks.case",
+              ("I", "II", "III"),
+              numbers=tuple(PaperNumber(method, metric, number, case)
+                            for case, rows in _TABLE_III.items() for method, numbers in rows.items()
+                            for metric, number in zip(SEED_004_METRICS[:4], numbers, strict=True)),
+              notes="Units and capacities differ from the paper's: compare orderings (paper: M2APPO lowest AD in "
+                    "every case, MADQN highest)."),
+    _seed_004("seed004-fig4", "Fig. 4", "users' end-to-end delay at test (case I)", None, (),
+              notes="The figure gives curves, not numbers: trend only (M2APPO lowest). Fig. 3 (training curves) "
+                    "and Fig. 5 (critic loss) are the trainers' logs: `edgeprof plot` on the runs' train/ folders."),
+)})
+
+
 def get_experiment(name: str) -> Experiment:
     if name not in EXPERIMENTS:
         raise EdgeprofError(f"unknown experiment {name!r}: `edgeprof experiment list` shows them")
