@@ -3,6 +3,7 @@ indexed, and the command reference covers every command with the options the com
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -122,4 +123,12 @@ def test_command_reference_covers_every_command_with_its_real_options():
         cells = re.findall(r"^\| `([^`]*)`", sections[path], flags=re.M)
         listed = {name for cell in cells for name in re.findall(r"(?<![\w-])--[\w-]+", cell)}
         listed -= {name for cell in cells for name in re.findall(r"/ (--no-[\w-]+)", cell)}
-        assert listed == options - COMMON_OPTIONS, path
+        assert listed == options - COMMON_OPTIONS, f"{path}: regenerate with python docs/reference.py"
+
+
+def test_command_reference_is_what_the_generator_prints():
+    spec = importlib.util.spec_from_file_location("reference", ROOT / "docs" / "reference.py")
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    readme = (ROOT / "README.md").read_text()
+    assert generator.reference() in readme, "the command reference is stale: regenerate with python docs/reference.py"
