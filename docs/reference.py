@@ -9,7 +9,7 @@ from edgeprof.cli import app
 
 # the reference's order: profiling first, then systems, then experiments
 ORDER = ["models", "profile", "devices", "calibrate", "validate", "leakage", "split", "data build",
-         "scenario list", "scenario show", "simulate", "solve", "train", "evaluate", "plot",
+         "scenario list", "scenario show", "trace porto", "simulate", "solve", "train", "evaluate", "plot",
          "experiment list", "experiment run", "experiment report"]
 # printed once above the tables instead of in every one
 COMMON = {"--quiet": "`-q, --quiet` (nothing but errors)", "--json": "`--json` (JSON instead of tables)"}

@@ -1098,6 +1098,30 @@ def simulate_command(
     console.print(table)
 
 
+trace_app = typer.Typer(help="Mobility traces for the foci system (README: the trace CSV).", no_args_is_help=True)
+app.add_typer(trace_app, name="trace")
+
+
+@trace_app.command("porto")
+def trace_porto_command(
+    source: Annotated[Path, typer.Argument(help="Kaggle's Porto taxi train.csv (POLYLINE of [lon, lat] fixes, 15 s).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The trace CSV to write (device,t_s,lat,lon).")],
+    box: Annotated[str | None, typer.Option(help="lat_min,lat_max,lon_min,lon_max to keep (default: a 2.5 km^2 "
+                                                 "square of downtown Porto).")] = None,
+    max_trips: Annotated[int | None, typer.Option(min=1, help="Stop after this many trips.")] = None,
+) -> None:
+    """Convert Porto's taxi trajectories into a trace CSV (`mobility.source = "trace"`)."""
+    from edgeprof.sim.mobility import PORTO_DOWNTOWN, convert_porto
+
+    check_writable(output)
+    try:
+        bounds = PORTO_DOWNTOWN if box is None else tuple(float(part) for part in box.split(","))
+    except ValueError:
+        raise EdgeprofError(f"--box must be four numbers lat_min,lat_max,lon_min,lon_max, got {box!r}") from None
+    count = convert_porto(source, output, bounds, max_trips)
+    console.print(f"wrote {count} trips to {output}", highlight=False)
+
+
 data_app = typer.Typer(help="The shipped profiles of the papers' model zoo.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 

@@ -11,7 +11,7 @@ from sim_testing import small_scenario
 from edgeprof.optimize.heuristics import EdgeOnly, LocalOnly, RandomPolicy, popularity_deployment
 from edgeprof.sim import core
 from edgeprof.sim.env import EdgeSystem
-from edgeprof.sim.rollout import run_policy
+from edgeprof.sim.rollout import delay_distribution, run_policy
 from edgeprof.sim.workload import load_service_table
 
 
@@ -90,6 +90,17 @@ def test_metrics_are_consistent_and_reproducible(scenario):
                                           + scenario["cost.mu_energy"] * first["energy_j"])
     assert first["requests"] == 15 * 2 * scenario["system.num_users"]
     assert 0 < first["success_rate"] <= 1
+    assert 0 < first["delay_median_s"] <= first["delay_p99_s"] <= first["delay_max_s"] <= 30.0  # the deadline
+    assert 1 / first["requests"] <= first["delay_top1pct_share"] < 1
+
+
+def test_the_delay_distribution_gives_the_median_tail_and_the_slowest_percents_share():
+    delays = np.concatenate([np.ones(198), [100.0, 1000.0]])  # 200 requests: the slowest 1% are the last two
+    spread = delay_distribution(delays.reshape(2, 100))
+    assert spread["delay_median_s"] == 1.0 and spread["delay_max_s"] == 1000.0
+    assert spread["delay_p99_s"] == pytest.approx(np.percentile(delays, 99))  # between the 198th and 199th values
+    assert spread["delay_top1pct_share"] == pytest.approx(1100.0 / 1298.0)
+    assert delay_distribution(np.array([2.0, 2.0]))["delay_top1pct_share"] == 0.5  # the slowest one, at least
 
 
 def test_failures_cost_the_failure_delay_and_nothing_else(scenario):

@@ -172,35 +172,66 @@ def markdown(experiment: Experiment, found: list[Line], shares: dict[str, float]
     return "\n".join(out) + "\n"
 
 
+PANELS_PER_ROW = 4
+
+
 def draw(experiment: Experiment, found: list[Line]):
-    """One panel per metric: each line's mean against the varied field's values, 95% intervals as error bars."""
+    """One panel per metric, at most `PANELS_PER_ROW` a row, 95% intervals as error bars: each line's mean against
+    the varied field's values, or, for a one-setting experiment, one bar per line."""
     from matplotlib.figure import Figure
 
     metrics = experiment.metrics
-    fig = Figure(figsize=(4.2 * len(metrics), 4.0), layout="constrained")
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    values = list(dict.fromkeys(value for line in found for value in line.points))
-    for axis, metric in zip(axes, metrics, strict=True):
-        for line in sorted(found, key=lambda item: (item.method, item.mode)):
-            xs, means, errors = [], [], [[], []]
-            for position, value in enumerate(values):
-                stats = line.points.get(value, {}).get(metric)
-                if stats is None:
-                    continue
-                mean, low, high, _ = stats
-                xs.append(position)
-                means.append(mean)
-                errors[0].append(0.0 if low is None else mean - low)
-                errors[1].append(0.0 if high is None else high - mean)
-            axis.errorbar(xs, means, yerr=errors, marker="o", capsize=3, label=f"{line.method} ({line.mode})")
-        axis.set_xticks(range(len(values)), values, rotation=30, fontsize=8)
+    columns = min(len(metrics), PANELS_PER_ROW)
+    rows = -(-len(metrics) // columns)
+    fig = Figure(figsize=(4.4 * columns, 3.8 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    ordered = sorted(found, key=lambda item: (item.method, item.mode))
+    values = list(dict.fromkeys(value for line in ordered for value in line.points))
+    for axis, metric in zip(axes, metrics, strict=False):
+        if experiment.vary is None:
+            _bars(axis, ordered, values[0], metric)
+        else:
+            _lines(axis, ordered, values, metric)
         axis.set_title(metric, fontsize=10)
-        axis.grid(alpha=0.3)
+        axis.grid(alpha=0.3, axis="y" if experiment.vary is None else "both")
         if metric == "delay_s" and experiment.system == "dpa":
             axis.set_yscale("log")
-    axes[0].legend(fontsize=7)
+    for axis in axes[len(metrics):]:
+        axis.set_visible(False)
+    if experiment.vary is not None:
+        axes[0].legend(fontsize=7)
     fig.suptitle(f"{experiment.reference}: {experiment.title} (mean over seeds, 95% interval)", fontsize=11)
     return fig
+
+
+def _errors(stats: tuple[float, float | None, float | None, int]) -> tuple[float, float]:
+    mean, low, high, _ = stats
+    return 0.0 if low is None else mean - low, 0.0 if high is None else high - mean
+
+
+def _lines(axis: Any, ordered: list[Line], values: list[str], metric: str) -> None:
+    for line in ordered:
+        xs, means, errors = [], [], [[], []]
+        for position, value in enumerate(values):
+            stats = line.points.get(value, {}).get(metric)
+            if stats is None:
+                continue
+            xs.append(position)
+            means.append(stats[0])
+            below, above = _errors(stats)
+            errors[0].append(below)
+            errors[1].append(above)
+        axis.errorbar(xs, means, yerr=errors, marker="o", capsize=3, label=f"{line.method} ({line.mode})")
+    axis.set_xticks(range(len(values)), values, rotation=30, fontsize=8)
+
+
+def _bars(axis: Any, ordered: list[Line], value: str, metric: str) -> None:
+    shown = [(f"{line.method} ({line.mode})", line.points[value][metric]) for line in ordered
+             if metric in line.points.get(value, {})]
+    errors = [_errors(stats) for _, stats in shown]
+    axis.bar(range(len(shown)), [stats[0] for _, stats in shown],
+             yerr=[[e[0] for e in errors], [e[1] for e in errors]], capsize=3, color="tab:blue", alpha=0.8)
+    axis.set_xticks(range(len(shown)), [label for label, _ in shown], rotation=60, ha="right", fontsize=7)
 
 
 def report_experiment(outdir: str | Path) -> tuple[Path, Path]:

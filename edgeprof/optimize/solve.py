@@ -34,7 +34,8 @@ class SolverInfo:
 
 
 _SOLVERS: dict[str, dict[str, SolverInfo]] = {}
-_BUILTIN_MODULES: dict[str, str] = {}  # system -> the module that registers its solvers (seed 001's: this one)
+# system -> the module that registers its solvers (seed 001's: this one)
+_BUILTIN_MODULES: dict[str, str] = {"foci": "edgeprof.optimize.foci"}
 
 
 def register_solver(info: SolverInfo) -> SolverInfo:

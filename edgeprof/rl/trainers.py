@@ -60,7 +60,7 @@ class TrainerInfo:
     layers: tuple[str, ...] = ()
 
 
-_BUILTIN_MODULES = ("edgeprof.rl.hc_mappo_l",)
+_BUILTIN_MODULES = ("edgeprof.rl.hc_mappo_l", "edgeprof.rl.foci")
 _REGISTERED: dict[str, TrainerInfo] = {}
 _builtins_loaded = False
 

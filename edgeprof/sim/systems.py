@@ -47,7 +47,7 @@ class System:
     bounded_metrics: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
-_BUILTIN = {"dpa": "edgeprof.sim.dpa"}
+_BUILTIN = {"dpa": "edgeprof.sim.dpa", "foci": "edgeprof.sim.foci"}
 _REGISTERED: dict[str, System] = {}
 _plugins_loaded = False
 
