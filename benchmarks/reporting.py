@@ -24,9 +24,10 @@ def machine(threads: int = 1) -> dict[str, Any]:
             "cores": os.cpu_count(), "threads": threads}
 
 
-def interval(values: list[float]) -> dict[str, float | None]:
-    """Mean and 95% Student-t interval, as `edgeprof solve` reports them (None ends from one sample)."""
-    mean, low, high = mean_interval(values)
+def interval(values: list[float], bounds: tuple[float, float] | None = None) -> dict[str, float | None]:
+    """Mean and 95% Student-t interval, as `edgeprof solve` reports them (None ends from one sample), clipped to
+    `bounds` where a metric cannot leave a range."""
+    mean, low, high = mean_interval(values, bounds)
     return {"mean": mean, "ci95_low": low, "ci95_high": high, "n": len(values)}
 
 

@@ -165,10 +165,41 @@ def test_pettingzoo_facade_passes_the_parallel_api_test(scenario):
     assert all(reward <= 0 for reward in rewards.values())
 
 
+def test_pettingzoo_agents_see_what_the_trainers_user_actor_sees(scenario):
+    from edgeprof.rl.hc_policies import user_observation
+    from edgeprof.sim.pettingzoo_env import UserAgentsEnv
+
+    env = UserAgentsEnv(scenario, load_service_table(scenario), LocalOnly(), slots=25)
+    observations, _ = env.reset(seed=5)
+    trainer_view = user_observation(env.system)
+    for k, agent in enumerate(env.agents):
+        assert np.array_equal(observations[agent]["observation"], trainer_view.local[0, k].numpy())
+        assert env.observation_space(agent)["observation"].contains(observations[agent]["observation"])
+    assert np.array_equal(env.state(), trainer_view.state[0].numpy()) and env.state_space.contains(env.state())
+
+
+def test_pettingzoo_resets_are_seeded(scenario):
+    from edgeprof.sim.pettingzoo_env import UserAgentsEnv
+
+    def requests(env, seed=None):  # the episode's first slot: its requests and its users' drawn compute
+        env.reset(seed=seed)
+        return np.concatenate([env.system.slot.requests.ravel(), env.system.entities.user_flops_per_s.ravel()])
+
+    env = UserAgentsEnv(scenario, load_service_table(scenario), LocalOnly(), slots=25)
+    first = requests(env, 7)
+    assert np.array_equal(first, requests(env, 7))  # seed s is the episode of seed s, as in `solve --seeds s`
+    following = [requests(env) for _ in range(3)]
+    assert not any(np.array_equal(following[0], other) for other in following[1:])  # reset() draws a new episode
+    requests(env, 7)
+    assert all(np.array_equal(a, b) for a, b in zip(following, [requests(env) for _ in range(3)], strict=True))
+    unseeded = [requests(UserAgentsEnv(scenario, load_service_table(scenario), LocalOnly())) for _ in range(2)]
+    assert not np.array_equal(*unseeded)  # no seed at all: fresh entropy, not seed 0
+
+
 def test_simulate_cli_writes_metrics(run_cli, tmp_path, scenario):
     profiles = "{" + ", ".join(f'{m} = "{p}"' for m, p in scenario["services.profiles"].items()) + "}"
     out = tmp_path / "m.json"
-    result = run_cli("simulate", "--scenario", "small", "--set", f"services.profiles={profiles}", "--policy",
+    result = run_cli("simulate", "--scenario", "small", "--set", f"services.profiles={profiles}", "--solver",
                      "edge-only", "--slots", "12", "--seed", "3", "-o", out)
     assert result.code == 0, result.err
     metrics = __import__("json").loads(out.read_text())

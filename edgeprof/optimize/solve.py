@@ -35,7 +35,8 @@ class SolverInfo:
 
 _SOLVERS: dict[str, dict[str, SolverInfo]] = {}
 # system -> the module that registers its solvers (seed 001's: this one)
-_BUILTIN_MODULES: dict[str, str] = {"foci": "edgeprof.optimize.foci"}
+_BUILTIN_MODULES: dict[str, str] = {"foci": "edgeprof.optimize.foci", "cerl": "edgeprof.optimize.cerl",
+                                     "crowd-edge": "edgeprof.optimize.crowd_edge"}
 
 
 def register_solver(info: SolverInfo) -> SolverInfo:

@@ -1,8 +1,8 @@
 """Seed 001's three policy layers (HC-MAPPO-L, section IV) as torch modules, and the observations they read.
 
 Observation builders are pure functions of an `EdgeSystem` that return float32 tensors for all E environments
-at once. Features are put at order 1 by construction: capacities as log10 of a reference unit, workloads as
-log10(1 + GFLOP) or log10(1 + MB) (0 for no work), links as log10 of the SNR (dB / 10), counts as fractions.
+at once, from the numpy features of `sim.observations` (put at order 1 there; the user agents' features are the
+PettingZoo facade's too).
 
 - `deployment_observation` (eq. 14-15), per server: the ending interval's requests, system-wide and at this
   server; its deployment and how many other servers host each service (our summary of vec(X), independent of
@@ -71,18 +71,19 @@ from edgeprof.rl.distributions import (
     score_sequences,
     storage_masks,
 )
-from edgeprof.sim import core, model, radio
+from edgeprof.sim import core, model
 from edgeprof.sim.env import EdgeSystem
-
-# Reference units: a capacity enters as log10(value / unit), order 1 over Table I's ranges.
-USER_FLOPS_UNIT = 1e10  # 10 GFLOP/s: users have 10-100 GFLOP/s -> 0..1
-SERVER_FLOPS_UNIT = 1e12  # 1 TFLOP/s: servers have 0.5-2 -> -0.3..0.3
-BANDWIDTH_UNIT_HZ = 1e8  # 100 MHz: servers have 50-100 MHz -> -0.3..0
-STORAGE_UNIT_BYTES = 1e9  # 1 GB
-POWER_UNIT_W = 1.0  # users transmit at 20-30 dBm (0.1-1 W) -> -1..0
-JOULES_PER_FLOP_UNIT = 1e-10  # users spend 1e-11..1e-9 J/FLOP -> -1..1
-WORK_UNIT_FLOPS = 1e9  # workloads enter as log10(1 + GFLOP)
-DATA_UNIT_BYTES = 1e6  # data as log10(1 + MB)
+from edgeprof.sim.observations import (
+    DATA_UNIT_BYTES,
+    STORAGE_UNIT_BYTES,
+    WORK_UNIT_FLOPS,
+    batch_fraction,
+    link_snr,
+    log10_1p,
+    log10_units,
+    server_features,
+    user_features,
+)
 
 
 @dataclass(frozen=True)
@@ -140,49 +141,6 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
 
-def _log10(value: np.ndarray, unit: float) -> np.ndarray:
-    return np.log10(np.asarray(value, dtype=np.float64) / unit)
-
-
-def _log10_1p(value: np.ndarray, unit: float) -> np.ndarray:
-    return np.log10(1.0 + np.asarray(value, dtype=np.float64) / unit)
-
-
-def _link_snr(system: EdgeSystem) -> tuple[np.ndarray, np.ndarray]:
-    """log10 SNR (dB / 10) of every link (E, J, K) as if the user had all of the server's bandwidth: uplink at
-    the user's power, downlink at the server's. It folds gain, powers and bandwidth into the quantity that sets
-    the rate."""
-    entities, scenario = system.entities, system.scenario
-    noise = radio.noise_power_w(entities.server_bandwidth_hz[..., None], scenario["radio.noise_dbm_per_hz"],
-                                scenario["radio.noise_figure_db"])  # (E, J, 1)
-    gains = system.slot.gains  # (E, J, K)
-    uplink = np.log10(entities.user_tx_power_w[:, None, :] * gains / noise)
-    downlink = np.log10(entities.server_tx_power_w[..., None] * gains / noise)
-    return uplink, downlink
-
-
-def _server_features(system: EdgeSystem) -> np.ndarray:
-    """(E, J, 3): log compute, bandwidth and storage."""
-    entities = system.entities
-    return np.stack([_log10(entities.server_flops_per_s, SERVER_FLOPS_UNIT),
-                     _log10(entities.server_bandwidth_hz, BANDWIDTH_UNIT_HZ),
-                     _log10(entities.server_storage_bytes, STORAGE_UNIT_BYTES)], axis=-1)
-
-
-def _batch_fraction(system: EdgeSystem) -> np.ndarray:
-    """(E, K) D_in over the largest batch a request can have."""
-    return system.slot.batch / system.scenario["services.batch_range"][1]
-
-
-def _cache_fraction(system: EdgeSystem) -> np.ndarray:
-    """(E, K) how deep the user's prefix cache holds the requested model, as a share of its L_i points."""
-    table, requests = system.table, system.slot.requests
-    if not system.scenario["users.prefix_cache"]:
-        return np.zeros(requests.shape)
-    depth = np.take_along_axis(system.cache.depth, table.base_model[requests][..., None], axis=-1)[..., 0]
-    return depth / table.num_points[requests]
-
-
 def deployment_observation(system: EdgeSystem) -> DeploymentObservation:
     """The deployment agents' observation; build it before `EdgeSystem.deploy`, which resets the counters.
 
@@ -201,43 +159,17 @@ def deployment_observation(system: EdgeSystem) -> DeploymentObservation:
     others = (own.sum(axis=1, keepdims=True) - own) / max(servers - 1, 1)
     size = table.model_bytes / entities.server_storage_bytes[..., None]
     fetch_s = model.BITS_PER_BYTE * table.model_bytes / entities.cloud_rate_bps[..., None]
-    storage = _log10(entities.server_storage_bytes, STORAGE_UNIT_BYTES)[..., None]
-    features = np.concatenate([popularity, local, own, others, size, _log10_1p(fetch_s, 1.0), storage], axis=-1)
+    storage = log10_units(entities.server_storage_bytes, STORAGE_UNIT_BYTES)[..., None]
+    features = np.concatenate([popularity, local, own, others, size, log10_1p(fetch_s, 1.0), storage], axis=-1)
     return DeploymentObservation(features=_tensor(features),
                                  storage_bytes=torch.from_numpy(entities.server_storage_bytes.astype(np.float64)),
                                  model_bytes=torch.from_numpy(table.model_bytes.astype(np.float64)))
 
 
 def user_observation(system: EdgeSystem) -> UserObservation:
-    """The user agents' observation for the current slot.
-
-    Local (E, K, I + M + 3J + 6): [requested service one-hot, its base model one-hot, D_in share, which servers
-    host it (J), uplink SNR (J), downlink SNR (J), log f_k, log P_k, log J/FLOP, Pre_k, cached depth share]. A
-    one-hot through the first linear layer is the embedding e_mod of eq. 16; the base model lets the five
-    services of one model share what they learn about its partition points.
-    State (E, I + I + IJ + 3J + K(J + 4)): [requests share per service, demand (D_in) share per service,
-    vec(X), the servers' log compute, bandwidth and storage, and per user: D_in share, log f_k, Pre_k, cached
-    depth share, uplink SNR to every server].
-    """
-    table, entities = system.table, system.entities
-    requests = system.slot.requests  # (E, K)
-    num_envs, num_users = requests.shape
-    service = np.eye(table.num_services)[requests]  # (E, K, I)
-    base = np.eye(table.num_models)[table.base_model[requests]]  # (E, K, M)
-    batch, cached = _batch_fraction(system), _cache_fraction(system)
-    hosted = np.take_along_axis(system.deployment, requests[..., None], axis=1).astype(np.float64)  # (E, K, J)
-    uplink, downlink = (snr.transpose(0, 2, 1) for snr in _link_snr(system))  # (E, K, J)
-    compute = _log10(entities.user_flops_per_s, USER_FLOPS_UNIT)
-    scalars = np.stack([compute, _log10(entities.user_tx_power_w, POWER_UNIT_W),
-                        _log10(entities.user_joules_per_flop, JOULES_PER_FLOP_UNIT),
-                        entities.user_privacy_preference, cached], axis=-1)  # (E, K, 5)
-    local = np.concatenate([service, base, batch[..., None], hosted, uplink, downlink, scalars], axis=-1)
-
-    per_user = np.concatenate([np.stack([batch, compute, entities.user_privacy_preference, cached], axis=-1),
-                               uplink], axis=-1)  # (E, K, 4 + J)
-    state = np.concatenate([service.mean(axis=1), (service * batch[..., None]).sum(axis=1) / num_users,
-                            system.deployment.reshape(num_envs, -1), _server_features(system).reshape(num_envs, -1),
-                            per_user.reshape(num_envs, -1)], axis=-1)
+    """The user agents' observation for the current slot: `sim.observations.user_features` (its docstring lists
+    the features) as tensors, with the masks of `EdgeSystem.user_masks`."""
+    local, state = user_features(system)
     server_mask, point_mask = system.user_masks()
     return UserObservation(local=_tensor(local), state=_tensor(state), server_mask=torch.from_numpy(server_mask),
                            point_mask=torch.from_numpy(point_mask))
@@ -259,18 +191,18 @@ def allocation_observation(system: EdgeSystem, association: np.ndarray, z: np.nd
     if scenario["users.prefix_cache"]:
         cached = core.cached_prefix_bytes(table, slot.requests, system.cache.depth)
     download = model.prefix_download_bytes(np.take(table.prefix_param_bytes, point), cached)
-    uplink, downlink = (snr[envs, association, users] for snr in _link_snr(system))
+    uplink, downlink = (snr[envs, association, users] for snr in link_snr(system))
     hosted = model.served_by_deployment(system.deployment, slot.requests, association)
-    user_features = np.stack([
-        _batch_fraction(system), z / table.num_points[slot.requests],
-        _log10_1p(slot.batch * np.take(table.edge_flops, point), WORK_UNIT_FLOPS),
-        _log10_1p(slot.batch * np.take(table.upload_bytes, point), DATA_UNIT_BYTES),
-        _log10_1p(download, DATA_UNIT_BYTES), uplink, downlink, hosted,
+    per_user = np.stack([
+        batch_fraction(system), z / table.num_points[slot.requests],
+        log10_1p(slot.batch * np.take(table.edge_flops, point), WORK_UNIT_FLOPS),
+        log10_1p(slot.batch * np.take(table.upload_bytes, point), DATA_UNIT_BYTES),
+        log10_1p(download, DATA_UNIT_BYTES), uplink, downlink, hosted,
     ], axis=-1)
     load = model.per_server_sum(np.ones(association.shape), association, system.num_servers)
-    server_features = np.concatenate([_server_features(system)[..., :2],
-                                      (load * system.num_servers / system.num_users)[..., None]], axis=-1)
-    return AllocationObservation(users=_tensor(user_features), servers=_tensor(server_features),
+    per_server = np.concatenate([server_features(system)[..., :2],
+                                 (load * system.num_servers / system.num_users)[..., None]], axis=-1)
+    return AllocationObservation(users=_tensor(per_user), servers=_tensor(per_server),
                                  association=torch.from_numpy(association.astype(np.int64)))
 
 
