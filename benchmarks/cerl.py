@@ -157,7 +157,7 @@ def probe(devices: int, slots: int, hparams: list[str], eval_seed: int) -> dict[
 
 
 def _mean_eval(result: dict[str, Any], metric: str) -> float:
-    return float(np.nanmean([row[metric] for row in result["eval"]]))
+    return float(np.mean([row[metric] for row in result["eval"] if row[metric] is not None]))
 
 
 def _summary(results: list[dict[str, Any]], metric: str) -> dict[str, float]:
@@ -167,7 +167,7 @@ def _summary(results: list[dict[str, Any]], metric: str) -> dict[str, float]:
 
 def _episodes(result: dict[str, Any], metric: str) -> dict[str, float]:
     """Over one policy's evaluation episodes (a solver)."""
-    return interval([row[metric] for row in result["eval"] if not np.isnan(row[metric])],
+    return interval([row[metric] for row in result["eval"] if row[metric] is not None],
                     SYSTEM.bounded_metrics.get(metric))
 
 

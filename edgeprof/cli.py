@@ -845,15 +845,18 @@ def _print_summary(title: str, rows: list[dict[str, Any]], system: Any, as_json:
 
     summary = summarise(rows, system.metrics, system.bounded_metrics)
     if as_json:
-        intervals = {key: {"mean": mean, "ci95_low": low, "ci95_high": high, "n": len(rows)}
-                     for key, (mean, low, high) in summary.items()}
+        intervals = {key: {"mean": mean, "ci95_low": low, "ci95_high": high, "n": n}
+                     for key, (mean, low, high, n) in summary.items()}
         print(json_text({"title": title, "summary": intervals, "rows": rows}), end="")
         return
     table = Table(title=title)
     for column in ("metric", "mean", "95% interval"):
         table.add_column(column, justify="left" if column == "metric" else "right")
-    for key, (mean, low, high) in summary.items():
-        table.add_row(key, f"{mean:.4g}", format_interval(low, high))
+    for key, (mean, low, high, n) in summary.items():
+        if mean is None:
+            table.add_row(key, "undefined", "no seed defines it")
+        else:
+            table.add_row(key, f"{mean:.4g}", format_interval(low, high) + (f" (n = {n})" if n < len(rows) else ""))
     console.print(table)
 
 
@@ -902,8 +905,10 @@ def train_command(
     from edgeprof.rl.trainers import get_trainer, trainers
 
     if list_trainers:
-        for info in trainers().values():
-            print(f"{info.system:6s} {info.name:18s} {info.description}")
+        found = list(trainers().values())
+        system_width, name_width = (max(len(getattr(info, key)) for info in found) for key in ("system", "name"))
+        for info in found:
+            print(f"{info.system:{system_width}s}  {info.name:{name_width}s}  {info.description}")
         return
     if algorithm is None or output is None:
         raise EdgeprofError("give an ALGORITHM and -o RUNDIR (see `edgeprof train --list`)")

@@ -149,3 +149,21 @@ def test_a_run_folder_in_use_is_refused(bandit, run_cli, tmp_path):
         holder.wait()
     assert not (rundir / "config.json").exists()
     assert run_cli("train", "bandit-greedy", "--scenario", bandit, "--iterations", "2", "-o", rundir).code == 0
+
+
+def test_summaries_leave_out_undefined_values_and_count_the_rest():
+    from edgeprof.sim.evaluation import summarise
+
+    rows = [{"delay_s": 1.0, "tasks": 0.0}, {"delay_s": None, "tasks": 0.0}, {"delay_s": 3.0, "tasks": 0.0}]
+    summary = summarise(rows, ["delay_s", "tasks"], {"delay_s": (0.0, float("inf"))})
+    mean, low, high, n = summary["delay_s"]
+    assert (mean, n) == (2.0, 2) and low == 0.0 and high > 3.0  # Student's t with 1 degree of freedom, clipped at 0
+    assert summarise(rows[1:2], ["delay_s"])["delay_s"] == (None, None, None, 0)
+
+
+def test_train_list_names_every_trainer_in_aligned_columns(run_cli):
+    lines = run_cli("train", "--list").out.splitlines()
+    found = {line.split()[1] for line in lines}
+    assert {"hc-mappo-l", "foci", "cerl", "m2appo"} <= found
+    starts = {line.index(info) for line, info in ((line, line.split(maxsplit=2)[2]) for line in lines)}
+    assert len(starts) == 1, lines  # every description in one column, whatever the system names' lengths

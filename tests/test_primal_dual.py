@@ -65,8 +65,8 @@ def test_never_worse_than_edge_only_on_its_own_objective(scenario):
 def test_solve_rows_and_interval(scenario):
     rows = run_solver("edge-only", scenario, load_service_table(scenario), 5, [0, 1, 2])
     assert [row["seed"] for row in rows] == [0, 1, 2]
-    mean, low, high = summarise(rows, ["cost"])["cost"]
-    assert low < mean < high and mean == pytest.approx(np.mean([row["cost"] for row in rows]))
+    mean, low, high, n = summarise(rows, ["cost"])["cost"]
+    assert low < mean < high and mean == pytest.approx(np.mean([row["cost"] for row in rows])) and n == 3
 
 
 def test_solve_cli(run_cli, scenario, tmp_path):

@@ -25,7 +25,15 @@ from typing import Any
 
 from edgeprof.errors import EdgeprofError
 from edgeprof.experiments.definitions import Experiment, check_budget, get_experiment
-from edgeprof.files import atomic_output, folder_lock, make_parents, read_json, write_json_atomic
+from edgeprof.files import (
+    atomic_output,
+    folder_lock,
+    json_text,
+    make_parents,
+    read_json,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 FORMAT = "edgeprof.experiment/1"
 SOLVE_COLUMNS = ("solver", "seed", "slots")
@@ -120,6 +128,7 @@ def execute_run(config: dict[str, Any], outdir: str) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         rows = _evaluate(config, rundir)
+        metrics = json_text({"rows": rows})  # checked (strict JSON) before anything is written
     except Exception as error:  # noqa: BLE001 (recorded, and the sweep goes on; --resume retries it)
         seconds = time.perf_counter() - started
         write_json_atomic(rundir / "error.json", {"error": f"{type(error).__name__}: {error}",
@@ -128,7 +137,7 @@ def execute_run(config: dict[str, Any], outdir: str) -> dict[str, Any]:
                 "seconds": seconds}
     seconds = time.perf_counter() - started
     write_json_atomic(rundir / "timing.json", {"seconds": seconds})
-    write_json_atomic(rundir / "metrics.json", {"rows": rows})
+    write_text_atomic(rundir / "metrics.json", metrics)
     return {"id": identifier, "status": "done", "seconds": seconds}
 
 

@@ -773,7 +773,7 @@ class Trainer:
         if played:
             row.update(elite_return=float(np.mean([p["return"] for p in played])),
                        elite_cost=float(np.mean([p["cost"] for p in played])),
-                       elite_completion_rate=float(np.nanmean([p["completion_rate"] for p in played])))
+                       elite_completion_rate=float(np.nanmean([_logged(p["completion_rate"]) for p in played])))
         return row
 
     # -- one iteration ----------------------------------------------------------------------------------------
@@ -794,8 +794,9 @@ class Trainer:
         self.iteration += 1
         if self.iteration % config.target_every == 0:
             update_target(self.target, self.online)
-        row.update({name: played[name] for name in ("cost", "cost_per_task", "completion_rate", "collaborations",
-                                                    "objective", "return", "loss", "decision_ms")})
+        row.update({name: _logged(played[name]) for name in ("cost", "cost_per_task", "completion_rate",
+                                                             "collaborations", "objective", "return", "loss",
+                                                             "decision_ms")})
         return {"iteration": self.iteration, "env_steps": self.counters.env_steps,
                 "agent_steps": self.counters.agent_steps, "updates": self.counters.updates, **row,
                 "epsilon": epsilon, "noise_std": self.noise.std if self.noise is not None else math.nan,
@@ -816,6 +817,12 @@ class Counters:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.env_steps, self.agent_steps, self.updates = (int(state[k]) for k in ("env_steps", "agent_steps",
                                                                                   "updates"))
+
+
+def _logged(value: float | None) -> float:
+    """A metric in the training log: an episode's undefined mean (None: no task completed) is a gap (NaN) in the
+    curves."""
+    return math.nan if value is None else value
 
 
 LOG_COLUMNS = ("iteration", "env_steps", "agent_steps", "updates", "cost", "cost_per_task", "completion_rate",

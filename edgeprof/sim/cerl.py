@@ -642,25 +642,25 @@ class ChainEnv:
 
     # -- what the episode reports --------------------------------------------------------------------------
 
-    def metrics(self) -> dict[str, float]:
-        """`REPORTED` and the counts behind them (per slot: over the `slots` slots that had arrivals)."""
+    def metrics(self) -> dict[str, float | None]:
+        """`REPORTED` and the counts behind them (per slot: over the `slots` slots that had arrivals). A per-task
+        mean over no task (none completed, or none ended) is None: undefined, not 0."""
         t = self.totals
         ended = t.completed + t.failed_deadline + t.failed_blocked
-        nan = float("nan")
         values = {
             "cost": t.cost / self.slots,
-            "cost_per_task": t.completed_cost / t.completed if t.completed else nan,
-            "completion_rate": t.completed / ended if ended else nan,
+            "cost_per_task": t.completed_cost / t.completed if t.completed else None,
+            "completion_rate": t.completed / ended if ended else None,
             "collaborations": t.collaborations,
             "energy_j": t.energy_j / self.slots,
-            "delay_s": t.completed_delay_s / t.completed if t.completed else nan,
+            "delay_s": t.completed_delay_s / t.completed if t.completed else None,
             "objective": (t.cost + t.penalties) / self.slots,
             "tasks": t.tasks,
             "failed_deadline": t.failed_deadline,
             "failed_blocked": t.failed_blocked,
             "decisions": t.decisions,
         }
-        return {name: float(value) for name, value in values.items()}
+        return {name: None if value is None else float(value) for name, value in values.items()}
 
 
 REPORTED = ("cost", "cost_per_task", "completion_rate", "collaborations", "energy_j", "delay_s", "objective",
