@@ -48,6 +48,7 @@ import torch
 from reporting import interval, machine, write_result
 
 import edgeprof
+from edgeprof.experiments.definitions import TABLE_1
 from edgeprof.files import write_text_atomic
 from edgeprof.optimize import fairness
 from edgeprof.optimize.foci import Neurosurgeon, oracle_costs
@@ -64,19 +65,7 @@ LEARNERS = ("iql", "amfq", "foci", "foci-ofr", "foci-coa")
 SOLVERS = ("alp", "nsg", "random")
 TABLE_METHODS = ("random", "alp", "nsg", "iql", "amfq", "foci")
 ABLATION = ("nsg", "foci-ofr", "foci-coa", "foci")
-# Table 1 (ALP, NSG, IQL, AMFQ, FOCI): avg/max latency ms, avg/max energy mJ, avg switch cost, avg/max reward
-PAPER = {
-    "alp": {"latency_ms": 34.20, "max_latency_ms": 39.51, "energy_mj": 60.24, "max_energy_mj": 71.44,
-            "switches": None, "reward": 1.248, "max_reward": 1.417},
-    "nsg": {"latency_ms": 32.77, "max_latency_ms": 62.72, "energy_mj": 22.16, "max_energy_mj": 62.55,
-            "switches": 2.88, "reward": 1.157, "max_reward": 2.193},
-    "iql": {"latency_ms": 27.83, "max_latency_ms": 30.08, "energy_mj": 23.95, "max_energy_mj": 38.48,
-            "switches": 3.06, "reward": 0.988, "max_reward": 1.065},
-    "amfq": {"latency_ms": 27.33, "max_latency_ms": 27.96, "energy_mj": 25.87, "max_energy_mj": 35.16,
-             "switches": 3.35, "reward": 0.971, "max_reward": 0.997},
-    "foci": {"latency_ms": 26.82, "max_latency_ms": 27.20, "energy_mj": 24.50, "max_energy_mj": 33.50,
-             "switches": 1.52, "reward": 0.953, "max_reward": 0.973},
-}
+PAPER = TABLE_1  # Table 1 (ALP, NSG, IQL, AMFQ, FOCI)
 ROWS = (("latency_ms", "avg latency (ms)", "latency_ms"), ("max_latency_ms", "max latency (ms)", "max_latency_ms"),
         ("energy_mj", "avg energy (mJ)", "energy_mj"), ("max_energy_mj", "max energy (mJ)", "max_energy_mj"),
         ("switches_per_hour", "switches per device-hour", "switches"),

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from reporting import interval, machine, provenance, write_result
 
+from edgeprof.experiments.definitions import TABLE_III
 from edgeprof.files import write_text_atomic
 from edgeprof.optimize.solve import run_solver
 from edgeprof.rl.runs import RunPaths, evaluate_run, train
@@ -50,14 +51,7 @@ EXTRA = ("delay_s", "edge_share", "queue_growth_ghz", "objective")
 LEARNED = ("madqn", "maa3c", "mappo", "m2appo")
 ACTOR_CRITIC = ("maa3c", "mappo", "m2appo", "m2appo-min", "m2appo-mix")
 SOLVERS = ("dpp", "random")
-PAPER = {  # Table III (AD, ANLR, E2E, E2D); the paper's units and capacities, not ours: compare orderings
-    "I": {"madqn": (220, 5190.76, 0.06889, 0.949), "maa3c": (1.215, 0.01887, 0.11644, 0.77633),
-          "mappo": (1.18, 3.3796, 0.005, 0.05833), "m2appo": (1.08, 3.56947, 0.005, 0.10286)},
-    "II": {"madqn": (26.3, 5839.45, 58.26, 0.32), "maa3c": (1.185, 0.013, 0.14756, 0.71667),
-           "mappo": (0.84286, 2.20613, 0.01, 0.07867), "m2appo": (0.84286, 1.89587, 0.005, 0.08867)},
-    "III": {"madqn": (1.3673, 289.27, 0.13178, 0.65267), "maa3c": (1.18666, 0.001, 0.16533, 0.60917),
-            "mappo": (1.114173, 0.3953, 0.005, 0.0515), "m2appo": (1.01048, 0.0307, 0.005, 0.08883)},
-}
+PAPER = TABLE_III  # AD, ANLR, E2E, E2D per case: the paper's units and capacities, not ours; compare orderings
 PAPER_CONVERGENCE_S = {"m2appo": 8000, "mappo": 10000, "maa3c": 12000}  # Fig. 3(a), case I
 PAPER_TRAINING_S = 50_000
 
