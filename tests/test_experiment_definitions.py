@@ -22,6 +22,7 @@ def test_a_definition_names_its_systems_presets_methods_and_metrics(name):
     for method in experiment.methods:
         registry = solvers_for(experiment.system) if method.kind == "solver" else trainers(experiment.system)
         assert method.name in registry, f"{name}: {method.kind} {method.name} is not one of {sorted(registry)}"
+    assert set(experiment.references) <= {method.name for method in experiment.methods}
     for number in experiment.paper_numbers:
         assert number.method in {method.name for method in experiment.methods}
         assert number.metric in experiment.metrics or number.metric == "lowest_cost_share"

@@ -119,7 +119,8 @@ def test_report_puts_measured_beside_the_paper(run_cli, tmp_path):
     assert (outdir / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = _rows(outdir / "results.csv")
     assert {(row["method"], row["mode"]) for row in rows} == {("greedy", "solve"), ("edge-only", "solve"),
-                                                             ("h-mappo", "greedy"), ("h-mappo", "sampled")}
+                                                             ("h-mappo", "greedy"), ("h-mappo", "sampled"),
+                                                             ("h-mappo", "deployment_drawn")}
 
 
 def test_dry_run_lists_the_runs_and_writes_nothing(run_cli, tmp_path):

@@ -24,7 +24,7 @@ BUDGETS = ("smoke", "paper")
 @dataclass(frozen=True)
 class Method:
     """A solver of the system, or a trainer whose run is evaluated greedily and sampled (every action drawn, the
-    papers' training-curve reading)."""
+    papers' training-curve reading), and with only its deployment drawn where it has that layer (`sweep`)."""
 
     kind: str  # "solver" or "trainer"
     name: str
@@ -33,9 +33,9 @@ class Method:
 @dataclass(frozen=True)
 class Budget:
     """What one run may cost. `slots`: evaluation slots per episode (a solver's whole episode); trainers also
-    get `iterations` with `train_settings` (their configuration's fields); `preset` (None: the experiment's)
-    and `overrides` set the system at this budget (a smoke run uses a smaller one); `seeds` replicates unless
-    `--seeds` says otherwise."""
+    get `iterations` with `train_settings` (their configuration's fields) and `hyperparameters` (NAME=VALUE, as
+    `edgeprof train --hparam`); `preset` (None: the experiment's) and `overrides` set the system at this budget
+    (a smoke run uses a smaller one); `seeds` replicates unless `--seeds` says otherwise."""
 
     seeds: int
     slots: int
@@ -43,6 +43,7 @@ class Budget:
     train_settings: Mapping[str, Any] = field(default_factory=dict)
     preset: str | None = None
     overrides: tuple[str, ...] = ()
+    hyperparameters: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Experiment:
     budgets: Mapping[str, Budget]
     paper_numbers: tuple[PaperNumber, ...] = ()
     notes: str = ""
+    references: tuple[str, ...] = ()  # methods the report takes paired differences to (same seed, mode, value)
 
     def points(self, budget: str) -> tuple[Any, ...]:
         return self.values.get(budget, (None,)) if self.vary else (None,)
@@ -81,6 +83,8 @@ class Experiment:
 LEARNERS = tuple(Method("trainer", name) for name in
                  ("hc-mappo-l", "hc-ippo-l", "heuristic-mappo-l", "h-mappo", "h-ippo"))
 OPTIMIZERS = tuple(Method("solver", name) for name in ("primal-dual", "greedy", "edge-only", "local-only"))
+# controls beside Fig. 5's methods: hc-mappo-l over an untrained, always drawn deployment; random actions
+RANDOM_FILL, RANDOM = Method("trainer", "random-fill"), Method("solver", "random")
 SEED_001_METRICS = ("cost", "delay_s", "energy_j", "privacy_cost", "success_rate")
 SEED_001_BUDGETS = {
     # the `small` system, two iterations of 12 slots: every code path, in seconds a run
@@ -94,11 +98,12 @@ SEED_001_BUDGETS = {
 
 def _seed_001(name: str, figure: str, title: str, vary: str | None, paper: tuple, smoke: tuple,
               methods: tuple[Method, ...] = LEARNERS + OPTIMIZERS, numbers: tuple[PaperNumber, ...] = (),
-              notes: str = "") -> Experiment:
+              notes: str = "", references: tuple[str, ...] = ()) -> Experiment:
     """A seed 001 experiment: the paper preset at the paper budget, the small preset at the smoke budget."""
     return Experiment(name=name, reference=f"seed 001 (HC-MAPPO-L), {figure}", title=title, system="dpa",
                       preset="paper", vary=vary, values={"paper": paper, "smoke": smoke}, methods=methods,
-                      metrics=SEED_001_METRICS, budgets=SEED_001_BUDGETS, paper_numbers=numbers, notes=notes)
+                      metrics=SEED_001_METRICS, budgets=SEED_001_BUDGETS, paper_numbers=numbers, notes=notes,
+                      references=references)
 
 
 EXPERIMENTS: dict[str, Experiment] = {experiment.name: experiment for experiment in (
@@ -107,6 +112,9 @@ EXPERIMENTS: dict[str, Experiment] = {experiment.name: experiment for experiment
               numbers=(PaperNumber("hc-mappo-l", "energy_j", 16.5, 5.0, "15-18 J at r = 1"),
                        PaperNumber("hc-mappo-l", "privacy_cost", 11.0, 5.0, "10-12 at r = 1"))),
     _seed_001("seed001-fig5", "Fig. 5", "training convergence under tau-bar = 3 s", None, (), (),
+              methods=LEARNERS + (RANDOM_FILL,) + OPTIMIZERS + (RANDOM,), references=("hc-mappo-l", "random-fill"),
+              notes="Controls beside the paper's methods: random-fill (is the learned deployment better than a "
+                    "random fill?) and the random solver.",
               numbers=(PaperNumber("hc-mappo-l", "delay_s", 2.74), PaperNumber("hc-ippo-l", "delay_s", 2.65),
                        PaperNumber("heuristic-mappo-l", "delay_s", 2.94),
                        PaperNumber("h-mappo", "delay_s", 4.38), PaperNumber("h-ippo", "delay_s", 4.76),
