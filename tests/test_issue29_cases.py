@@ -208,6 +208,7 @@ def test_atomic_writes_flush_the_file_before_the_rename_and_the_folder_after(tmp
     assert events[1][1] == str(target) and events[2][1] == str(tmp_path)
 
 
+@pytest.mark.slow  # both tracers try it (torch.export: seconds)
 def test_a_model_whose_forward_raises_is_one_line(run_cli, tmp_path, monkeypatch):
     (tmp_path / "issue29_raising.py").write_text(
         "from torch import nn\n\n\nclass Raising(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
@@ -216,7 +217,25 @@ def test_a_model_whose_forward_raises_is_one_line(run_cli, tmp_path, monkeypatch
     monkeypatch.syspath_prepend(str(tmp_path))
     out = tmp_path / "p.json"
     _refused(run_cli("profile", "issue29_raising:model", "--input-size", "16", "-o", out),
-             r"issue29_raising:model cannot be profiled: .*list index out of range", out)
+             r"issue29_raising:model fails when run on a real input: IndexError: list index out of range \(at "
+             r"issue29_raising\.py:10: return \[self\.conv\(x\)\]\[1\]\)$", out)
+
+
+@pytest.mark.parametrize("run", ["--verify-cuts", "--measure"])
+def test_a_forward_that_fails_only_on_real_tensors_is_one_line(run_cli, tmp_path, monkeypatch, run):
+    """Tracing on meta tensors does not check an index's value; running it for real does."""
+    (tmp_path / "issue29_real_failure.py").write_text(
+        "from torch import nn\n\n\nclass OutOfRange(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.conv = nn.Conv2d(3, 4, 3)\n\n    def forward(self, x):\n        return self.conv(x)[[5]]\n\n\n"
+        "def model():\n    return OutOfRange()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "p.json"
+    assert run_cli("profile", "issue29_real_failure:model", "--input-size", "16", "-q", "-o", out).code == 0
+    out.unlink()
+    _refused(run_cli("profile", "issue29_real_failure:model", "--input-size", "16", run, "-o", out),
+             r"^edgeprof: error: issue29_real_failure:model fails when run on a real input: IndexError: index 5 is "
+             r"out of bounds for dimension 0 with size 1 \(at issue29_real_failure\.py:10: return self\.conv\(x\)"
+             r"\[\[5\]\]\)$", out)
 
 
 def test_a_user_module_raising_system_exit_on_import_is_one_line(run_cli, tmp_path, monkeypatch):

@@ -29,7 +29,7 @@ from torch import nn
 
 from edgeprof.profiler.energy import EnergyMeter, is_jetson, open_meter
 from edgeprof.profiler.models import LoadedModel
-from edgeprof.profiler.static import Analysis, runnable_graph, static_profile
+from edgeprof.profiler.static import Analysis, run_model, runnable_graph, static_profile
 from edgeprof.profiler.timing import (
     LatencyStats,
     RoundLoad,
@@ -194,6 +194,7 @@ def measure_profile(
     try:
         with torch.inference_mode(), fixed_threads(settings.threads if device.type == "cpu" else None) as threads:
             info = describe_device(device, threads)
+            run_model(runnable, inputs)  # a forward that fails is one line, before any timing
             whole = _Work(model, inputs, False)
             points, boundaries = [], [inputs]
             for z, k in enumerate(analysis.cuts):

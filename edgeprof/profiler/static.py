@@ -20,7 +20,7 @@ from torch import fx
 import edgeprof
 from edgeprof.errors import EdgeprofError
 from edgeprof.profiler.counting import NodeCost, count_nodes, tensor_leaves
-from edgeprof.profiler.graph import ModelGraph, run_split, trace
+from edgeprof.profiler.graph import ModelGraph, describe_failure, run_split, trace
 from edgeprof.profiler.models import LoadedModel, load_model
 from edgeprof.profiler.partition import (
     Layer,
@@ -306,6 +306,16 @@ class CutCheck:
     ok: bool
 
 
+def run_model(runnable: LoadedModel, inputs: tuple[Any, ...]) -> Any:
+    """`runnable`'s output on real `inputs`. Tracing runs on meta tensors, which check shapes but not values (an
+    index out of range), so a forward that fails only for real is caught here, as one line naming the code."""
+    try:
+        return runnable.module(*inputs)
+    except Exception as error:
+        raise EdgeprofError(f"{runnable.name} fails when run on a real input: "
+                            f"{describe_failure(type(error).__name__, error)}") from None
+
+
 def verify_cuts(
     analysis: Analysis,
     runnable: LoadedModel,
@@ -321,7 +331,7 @@ def verify_cuts(
     inputs = runnable.example_inputs(seed)
     checks = []
     with torch.inference_mode():
-        expected = tensor_leaves(runnable.module(*inputs))
+        expected = tensor_leaves(run_model(runnable, inputs))
         scale = max((t.abs().max().item() for t in expected if t.numel()), default=0.0)
         for z, k in enumerate(analysis.cuts):
             prefix, suffix = graph.split(k)
