@@ -246,6 +246,18 @@ def test_a_user_module_raising_system_exit_on_import_is_one_line(run_cli, tmp_pa
              r"cannot import issue29_exiting for model issue29_exiting:model: it called sys\.exit\(4\)", out)
 
 
+def test_a_forward_calling_sys_exit_is_one_line(run_cli, tmp_path, monkeypatch):
+    (tmp_path / "issue29_exiting_forward.py").write_text(
+        "import sys\n\nimport torch\nfrom torch import nn\n\n\nclass Exiting(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.conv = nn.Conv2d(3, 4, 3)\n\n"
+        "    def forward(self, x):\n        y = self.conv(x)\n        if y.device.type == 'cpu':  # real, not meta\n"
+        "            sys.exit(5)\n        return y\n\n\ndef model():\n    return Exiting()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "p.json"
+    _refused(run_cli("profile", "issue29_exiting_forward:model", "--input-size", "16", "--verify-cuts", "-o", out),
+             r"issue29_exiting_forward:model fails when run on a real input: its forward called sys\.exit\(5\)$", out)
+
+
 def test_a_negative_seed_is_refused(run_cli):
     _refused(run_cli(*SIMULATE, "--seed", "-1"), "--seed")
 
