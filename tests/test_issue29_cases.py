@@ -9,6 +9,9 @@ import errno
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -272,3 +275,23 @@ def test_a_scenario_too_big_for_memory_is_refused_before_allocating(run_cli, tmp
 
     monkeypatch.setattr("edgeprof.sim.env.EdgeSystem.__init__", exhausted)
     _refused(run_cli(*SIMULATE, "-o", out), "out of memory: make the input, scenario or batch smaller", out)
+
+
+def test_sigterm_mid_write_leaves_neither_a_temporary_file_nor_the_output(tmp_path):
+    """The CLI turns SIGTERM into an unwinding KeyboardInterrupt, so `atomic_output` removes its temporary file
+    (SIGKILL cannot be caught: the next write removes that one, see test_files)."""
+    target = tmp_path / "out.json"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time\nfrom edgeprof.cli import _terminate\n"
+         "from edgeprof.files import atomic_output\nsignal.signal(signal.SIGTERM, _terminate)\n"
+         f"with atomic_output({str(target)!r}) as tmp:\n    tmp.write_text('half')\n    print('writing', flush=True)\n"
+         "    time.sleep(60)\n"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+        assert len(list(tmp_path.iterdir())) == 1  # the temporary file
+        writer.send_signal(signal.SIGTERM)
+        assert writer.wait(timeout=30) != 0
+    finally:
+        writer.kill()
+        writer.wait()
+    assert list(tmp_path.iterdir()) == []
