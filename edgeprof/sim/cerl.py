@@ -352,6 +352,7 @@ COMPUTE_FEATURES = ("is_mec", "capacity", "log_capacity", "free_share", "free_vs
                     "reachable", "transfer")
 LAYER_FEATURES = ("work", "output", "done", "next", "focus", "time_left", "log_block_rate")
 PAIR_FEATURES = ("needed_share", "full_share_energy")
+HOP_COST_TERMS = ("share_squared", "inverse_share", "constant")
 
 
 @dataclass(frozen=True)
@@ -370,13 +371,18 @@ class StateGraph:
     (done) or holding its input (pending). `adjacency()` is the square (N+1+QL) x (N+1+QL) matrix.
     Pair features `PAIR_FEATURES` (N+1, L, 2) of each compute node n and focus layer l (0 for done layers): the
     share of n the block from the focus task's next layer to l needs to end within its time left, and that
-    block's eq. 4 energy at n's full capacity over a whole task's at the deadline rate (k0 C (C / T)^2)."""
+    block's eq. 4 energy at n's full capacity over a whole task's at the deadline rate (k0 C (C / T)^2).
+    `hop_cost` (N+1, L, 3), `HOP_COST_TERMS`: the eq. 6 cost of the focus task's hop to node n ending at layer l
+    with share s = r / 100 is a s^2 + b / s + c, a = w_e k0 C R_max^2, b = w_d C / R_max, c = (w_e p + w_d)
+    T_trans (eq. 1-6 exactly, as `ChainEnv.hop`; c = 0 for nodes out of reach): the hop's own cost is known
+    before acting, so a Q-network need not learn it."""
 
     compute: np.ndarray
     layers: np.ndarray
     layer_node: np.ndarray
     links: np.ndarray
     pairs: np.ndarray
+    hop_cost: np.ndarray
 
     @property
     def num_nodes(self) -> int:
@@ -637,8 +643,13 @@ class ChainEnv:
         reference = self.k0 * self.workload.total_cycles ** 3 / self.deadline_s ** 2
         pairs = np.stack([np.minimum(block[None, :] / (self.capacity_hz[:, None] * max(time_left, 1e-9)), 100.0),
                           self.k0 * block[None, :] * self.capacity_hz[:, None] ** 2 / reference], -1)
+        capacity = self.capacity_hz[:, None]
+        transfer_cost = (self.energy_weight * self.power_w + self.delay_weight) * np.where(reach, transfer, 0.0)
+        hop_cost = np.stack([self.energy_weight * self.k0 * block[None, :] * capacity ** 2,
+                             self.delay_weight * block[None, :] / capacity,
+                             np.broadcast_to(transfer_cost[:, None], pairs.shape[:2])], -1)
         return StateGraph(compute=compute, layers=layers, layer_node=layer_node, links=self.links.copy(),
-                          pairs=pairs.astype(np.float32))
+                          pairs=pairs.astype(np.float32), hop_cost=hop_cost.astype(np.float32))
 
     # -- what the episode reports --------------------------------------------------------------------------
 
