@@ -207,9 +207,10 @@ def test_every_individual_is_scored_on_one_batch():
     rows = {name: tensor[trainer.last_fitness_index] for name, tensor in trainer.replay._data.items()}
     batch, following = rl.GraphBatch.of(rows), rl.GraphBatch.of(rows, "next_")
     for i in range(len(members)):
-        alone = rl.population_fitness(members[i:i + 1], trainer.population.targets[i:i + 1], None,
-                                      rl.GraphQNetwork(SUBCARRIERS), batch, following, rows["action"],
-                                      rows["reward"] * trainer.scale, rows["terminated"], trainer.config.gamma)
+        scratch = rl.GraphQNetwork(SUBCARRIERS, cost_scale=trainer.scale)
+        alone = rl.population_fitness(members[i:i + 1], trainer.population.targets[i:i + 1], None, scratch, batch,
+                                      following, rows["action"], rows["reward"] * trainer.scale,
+                                      rows["terminated"], trainer.config.gamma)
         assert float(alone[0]) == pytest.approx(float(trainer.last_fitness[i]), rel=1e-5)
     order = torch.sort(trainer.last_fitness, descending=True, stable=True).indices[:2]
     weights = elite_weights(2, "log-rank").float()
@@ -316,20 +317,25 @@ def test_the_action_features_are_the_hops_physics():
     basis, cost = rl.action_basis(batch)[0], rl.hop_cost(batch)[0]
     task, masks = env.focus, env.masks()
     time_left = env.time_left_s(task)
+    missed_any = False
     for node in np.flatnonzero(masks.node):
         for end in np.flatnonzero(masks.end):
             for share in (1, 7, 40, 100):
                 hop = env.hop(task, rl.Action(int(node), int(end) + 1, share, 0))
                 u = float(basis[node, end, share - 1, 2])
                 assert u == pytest.approx(min((hop.compute_s + hop.transfer_s) / time_left, 4.0), rel=1e-4)
-                assert float(cost[node, end, share - 1]) == pytest.approx(hop.cost, rel=1e-4)
+                missed = hop.compute_s + hop.transfer_s > time_left
+                missed_any |= missed
+                assert float(cost[node, end, share - 1]) == pytest.approx(hop.cost + env.penalty * missed, rel=1e-4)
+    assert missed_any  # the penalty is checked too
 
 
 def test_the_q_values_charge_each_hop_its_own_cost():
     """Issue 32: the block head learned the hop's cost as a weight on its energy; failures on slow devices at small
     shares turned that weight positive and the greedy choice on the MEC became its largest share (Q +700 cost
     bounds for a -600 hop). With the learned part of the block head at zero, a node's (end, share) choices rank by
-    their cost alone, each Q the reward scale x minus that cost apart, whatever the weights before it."""
+    their own cost alone (P when the hop misses the deadline), each Q the reward scale x minus that cost apart,
+    whatever the weights before it."""
     scenario, workload, env = _env(steps=3)
     spec = rl.GraphSpec.of(scenario, workload, max_tasks=8)
     batch = rl.GraphBatch.of(rl.encode(env, spec))
@@ -344,8 +350,10 @@ def test_the_q_values_charge_each_hop_its_own_cost():
             block = network(batch).block[0]
         for node in np.flatnonzero(masks.node):
             ends = np.flatnonzero(masks.end)
-            costs = np.array([[env.hop(task, rl.Action(int(node), int(end) + 1, share, 0)).cost
-                               for share in range(1, 101)] for end in ends])
+            hops = [[env.hop(task, rl.Action(int(node), int(end) + 1, share, 0)) for share in range(1, 101)]
+                    for end in ends]
+            costs = np.array([[hop.cost + env.penalty * (hop.compute_s + hop.transfer_s > env.time_left_s(task))
+                               for hop in row] for row in hops])
             q = block[node, ends].numpy()
             assert q - q[0, 0] == pytest.approx(-0.5 * (costs - costs[0, 0]), rel=1e-4, abs=1e-4)
             best = np.unravel_index(q.argmax(), q.shape)

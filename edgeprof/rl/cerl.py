@@ -16,18 +16,20 @@ masks left by the tasks before it (`ChainEnv.masks`), through factored heads rea
     Q(s, (n, j, r, w)) = Q_node(n) + Q_block(j, r | n) + [n != location] Q_sub(w | n)
 
 with Q_node from [h_n, h_task, h_graph] and Q_sub from [h_n, h_task] (h_task: the mean of the task's layer
-embeddings). Q_block, over the block end j and the share r together, is the hop's own eq. 6 cost, known before
-acting (`hop_cost`, times the rewards' scale, subtracted), plus a learned value of what follows the hop that
-weighs features of the action itself (eq. 16 reads Q from H(s, a)): 1, the share s, and u, the block's delay over
-the task's time left, with a soft step at u = 1 where the deadline is missed (`action_basis`); the weights come
-from the product of an embedding of the node and one of the task's layer j and the pair's features (the share the
-block needs on the node, its energy at full share: `sim.cerl.StateGraph.pairs`, edge features of E_ab), through
-a hidden layer. A first version summed separate end and share heads read from the embeddings alone; a second
+embeddings). Q_block, over the block end j and the share r together, is minus the hop's own eq. 6 cost and P if
+it misses the deadline, both known before acting (`hop_cost`, times the rewards' scale), plus a learned value of
+what follows the hop that weighs features of the action itself (eq. 16 reads Q from H(s, a)): 1, the share s,
+and u, the block's delay over the task's time left, with a soft step at u = 1 where the deadline is missed
+(`action_basis`); the weights come from the product of an embedding of the node and one of the task's layer j
+and the pair's features (the share the block needs on the node, its energy at full share:
+`sim.cerl.StateGraph.pairs`, edge features of E_ab), through a hidden layer. A first version summed separate end and share heads read from the embeddings alone; a second
 expanded the share in fixed functions of s: after 14 epochs on cerl-small their greedy policies stayed far
 worse than LC (the Q-values rose with the MEC's share, while the replayed costs fell then rose). A third learned
 the hop's cost too, as a weight on its eq. 4 energy: failures (P, ~6000 cost bounds) came with small shares on
 slow devices, the weight turned positive, and on the MEC, whose energy feature is ~100x a device's, the greedy
-choice became the largest share (Q +700 to +1100 cost bounds for a hop that costs -600: issue 32). The exact
+choice became the largest share (Q +700 to +1100 cost bounds for a hop that costs -600: issue 32); with the cost
+known but the deadline miss learned, the linear u weight took up P and charged even safe whole-task hops
+hundreds of cost bounds. The exact
 joint maximum stays cheap: max over n of Q_node(n) plus each head's masked max given n (`per_node_best`).
 D2QN's dueling form adds a state value and centres each head's advantages (`rl.dqn.dueling_q`).
 
@@ -113,7 +115,7 @@ def action_basis(batch: GraphBatch) -> torch.Tensor:
     """(B, N+1, L, 100, 4): features of each action (node n, block end j, share s = r / 100) that the block head's
     coefficients weigh to value what follows the hop: 1, s, u = the block's delay over the task's time left
     (needed share / s + the transfer's fraction; the task misses its deadline when u > 1), capped at 4, and a soft
-    step at u = 1. The hop's own cost is not among them: `hop_cost` adds it exactly."""
+    step at u = 1. The hop's own cost is not among them: `hop_cost` adds it exactly (with its deadline miss)."""
     share = torch.arange(1, SHARES + 1, dtype=torch.float32) / SHARES
     needed = batch.pairs[..., 0, None]
     u = needed / share + batch.compute[:, :, None, None, TRANSFER]
@@ -122,11 +124,13 @@ def action_basis(batch: GraphBatch) -> torch.Tensor:
 
 
 def hop_cost(batch: GraphBatch) -> torch.Tensor:
-    """(B, N+1, L, 100): the eq. 6 cost of the focus task's hop for every (node, block end, share), a s^2 + b / s
-    + c from `sim.cerl.StateGraph.hop_cost`."""
+    """(B, N+1, L, 100): what the focus task's own hop costs for every (node, block end, share): its eq. 6 cost
+    a s^2 + b / s + c, and P when it misses the deadline (d / s > e), from `sim.cerl.StateGraph.hop_cost`."""
     share = torch.arange(1, SHARES + 1, dtype=torch.float32) / SHARES
     terms = batch.hop_cost[..., None, :]
-    return terms[..., 0] * share ** 2 + terms[..., 1] / share + terms[..., 2]
+    missed = terms[..., 3] / share > terms[..., 4]
+    cost = terms[..., 0] * share ** 2 + terms[..., 1] / share + terms[..., 2]
+    return cost + torch.where(missed, terms[..., 5], 0.0)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -352,7 +352,7 @@ COMPUTE_FEATURES = ("is_mec", "capacity", "log_capacity", "free_share", "free_vs
                     "reachable", "transfer")
 LAYER_FEATURES = ("work", "output", "done", "next", "focus", "time_left", "log_block_rate")
 PAIR_FEATURES = ("needed_share", "full_share_energy")
-HOP_COST_TERMS = ("share_squared", "inverse_share", "constant")
+HOP_COST_TERMS = ("share_squared", "inverse_share", "constant", "full_share_delay_s", "slack_s", "penalty")
 
 
 @dataclass(frozen=True)
@@ -372,10 +372,11 @@ class StateGraph:
     Pair features `PAIR_FEATURES` (N+1, L, 2) of each compute node n and focus layer l (0 for done layers): the
     share of n the block from the focus task's next layer to l needs to end within its time left, and that
     block's eq. 4 energy at n's full capacity over a whole task's at the deadline rate (k0 C (C / T)^2).
-    `hop_cost` (N+1, L, 3), `HOP_COST_TERMS`: the eq. 6 cost of the focus task's hop to node n ending at layer l
-    with share s = r / 100 is a s^2 + b / s + c, a = w_e k0 C R_max^2, b = w_d C / R_max, c = (w_e p + w_d)
-    T_trans (eq. 1-6 exactly, as `ChainEnv.hop`; c = 0 for nodes out of reach): the hop's own cost is known
-    before acting, so a Q-network need not learn it."""
+    `hop_cost` (N+1, L, 6), `HOP_COST_TERMS`: what the focus task's own hop to node n ending at layer l with share
+    s = r / 100 costs, a s^2 + b / s + c + P [d / s > e], a = w_e k0 C R_max^2, b = w_d C / R_max, c = (w_e p +
+    w_d) T_trans (eq. 1-6 exactly, as `ChainEnv.hop`; c = 0 for nodes out of reach), and P (eq. 13) when the
+    hop's compute time d / s, d = C / R_max, passes e = the task's time left less T_trans (eq. 10): known before
+    acting, so a Q-network need not learn it."""
 
     compute: np.ndarray
     layers: np.ndarray
@@ -644,10 +645,12 @@ class ChainEnv:
         pairs = np.stack([np.minimum(block[None, :] / (self.capacity_hz[:, None] * max(time_left, 1e-9)), 100.0),
                           self.k0 * block[None, :] * self.capacity_hz[:, None] ** 2 / reference], -1)
         capacity = self.capacity_hz[:, None]
-        transfer_cost = (self.energy_weight * self.power_w + self.delay_weight) * np.where(reach, transfer, 0.0)
-        hop_cost = np.stack([self.energy_weight * self.k0 * block[None, :] * capacity ** 2,
-                             self.delay_weight * block[None, :] / capacity,
-                             np.broadcast_to(transfer_cost[:, None], pairs.shape[:2])], -1)
+        transfer_s = np.where(reach, transfer, 0.0)[:, None]
+        transfer_cost = (self.energy_weight * self.power_w + self.delay_weight) * transfer_s
+        hop_cost = np.stack(np.broadcast_arrays(self.energy_weight * self.k0 * block[None, :] * capacity ** 2,
+                                                self.delay_weight * block[None, :] / capacity, transfer_cost,
+                                                block[None, :] / capacity, self.time_left_s(focus) - transfer_s,
+                                                self.penalty), -1)
         return StateGraph(compute=compute, layers=layers, layer_node=layer_node, links=self.links.copy(),
                           pairs=pairs.astype(np.float32), hop_cost=hop_cost.astype(np.float32))
 
