@@ -16,21 +16,21 @@ masks left by the tasks before it (`ChainEnv.masks`), through factored heads rea
     Q(s, (n, j, r, w)) = Q_node(n) + Q_block(j, r | n) + [n != location] Q_sub(w | n)
 
 with Q_node from [h_n, h_task, h_graph] and Q_sub from [h_n, h_task] (h_task: the mean of the task's layer
-embeddings). Q_block, over the block end j and the share r together, is minus the hop's own eq. 6 cost and P if
-it misses the deadline, both known before acting (`hop_cost`, times the rewards' scale), plus a learned value of
-what follows the hop that weighs features of the action itself (eq. 16 reads Q from H(s, a)): 1, the share s,
-and u, the block's delay over the task's time left, with a soft step at u = 1 where the deadline is missed
-(`action_basis`); the weights come from the product of an embedding of the node and one of the task's layer j
-and the pair's features (the share the block needs on the node, its energy at full share:
-`sim.cerl.StateGraph.pairs`, edge features of E_ab), through a hidden layer. A first version summed separate end and share heads read from the embeddings alone; a second
-expanded the share in fixed functions of s: after 14 epochs on cerl-small their greedy policies stayed far
-worse than LC (the Q-values rose with the MEC's share, while the replayed costs fell then rose). A third learned
-the hop's cost too, as a weight on its eq. 4 energy: failures (P, ~6000 cost bounds) came with small shares on
-slow devices, the weight turned positive, and on the MEC, whose energy feature is ~100x a device's, the greedy
-choice became the largest share (Q +700 to +1100 cost bounds for a hop that costs -600: issue 32); with the cost
-known but the deadline miss learned, the linear u weight took up P and charged even safe whole-task hops
-hundreds of cost bounds. The exact
-joint maximum stays cheap: max over n of Q_node(n) plus each head's masked max given n (`per_node_best`).
+embeddings). Q_block, over the block end j and the share r together, is minus the hop's own eq. 6 cost and P if it
+misses the deadline, both known before acting (`hop_cost`, times the rewards' scale), plus a learned value of what
+follows the hop that weighs features of the action itself (eq. 16 reads Q from H(s, a)): 1, the share s, and u, the
+block's delay over the task's time left, with a soft step at u = 1 where the deadline is missed (`action_basis`);
+the weights come from the product of an embedding of the node and one of the task's layer j and the pair's features
+(the share the block needs on the node, its energy at full share: `sim.cerl.StateGraph.pairs`, edge features of
+E_ab), through a hidden layer. A first version summed separate end and share heads read from the embeddings alone; a
+second expanded the share in fixed functions of s: after 14 epochs on cerl-small their greedy policies stayed far
+worse than LC (the Q-values rose with the MEC's share, while the replayed costs fell then rose). A third learned the
+hop's cost too, as a weight on its eq. 4 energy: failures (P, ~6000 cost bounds) came with small shares on slow
+devices, the weight turned positive, and on the MEC, whose energy feature is ~100x a device's, the greedy choice
+became the largest share (Q +700 to +1100 cost bounds for a hop that costs -600: issue 32); with the cost known but
+the deadline miss learned, the linear u weight took up P and charged even safe whole-task hops hundreds of cost
+bounds. The exact joint maximum stays cheap: max over n of Q_node(n) plus each head's masked max given n
+(`per_node_best`).
 D2QN's dueling form adds a state value and centres each head's advantages (`rl.dqn.dueling_q`).
 
 Learning (eq. 17-19): TD targets r + gamma max_a' Q'(s', a') with the target network (CERL, eq. 17), or double
