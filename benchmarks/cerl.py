@@ -224,7 +224,8 @@ def summarise(trained: list[dict[str, Any]], untrained: list[dict[str, Any]], so
     for result in [*trained, *untrained, *solved]:
         name = result.get("algorithm") or result["solver"]
         below += [f"{name} N={result['devices']}" for row in result["eval"]
-                  if row["cost_per_task"] < bounds[result["devices"]] * (1 - 1e-9)]
+                  if row["cost_per_task"] is not None  # None: no task completed in the episode
+                  and row["cost_per_task"] < bounds[result["devices"]] * (1 - 1e-9)]
     return {"fig4": fig4, "fig6": fig6, "fig7": fig7, "timing": timing, "probes": probes,
             "acceptance": acceptance, "bound": {"per_task": bounds, "policies_below": below}}
 
