@@ -52,34 +52,53 @@ class RmleConfig:
 
 
 class Features:
-    """The prefix's features for a fixed set of images: cached when they fit in memory, else recomputed."""
+    """What the device sends at one cut for a fixed set of images: kept when it fits in `cache_bytes`, else
+    recomputed batch by batch.
 
-    def __init__(self, prefix: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, device: torch.device,
-                 cache_bytes: int, batch_size: int = 64) -> None:
-        self.prefix, self.images, self.device, self.batch_size = prefix, images, device, batch_size
+    `compute(index)` returns the tensor crossing the cut for `images[index]`; `spatial` is the (C, h, w) map
+    the attacker reshapes a flattened feature into (it knows the architecture).
+    """
+
+    def __init__(self, compute: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, device: torch.device,
+                 cache_bytes: int, spatial: tuple[int, ...] | None = None, batch_size: int = 64) -> None:
+        self.compute_sent, self.images, self.device = compute, images, device
+        self.spatial, self.batch_size = spatial, batch_size
         with torch.no_grad():
-            probe = prefix(to_float(images[:1]).to(device))
-        self.shape = tuple(probe.shape[1:])
-        per_image = probe.numel() * probe.element_size()
-        self._cache = self.compute(torch.arange(len(images))) if per_image * len(images) <= cache_bytes else None
+            probe = compute(torch.arange(1))
+        self.sent_shape = tuple(probe.shape[1:])
+        self.shape = spatial or self.sent_shape
+        per_image = probe.numel() * 4  # kept as float32
+        self._cache = self._compute(torch.arange(len(images))) if per_image * len(images) <= cache_bytes else None
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def compute(self, index: torch.Tensor) -> torch.Tensor:
-        parts = []
-        with torch.no_grad():
-            for chunk in index.split(self.batch_size):
-                parts.append(self.prefix(to_float(self.images[chunk]).to(self.device)).float())
-        return torch.cat(parts)
+    @property
+    def cached(self) -> bool:
+        return self._cache is not None
 
-    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
+    def _compute(self, index: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([self.compute_sent(chunk).float() for chunk in index.split(self.batch_size)])
+
+    def sent(self, index: torch.Tensor) -> torch.Tensor:
+        """The tensor crossing the cut for images[index], as the device sends it."""
         if self._cache is not None:
             return self._cache[index.to(self._cache.device)]
-        return self.compute(index)
+        return self._compute(index)
+
+    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
+        """The decoder's input for images[index]."""
+        sent = self.sent(index)
+        return fast_layout(sent.reshape(-1, *self.spatial) if self.spatial else sent)
 
     def targets(self, index: torch.Tensor) -> torch.Tensor:
         return to_float(self.images[index]).to(self.device)
+
+
+def fast_layout(x: torch.Tensor) -> torch.Tensor:
+    """Feature maps in channels-last order, which oneDNN's CPU convolutions run about 1.5x faster."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
 def _reconstruct(decoder: nn.Module, features: Features, batch_size: int) -> torch.Tensor:
@@ -112,8 +131,10 @@ def train_inverse_network(
     """Train a decoder from `train` features to their images; keep the weights best on `val`."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    decoder = build_decoder(train.shape, image_size, config.width).to(train.device)
-    optimizer = torch.optim.Adam(decoder.parameters(), lr=config.learning_rate)
+    decoder = build_decoder(train.shape, image_size, config.width).to(train.device,
+                                                                     memory_format=torch.channels_last)
+    # The fused Adam updates all parameters in one kernel: 7x faster than the loop for the linear decoders.
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=config.learning_rate, fused=True)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
     best, best_state, stale, history = math.inf, copy.deepcopy(decoder.state_dict()), 0, []
     step = 0
