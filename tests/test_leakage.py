@@ -49,7 +49,9 @@ def test_resume_after_a_kill_gives_the_same_table(tmp_path):
     write_outputs(straight, tmp_path / "straight")
     with pytest.raises(KeyboardInterrupt):
         run_leakage(_request(tmp_path / "killed", points="1,2,3"), _interrupt_after_first_point)
-    assert sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()) == ["run.json", "z1.json", "z1.pt"]
+    saved = sorted(p.name for p in (tmp_path / "killed" / "checkpoints").iterdir())
+    assert len(saved) == 3 and saved[2] == "run.json"  # z = 1's row and reconstructions
+    assert saved[0].endswith(".json") and saved[1] == saved[0].replace(".json", ".pt")
     with pytest.raises(EdgeprofError, match="pass --resume"):
         run_leakage(_request(tmp_path / "killed", points="1,2,3"))
     resumed = run_leakage(_request(tmp_path / "killed", points="1,2,3", resume=True))
@@ -57,6 +59,57 @@ def test_resume_after_a_kill_gives_the_same_table(tmp_path):
     assert (tmp_path / "killed" / "leakage.csv").read_text() == (tmp_path / "straight" / "leakage.csv").read_text()
     with pytest.raises(EdgeprofError, match="other settings"):
         run_leakage(_request(tmp_path / "killed", points="1,2,3", resume=True, seed=7))
+
+
+def test_a_run_that_fails_before_finishing_a_point_does_not_ask_for_resume(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        run_leakage(_request(tmp_path, points="1,2"), _interrupt_in_first_training)
+    assert (tmp_path / "checkpoints" / "run.json").exists()
+    result = run_leakage(_request(tmp_path, points="1"))  # no --resume needed: nothing was finished
+    assert [row["z"] for row in result.rows] == [1]
+
+
+def _interrupt_in_first_training(label, done, total):
+    if label != "points" and done == 5:
+        raise KeyboardInterrupt
+
+
+def test_repeats_measure_the_attack_spread_and_widen_the_interval(tmp_path):
+    result = run_leakage(_request(tmp_path, points="2", repeats=3))
+    row = result.rows[0]
+    assert row["repeats"] == 3 and len(row["ssim_repeats"]) == len(set(row["ssim_repeats"])) == 3
+    assert row["ssim_mean"] == pytest.approx(sum(row["ssim_repeats"]) / 3, abs=2e-6)
+    assert row["ssim_repeats_sd"] > 0
+    images_half = row["ssim_mean"] - row["ssim_images_ci95_low"]
+    attack_half = row["ssim_mean"] - row["ssim_attack_ci95_low"]
+    total_half = row["ssim_mean"] - row["ssim_ci95_low"]  # the high end may be clipped at 1
+    assert total_half == pytest.approx((images_half**2 + attack_half**2) ** 0.5, abs=2e-6)
+    assert [len(t["history"]) for t in row["training"]] == [10, 10, 10]  # 20 steps, validated every 2
+    assert len({t["seed"] for t in row["training"]}) == 3
+    assert row["eval_sources"] == 2  # builtin: crops of two pictures, so the images interval has n = 2
+    assert not any("one decoder per point" in w for w in result.metadata["warnings"])
+
+
+def test_the_decoder_seed_moves_only_the_attack(tmp_path):
+    first = run_leakage(_request(tmp_path / "a", points="2", decoder_seed=0))
+    again = run_leakage(_request(tmp_path / "b", points="2", decoder_seed=0))
+    other = run_leakage(_request(tmp_path / "c", points="2", decoder_seed=1))
+    assert first.rows[0]["ssim_mean"] == again.rows[0]["ssim_mean"] != other.rows[0]["ssim_mean"]
+    assert first.rows[0]["baseline_ssim"] == other.rows[0]["baseline_ssim"]  # same images, same target
+    assert any("one decoder per point" in w for w in first.metadata["warnings"])
+
+
+def test_one_evaluation_image_gives_n_equals_1_not_a_zero_width_interval(run_cli, tmp_path):
+    folder = tmp_path / "three"
+    folder.mkdir()
+    for index in range(3):  # three files: one each for train, val and eval
+        Image.new("RGB", (40, 40), (60 * index, 90, 200 - 50 * index)).save(folder / f"{index}.png")
+    result = run_cli("leakage", "--model", "lenet7", "--data", folder, "--points", "1", "--steps", "4",
+                     "--train-images", "8", "--device", "cpu", "-o", tmp_path / "out")
+    assert result.code == 0, result.err
+    assert "n = 1" in result.out and "the evaluation set holds 1 image(s): n = 1" in result.out
+    row = next(csv.DictReader((tmp_path / "out" / "leakage.csv").open()))
+    assert row["eval_images"] == "1" and row["ssim_ci95_low"] == "" and row["ssim_images_ci95_low"] == ""
 
 
 def test_outputs_and_attaching_to_a_profile(tmp_path):
@@ -109,7 +162,8 @@ def _folder_of(tmp_path: Path, count: int, size: int) -> Path:
 )
 def test_bad_data_is_exit_2_with_nothing_written(run_cli, tmp_path, make_data, message):
     outdir = tmp_path / "out"
-    result = run_cli("leakage", "--model", "lenet7", "--data", make_data(tmp_path), "--steps", "5", "-o", outdir)
+    result = run_cli("leakage", "--model", "lenet7", "--data", make_data(tmp_path), "--small-images", "skip",
+                     "--steps", "5", "-o", outdir)
     assert result.code == 2 and message in result.err and len(result.err.strip().splitlines()) == 1
     assert not (outdir / "leakage.csv").exists()
 

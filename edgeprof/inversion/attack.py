@@ -2,8 +2,8 @@
 
 - Black-box inverse network (`train_inverse_network`, the default): the attacker queries the frozen
   device-side prefix on images it holds and trains a decoder from features back to images, with pixel MSE
-  and an optional SSIM term, stopping early on a validation split. Its score on held-out victim images is a
-  lower bound on what a stronger attacker could do.
+  and an optional SSIM term, keeping the weights that do best on its own held-out validation images. Its
+  score on held-out victim images is a lower bound on what a stronger attacker could do.
 - White-box rMLE (`reconstruct_rmle`): knowing the prefix's weights, optimise an input until its features
   match the observed ones, with a total-variation prior (He et al. 2019). No training data, but many
   iterations per image, so it is evaluated on fewer images.
@@ -37,8 +37,8 @@ class InverseNetConfig:
     learning_rate: float = 1e-3
     width: int = 32
     ssim_weight: float = 0.0  # loss = mse + ssim_weight * (1 - ssim)
-    eval_every: int = 50
-    patience: int = 4  # validations without improvement before stopping
+    validations: int = 10  # evenly spaced validation passes; the weights best on val are kept
+    patience: int = 3  # stop after this many validations without improvement, but only in the second half
     cache_bytes: int = 2 * 2**30
 
 
@@ -116,6 +116,7 @@ def _validation_loss(decoder: nn.Module, features: Features, batch_size: int) ->
 class TrainedDecoder:
     decoder: nn.Module
     steps: int  # steps actually taken (early stopping may end sooner)
+    best_step: int  # the step whose weights were kept
     best_validation_mse: float
     history: list[tuple[int, float, float]]  # (step, train loss, validation mse)
 
@@ -128,15 +129,22 @@ def train_inverse_network(
     seed: int,
     progress: Callable[[int], None] | None = None,
 ) -> TrainedDecoder:
-    """Train a decoder from `train` features to their images; keep the weights best on `val`."""
+    """Train a decoder from `train` features to their images; keep the weights best on `val`.
+
+    Validation runs `config.validations` times, evenly spaced. Training stops early after `config.patience`
+    validations without improvement, never in the first half of the budget: with one noisy validation set a
+    stop after the first validations kept weights from step 50 of 300 and moved SSIM by 0.08.
+    """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    decoder = build_decoder(train.shape, image_size, config.width).to(train.device,
-                                                                     memory_format=torch.channels_last)
+    channels = train.targets(torch.arange(1)).shape[1]
+    decoder = build_decoder(train.shape, image_size, config.width, channels).to(
+        train.device, memory_format=torch.channels_last)
     # The fused Adam updates all parameters in one kernel: 7x faster than the loop for the linear decoders.
     optimizer = torch.optim.Adam(decoder.parameters(), lr=config.learning_rate, fused=True)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
-    best, best_state, stale, history = math.inf, copy.deepcopy(decoder.state_dict()), 0, []
+    every = max(1, config.steps // max(1, config.validations))
+    best, best_step, best_state, stale, history = math.inf, 0, copy.deepcopy(decoder.state_dict()), 0, []
     step = 0
     for step in range(1, config.steps + 1):
         decoder.train()
@@ -149,20 +157,20 @@ def train_inverse_network(
         loss.backward()
         optimizer.step()
         schedule.step()
-        if step % config.eval_every == 0 or step == config.steps:
+        if progress:
+            progress(step)
+        if step % every == 0 or step == config.steps:
             validation = _validation_loss(decoder, val, config.batch_size)
             history.append((step, round(loss.item(), 6), round(validation, 6)))
             if validation < best:
-                best, best_state, stale = validation, copy.deepcopy(decoder.state_dict()), 0
+                best, best_step, best_state, stale = validation, step, copy.deepcopy(decoder.state_dict()), 0
             else:
                 stale += 1
-                if stale >= config.patience:
+                if config.patience and stale >= config.patience and 2 * step >= config.steps:
                     break
-        if progress:
-            progress(step)
     decoder.load_state_dict(best_state)
     decoder.eval()
-    return TrainedDecoder(decoder, step, best, history)
+    return TrainedDecoder(decoder, step, best_step, best, history)
 
 
 def reconstruct_with_decoder(decoder: nn.Module, features: Features, batch_size: int = 64) -> torch.Tensor:

@@ -5,6 +5,10 @@ rows line up with the profile's `partition_points`) and scores its reconstructio
 with SSIM. z = 0 uploads the raw input (SSIM 1 by definition) and z = L uploads nothing (0 by definition,
 seed 001 eq. 3). Every finished point is checkpointed in OUTDIR/checkpoints, so `resume=True` continues a
 killed run to the same table.
+
+Two things make a score move: which images were evaluated and how the attack's training went. The first is
+measured over the evaluation images' sources (crops of one picture are one sample), the second over
+`repeats` decoders trained with different seeds; the reported interval combines both.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from edgeprof.inversion.attack import (
 )
 from edgeprof.inversion.data import ImageSplits, load_images, mean_image, to_float
 from edgeprof.inversion.ssim import SSIM_DESCRIPTION, mse, psnr, ssim
-from edgeprof.profiler.models import default_input_size, load_model
+from edgeprof.profiler.models import RANDOM_INIT, default_input_size, load_model
 from edgeprof.profiler.static import analyze, runnable_graph
 from edgeprof.profiler.timing import fixed_threads, resolve_device
 from edgeprof.stats import mean_interval
@@ -44,13 +48,19 @@ from edgeprof.stats import mean_interval
 ATTACKS = ("inverse-net", "rmle")
 RECOGNISABLE_SSIM = 0.3  # He et al. 2019: below this a reconstruction is "unrecognisable"
 SAMPLE_IMAGES = 6  # reconstructions kept per point for the picture
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+MIN_EVAL_SOURCES = 30  # fewer distinct evaluation images than this give an interval too wide to rank points
+NORMALIZATIONS = {  # name -> (mean, std) per channel of images in [0, 1]
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "mnist": ((0.1307,), (0.3081,)),
+    "unit": ((0.5,), (0.5,)),  # [-1, 1]
+    "none": ((0.0,), (1.0,)),  # [0, 1] as is
+}
 
 
 @dataclass(frozen=True)
 class Preset:
-    """An attack budget: image size cap, image counts, training steps and decoder width."""
+    """An attack budget: image size cap, image counts, training steps, decoder width and repeats."""
 
     max_input_size: int
     train_images: int
@@ -61,15 +71,16 @@ class Preset:
     width: int
     rmle_images: int
     rmle_iterations: int
+    repeats: int
 
 
 PRESETS = {
     # Minutes on 2 CPU cores; numbers only show the shape of the curve.
-    "smoke": Preset(64, 1200, 100, 100, 300, 32, 32, 8, 200),
+    "smoke": Preset(64, 1200, 100, 100, 300, 32, 32, 8, 200, 1),
     # A GPU at 224 px with a real image folder.
-    "default": Preset(224, 10_000, 500, 500, 8_000, 64, 128, 32, 2_000),
+    "default": Preset(224, 10_000, 500, 500, 8_000, 64, 128, 32, 2_000, 3),
     # Close to He et al.'s 50 epochs over 50k images.
-    "paper": Preset(224, 50_000, 1_000, 1_000, 40_000, 64, 256, 32, 5_000),
+    "paper": Preset(224, 50_000, 1_000, 1_000, 40_000, 64, 256, 32, 5_000, 3),
 }
 
 
@@ -86,53 +97,126 @@ class LeakageRequest:
     attack: str = "inverse-net"
     weights: str | None = None
     device: str = "cpu"
-    seed: int = 0
+    seed: int = 0  # data split, crops and the target's random init
     resume: bool = False
     steps: int | None = None
     train_images: int | None = None
     ssim_weight: float = 0.0
     threads: int | None = None
+    decoder_seed: int = 0  # the attack's own randomness: decoder init and batch order
+    repeats: int | None = None  # decoders per point (default: the preset's)
+    normalize: str = "imagenet"
+    small_images: str = "upscale"
 
 
 @dataclass
 class LeakageResult:
     rows: list[dict[str, Any]]
     metadata: dict[str, Any]
-    samples: dict[int, torch.Tensor] = field(default_factory=dict)  # z -> uint8 reconstructions
+    samples: dict[int, torch.Tensor] = field(default_factory=dict)  # position -> uint8 reconstructions
     originals: torch.Tensor | None = None
 
 
-def _selected_points(spec: str, num_points: int) -> list[int]:
+@dataclass(frozen=True)
+class _Point:
+    """A place the attack is run: a partition point z of the profile."""
+
+    z: int
+    position: int  # the cut's position in the traced graph
+    after: str | None
+
+
+def _selected_points(spec: str, points: list[_Point]) -> list[_Point]:
     if spec == "all":
-        return list(range(num_points))
+        return points
     try:
         chosen = sorted({int(part) for part in spec.split(",") if part.strip()})
     except ValueError:
         raise EdgeprofError(f"--points must be 'all' or comma-separated integers z, got {spec!r}") from None
-    unknown = [z for z in chosen if not 0 <= z < num_points]
+    unknown = [z for z in chosen if not 0 <= z < len(points)]
     if unknown or not chosen:
-        raise EdgeprofError(f"unknown partition points {unknown or spec!r}: this model has z = 0..{num_points - 1} "
+        raise EdgeprofError(f"unknown partition points {unknown or spec!r}: this model has z = 0..{len(points) - 1} "
                             "(see `edgeprof profile`)")
-    return chosen
+    return [points[z] for z in chosen]
 
 
-def _normalized(prefix: Callable[[torch.Tensor], Any], device: torch.device) -> Callable[[torch.Tensor], Any]:
-    """The victim's pipeline: ImageNet normalisation, then the device-side prefix (channels-last, faster)."""
-    mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
+def resolve_normalization(spec: str, channels: int, weights: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel (mean, std) the victim applies to [0, 1] images before the model.
+
+    `spec` is a name of `NORMALIZATIONS`, "weights" (the torchvision weights' own transform) or "M,M,M/S,S,S".
+    """
+    if spec in NORMALIZATIONS:
+        mean, std = NORMALIZATIONS[spec]
+    elif spec == "weights":
+        if not weights.startswith("torchvision:"):
+            raise EdgeprofError(f"--normalize weights needs torchvision weights (these are {weights}); give the "
+                                "mean and std as M,M,M/S,S,S instead")
+        import torchvision
+
+        transform = torchvision.models.get_weight(weights.removeprefix("torchvision:")).transforms()
+        mean, std = tuple(transform.mean), tuple(transform.std)
+    else:
+        try:
+            mean_text, std_text = spec.split("/")
+            mean, std = tuple(map(float, mean_text.split(","))), tuple(map(float, std_text.split(",")))
+        except ValueError:
+            raise EdgeprofError(f"--normalize must be one of {', '.join(NORMALIZATIONS)}, weights, or M,M,M/S,S,S "
+                                f"(per-channel mean/std of [0, 1] images), got {spec!r}") from None
+    if len(mean) == 1:
+        mean, std = mean * channels, std * channels
+    if len(mean) != channels or len(std) != channels or min(std) <= 0:
+        raise EdgeprofError(f"--normalize {spec} gives {len(mean)} means and {len(std)} standard deviations "
+                            f"(all > 0 needed) for a {channels}-channel model")
+    return mean, std
+
+
+def _normalized(prefix: Callable[[torch.Tensor], Any], mean_std: tuple[tuple[float, ...], tuple[float, ...]],
+                device: torch.device) -> Callable[[torch.Tensor], Any]:
+    """The victim's pipeline: normalisation, then the device-side prefix (channels-last, faster)."""
+    mean = torch.tensor(mean_std[0], device=device).view(1, -1, 1, 1)
+    std = torch.tensor(mean_std[1], device=device).view(1, -1, 1, 1)
     return lambda image: prefix(fast_layout((image - mean) / std))
 
 
-def _scores(recon: torch.Tensor, truth: torch.Tensor, baseline: float) -> dict[str, Any]:
-    per_image = ssim(recon, truth).cpu().double()
-    mean, low, high = mean_interval(per_image.numpy())
+def _half_width(samples: torch.Tensor) -> float | None:
+    """Half-width of the 95% Student-t interval of the mean of `samples`; None for a single sample."""
+    if len(samples) < 2:
+        return None
+    mean, _, high = mean_interval(samples.numpy())
+    return high - mean
+
+
+def _scores(per_repeat_ssim: torch.Tensor, sources: torch.Tensor, baseline: float) -> dict[str, Any]:
+    """SSIM statistics of R repeats x N evaluation images, with intervals over sources and over repeats.
+
+    The images interval is a t-interval over the mean SSIM of each source (file or picture); the attack
+    interval one over the R repeat means; the reported interval adds their half-widths in quadrature. Each
+    is None when it has a single sample to go on (n = 1).
+    """
+    per_image = per_repeat_ssim.double().mean(dim=0)
+    mean = float(per_image.mean())
+    groups = sources.unique()
+    by_source = torch.stack([per_image[sources == group].mean() for group in groups])
+    images_half = _half_width(by_source)
+    attack_half = _half_width(per_repeat_ssim.double().mean(dim=1))
+    total_half = None if images_half is None else math.hypot(images_half, attack_half or 0.0)
+
+    def bounds(half: float | None) -> tuple[float | None, float | None]:  # clipped to SSIM's range
+        return (None, None) if half is None else (round(max(-1.0, mean - half), 6), round(min(1.0, mean + half), 6))
+
+    low, high = bounds(total_half)
+    images_low, images_high = bounds(images_half)
+    attack_low, attack_high = bounds(attack_half)
     return {
+        "repeats": len(per_repeat_ssim),
+        "eval_sources": len(groups),
         "ssim_mean": round(mean, 6),
-        "ssim_std": round(float(per_image.std(unbiased=True)) if len(per_image) > 1 else 0.0, 6),
-        "ssim_ci95_low": round(low, 6),
-        "ssim_ci95_high": round(high, 6),
-        "psnr_mean": round(float(psnr(recon, truth).mean()), 4),
-        "mse_mean": round(float(mse(recon, truth).mean()), 6),
+        "ssim_std": round(float(per_image.std()), 6) if len(per_image) > 1 else 0.0,
+        "ssim_ci95_low": low, "ssim_ci95_high": high,
+        "ssim_images_ci95_low": images_low, "ssim_images_ci95_high": images_high,
+        "ssim_attack_ci95_low": attack_low, "ssim_attack_ci95_high": attack_high,
+        "ssim_repeats_sd": round(float(per_repeat_ssim.double().mean(dim=1).std()), 6)
+        if len(per_repeat_ssim) > 1 else None,
         "leakage_norm": round(min(1.0, max(0.0, (mean - baseline) / (1 - baseline))), 6),
         "share_ssim_above_0_3": round(float((per_image > RECOGNISABLE_SSIM).double().mean()), 6),
     }
@@ -156,6 +240,12 @@ def _spatial_shape(analysis: Any, node: Any) -> tuple[int, ...] | None:
     return tuple(source_shape[1:]) if source_shape[0] == out_shape[0] else None
 
 
+def _decoder_seed(decoder_seed: int, position: int, repeat: int) -> int:
+    """The seed of one decoder: fixed by --decoder-seed, the point and the repeat, independent of --seed."""
+    digest = hashlib.sha256(f"{decoder_seed}\0{position}\0{repeat}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
 def _fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -168,23 +258,66 @@ def _check_outdir(outdir: Path) -> None:
 
 
 def _prepare_outdir(outdir: Path, fingerprint: str, resume: bool) -> Path:
-    """OUTDIR/checkpoints, fresh or (with resume) from the same settings."""
+    """OUTDIR/checkpoints, fresh or (with resume) from the same settings.
+
+    Only finished points count as an earlier run: a run that failed before finishing one (a bad model, data
+    or interrupt during the first point) leaves nothing to resume, so the next run starts afresh.
+    """
     _check_outdir(outdir)
     checkpoints = outdir / "checkpoints"
     marker = checkpoints / "run.json"
-    if marker.exists():
+    finished = list(checkpoints.glob("p*.json")) if checkpoints.is_dir() else []
+    if marker.exists() and finished:
         previous = json.loads(marker.read_text())["fingerprint"]
         if not resume:
             raise EdgeprofError(f"{outdir} holds checkpoints of an earlier run: pass --resume to continue it, "
                                 "or choose another OUTDIR")
         if previous != fingerprint:
             raise EdgeprofError(f"{outdir} holds checkpoints of a run with other settings; --resume needs the same "
-                                "model, data, preset, points' budget and seed")
+                                "model, data, preset, points' budget and seeds")
     elif checkpoints.exists():
-        shutil.rmtree(checkpoints)  # an interrupted start without its marker holds nothing reusable
+        shutil.rmtree(checkpoints)  # nothing finished: nothing reusable
     checkpoints.mkdir(parents=True, exist_ok=True)
     write_text_atomic(marker, json.dumps({"fingerprint": fingerprint}) + "\n")
     return checkpoints
+
+
+def _input_size(request: LeakageRequest, cap: int) -> int:
+    """--input-size, else the model's own size capped by the preset (an exported file keeps its own)."""
+    if request.input_size:
+        return request.input_size
+    if Path(request.model).suffix == ".pt2" and Path(request.model).is_file():
+        return load_model(request.model).input_shape[-1]
+    return min(cap, default_input_size(request.model))
+
+
+def _image_channels(analysis: Any) -> int:
+    shape = analysis.model.input_shape
+    if len(shape) != 4 or shape[1] not in (1, 3) or shape[2] != shape[3]:
+        raise EdgeprofError(f"{analysis.model.name} takes input of shape {list(shape)}; leakage needs square "
+                            "1-channel (grayscale) or 3-channel (RGB) images")
+    return shape[1]
+
+
+def _warnings(images: ImageSplits, runnable: Any, repeats: int, attack: str, eval_count: int) -> list[str]:
+    warnings = list(images.warnings)
+    sources = len(images.eval_sources.unique())
+    kind = "picture(s)" if images.smoke_test_only else "image(s)"
+    if sources < 2:
+        warnings.append(f"the evaluation set holds {sources} {kind}: n = 1, no interval can be given; use --data "
+                        f"with at least {MIN_EVAL_SOURCES * 5} images")
+    elif sources < MIN_EVAL_SOURCES:
+        crops = f" ({eval_count} crops of them)" if eval_count > sources else ""
+        warnings.append(f"the evaluation set holds only {sources} distinct {kind}{crops}: the interval counts "
+                        f"{kind}, so it is wide; at least {MIN_EVAL_SOURCES} are needed to rank nearby points "
+                        f"(--data with {MIN_EVAL_SOURCES * 5} or more images)")
+    if attack == "inverse-net" and repeats == 1:
+        warnings.append("one decoder per point: the interval covers the evaluation images only, not the spread of "
+                        "the attack's training; --repeats 3 measures it")
+    if runnable.weights == RANDOM_INIT:
+        warnings.append("random-init weights: deep-layer leakage is typically overstated compared with a trained "
+                        "model")
+    return warnings
 
 
 def run_leakage(
@@ -196,22 +329,30 @@ def run_leakage(
         raise EdgeprofError(f"unknown preset {request.preset!r}: use one of {', '.join(PRESETS)}")
     if request.attack not in ATTACKS:
         raise EdgeprofError(f"unknown attack {request.attack!r}: use one of {', '.join(ATTACKS)}")
+    if request.repeats is not None and request.repeats < 1:
+        raise EdgeprofError(f"--repeats must be at least 1, got {request.repeats}")
+    if request.attack == "rmle" and (request.repeats or 1) > 1:
+        raise EdgeprofError("rmle starts every image from mid-grey and has no randomness to repeat: --repeats "
+                            "applies to the inverse-net attack")
     _check_outdir(Path(request.outdir))
     preset = PRESETS[request.preset]
-    size = request.input_size or min(preset.max_input_size, default_input_size(request.model))
+    size = _input_size(request, preset.max_input_size)
     budget = dataclasses.replace(
         preset,
         steps=request.steps or preset.steps,
         train_images=request.train_images or preset.train_images,
+        repeats=1 if request.attack == "rmle" else request.repeats or preset.repeats,
     )
     device = resolve_device(request.device)
 
     analysis = analyze(load_model(request.model, request.weights, size))
-    num_points = len(analysis.cuts)
-    points = _selected_points(request.points, num_points)
+    channels = _image_channels(analysis)
+    points = [_Point(z, k, analysis.graph.describe_cut(k)) for z, k in enumerate(analysis.cuts)]
+    points = _selected_points(request.points, points)
     runnable = load_model(request.model, request.weights, size, device="cpu", seed=request.seed)
+    mean_std = resolve_normalization(request.normalize, channels, runnable.weights)
     images = load_images(request.data, size, (budget.train_images, budget.val_images, budget.eval_images),
-                         request.seed)
+                         request.seed, channels, request.small_images)
     config = InverseNetConfig(steps=budget.steps, batch_size=budget.batch_size, width=budget.width,
                               ssim_weight=request.ssim_weight)
     rmle = RmleConfig(iterations=budget.rmle_iterations)
@@ -219,26 +360,32 @@ def run_leakage(
         "model": request.model, "weights": runnable.weights, "weights_sha256": runnable.weights_sha256,
         "input_size": size, "preset": request.preset, "budget": dataclasses.asdict(budget),
         "attack": request.attack, "inverse_net": dataclasses.asdict(config), "rmle": dataclasses.asdict(rmle),
-        "data": images.summary, "seed": request.seed, "cuts": analysis.cuts,
+        "data": images.summary, "seed": request.seed, "decoder_seed": request.decoder_seed, "cuts": analysis.cuts,
+        "normalization": mean_std,
     }
     checkpoints = _prepare_outdir(Path(request.outdir), _fingerprint(settings), request.resume)
 
     graph = runnable_graph(analysis, runnable)
-    graph.module.to(device, memory_format=torch.channels_last).eval()
+    graph.module.to(device, memory_format=torch.channels_last)
+    if graph.method != "export":  # exported programs are already in inference form and refuse eval()
+        graph.module.eval()
     for parameter in graph.module.parameters():
         parameter.requires_grad_(False)
     eval_images = to_float(images.eval).to(device)
     baseline = float(ssim(mean_image(images.train).to(device).expand_as(eval_images), eval_images).mean())
-    run = _Run(request, analysis, graph, images, eval_images, baseline, budget, config, rmle, device, checkpoints,
-               progress)
+    if baseline >= 1 - 1e-9:
+        raise EdgeprofError("every evaluation image equals the attacker's mean image (are all images blank or "
+                            "saturated?); check the data")
+    run = _Run(request, analysis, graph, images, eval_images, baseline, budget, config, rmle, mean_std, device,
+               checkpoints, progress)
     result = LeakageResult([], {}, originals=images.eval[:SAMPLE_IMAGES])
     seconds = {}
     with fixed_threads(request.threads if device.type == "cpu" else None) as threads:
-        for done, z in enumerate(points):
-            row, sample, seconds[z] = run.point(z)
+        for done, point in enumerate(points):
+            row, sample, seconds[point.position] = run.point(point)
             result.rows.append(row)
             if sample is not None:
-                result.samples[z] = sample
+                result.samples[point.position] = sample
             if progress:
                 progress("points", done + 1, len(points))
     result.metadata = {
@@ -246,21 +393,26 @@ def run_leakage(
         "torch": torch.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "model": {"name": request.model, "source": runnable.source, "weights": runnable.weights,
-                  "weights_sha256": runnable.weights_sha256, "input_size": size},
+                  "weights_sha256": runnable.weights_sha256, "input_size": size, "channels": channels},
         "seed": request.seed,
+        "decoder_seed": request.decoder_seed,
         "preset": request.preset,
         "budget": dataclasses.asdict(budget),
         "attack": {"name": request.attack, "inverse_net": dataclasses.asdict(config),
                    "rmle": dataclasses.asdict(rmle) if request.attack == "rmle" else None},
         "data": {"source": images.source, "smoke_test_only": images.smoke_test_only, **images.summary},
         "ssim": SSIM_DESCRIPTION,
+        "intervals": ("95% Student-t; images: over the mean SSIM of each evaluation source (file or picture); "
+                      "attack: over the repeats' means; reported: the two half-widths added in quadrature"),
         "baseline_ssim": round(baseline, 6),
         "device": str(device),
         "threads": threads,
-        "normalisation": "ImageNet mean/std before the model; SSIM on [0, 1] pixels",
+        "normalization": {"name": request.normalize, "mean": mean_std[0], "std": mean_std[1],
+                          "note": "applied to [0, 1] images before the model; SSIM on [0, 1] pixels"},
         "seconds_per_point": seconds,
-        "random_init_warning": None if runnable.weights != "random init" else (
+        "random_init_warning": None if runnable.weights != RANDOM_INIT else (
             "random-init weights: deep-layer leakage is typically overstated compared with a trained model"),
+        "warnings": _warnings(images, runnable, budget.repeats, request.attack, len(images.eval)),
     }
     return result
 
@@ -278,28 +430,29 @@ class _Run:
     budget: Preset
     config: InverseNetConfig
     rmle: RmleConfig
+    mean_std: tuple[tuple[float, ...], tuple[float, ...]]
     device: torch.device
     checkpoints: Path
     progress: Callable[[str, int, int], None] | None
     last: tuple[int, dict[str, Features]] | None = None  # the previous point's cut and features
 
-    def point(self, z: int) -> tuple[dict[str, Any], torch.Tensor | None, float]:
-        """Point z's row (from its checkpoint when there is one), sample reconstructions and seconds taken."""
-        saved_row, saved_sample = self.checkpoints / f"z{z}.json", self.checkpoints / f"z{z}.pt"
+    def point(self, point: _Point) -> tuple[dict[str, Any], torch.Tensor | None, float]:
+        """The point's row (from its checkpoint when there is one), sample reconstructions and seconds taken."""
+        saved_row = self.checkpoints / f"p{point.position}.json"
+        saved_sample = self.checkpoints / f"p{point.position}.pt"
         if saved_row.exists():
             saved = json.loads(saved_row.read_text())
             sample = torch.load(saved_sample) if saved_sample.exists() else None
             return saved["row"], sample, saved["seconds"]
         started = time.perf_counter()
-        k = self.analysis.cuts[z]
-        row = {"z": z, "after": self.analysis.graph.describe_cut(k),
-               "layer": self.analysis.layers[z - 1].name if z else None,
+        z, k = point.z, point.position
+        row = {"z": z, "position": k, "after": point.after, "layer": self.analysis.layers[z - 1].name if z else None,
                "model": self.request.model, "input_size": self.eval_images.shape[-1]}
-        if z in (0, len(self.analysis.cuts) - 1):
-            row.update(self._by_definition(z, k))
+        if k in (0, self.analysis.cuts[-1]):
+            row.update(self._by_definition(k))
             sample = None
         else:
-            scores, sample = self._attack(z, k)
+            scores, sample = self._attack(point)
             row.update(scores)
             torch.save(sample, saved_sample)
         row["baseline_ssim"] = round(self.baseline, 6)
@@ -307,14 +460,15 @@ class _Run:
         write_text_atomic(saved_row, json.dumps({"row": row, "seconds": seconds}) + "\n")
         return row, sample, seconds
 
-    def _by_definition(self, z: int, k: int) -> dict[str, Any]:
+    def _by_definition(self, k: int) -> dict[str, Any]:
         """z = 0 uploads the input itself (SSIM 1); z = L uploads nothing (SSIM 0)."""
-        value = 1.0 if z == 0 else 0.0
-        shape = tuple(self.analysis.model.input_shape[1:]) if z == 0 else ()
+        value = 1.0 if k == 0 else 0.0
+        shape = tuple(self.analysis.model.input_shape[1:]) if k == 0 else ()
         return {
             "feature_shape": "x".join(map(str, shape)), "decoder_input": "",
             "feature_bytes": self.analysis.model.dtype.itemsize * math.prod(shape) if shape else 0,
             "attack": "by definition", "train_images": 0, "steps": 0, "eval_images": len(self.eval_images),
+            "repeats": 0, "eval_sources": len(self.images.eval_sources.unique()),
             "ssim_mean": value, "ssim_std": 0.0, "ssim_ci95_low": value, "ssim_ci95_high": value,
             "psnr_mean": None, "mse_mean": 0.0 if value == 1 else None,
             "leakage_norm": value, "share_ssim_above_0_3": value,
@@ -330,7 +484,7 @@ class _Run:
             compute = {split: lambda index, f=previous[split]: segment(fast_layout(f.sent(index)))
                        for split in splits}
         else:
-            prefix = _normalized(self.graph.segment(0, k), self.device)
+            prefix = _normalized(self.graph.segment(0, k), self.mean_std, self.device)
             compute = {split: lambda index, images=images: prefix(to_float(images[index]).to(self.device))
                        for split, images in splits.items()}
         self.last = None  # free the previous point's features before computing these
@@ -339,40 +493,55 @@ class _Run:
         self.last = (k, features)
         return features
 
-    def _attack(self, z: int, k: int) -> tuple[dict[str, Any], torch.Tensor]:
+    def _attack(self, point: _Point) -> tuple[dict[str, Any], torch.Tensor]:
+        k = point.position
         if len(self.analysis.crossing[k]) != 1:
-            raise EdgeprofError(f"partition point z={z} sends several tensors; leakage covers single-tensor points")
+            raise EdgeprofError(f"partition point {point.after} sends several tensors; leakage covers single-tensor "
+                                "points")
         spatial = _spatial_shape(self.analysis, self.analysis.crossing[k][0])
-        seed = self.request.seed * 1009 + z
+        truth = self.eval_images
         if self.request.attack == "inverse-net":
             features = self._features(k, spatial)
-            train, held_out = features["train"], features["eval"]
-            report = self._reporter(f"z={z} training", self.config.steps)
-            trained = train_inverse_network(train, features["val"], self.eval_images.shape[-1], self.config, seed,
-                                            report)
-            recon, truth, steps = reconstruct_with_decoder(trained.decoder, held_out), self.eval_images, trained.steps
-            train_images, decoder_input = len(train), train.shape
+            recons, training = [], []
+            for repeat in range(self.budget.repeats):
+                seed = _decoder_seed(self.request.decoder_seed, k, repeat)
+                report = self._reporter(f"{point.after}: decoder {repeat + 1}/{self.budget.repeats}",
+                                        self.config.steps)
+                trained = train_inverse_network(features["train"], features["val"], truth.shape[-1], self.config,
+                                                seed, report)
+                recons.append(reconstruct_with_decoder(trained.decoder, features["eval"]))
+                training.append({"seed": seed, "steps": trained.steps, "best_step": trained.best_step,
+                                 "best_validation_mse": round(trained.best_validation_mse, 6),
+                                 "history": trained.history})
+            train_images, decoder_input = len(features["train"]), features["train"].shape
+            sources = self.images.eval_sources
         else:
-            prefix = _normalized(self.graph.segment(0, k), self.device)
+            prefix = _normalized(self.graph.segment(0, k), self.mean_std, self.device)
             if spatial is not None:  # the attacker knows the architecture: it undoes the flatten
                 flat_prefix = prefix
                 prefix = lambda image: flat_prefix(image).reshape(-1, *spatial)
-            index = torch.arange(min(self.budget.rmle_images, len(self.images.eval)))
-            truth = self.eval_images[index]
+            index = torch.arange(min(self.budget.rmle_images, len(truth)))
+            truth, sources = truth[index], self.images.eval_sources[index]
             with torch.no_grad():
                 observed = prefix(truth)
-            report = self._reporter(f"z={z} rMLE", self.rmle.iterations)
+            report = self._reporter(f"{point.after}: rMLE", self.rmle.iterations)
             with torch.enable_grad():
-                recon = reconstruct_rmle(prefix, observed, tuple(truth.shape[1:]), self.rmle, seed, report)
-            steps, train_images, decoder_input = self.rmle.iterations, 0, tuple(observed.shape[1:])
+                recons = [reconstruct_rmle(prefix, observed, tuple(truth.shape[1:]), self.rmle, 0, report)]
+            train_images, decoder_input, training = 0, tuple(observed.shape[1:]), []
+        per_repeat = torch.stack([ssim(recon, truth).cpu() for recon in recons])
         sent = self.analysis.costs[self.analysis.crossing[k][0]].outputs[0][0][1:]
         scores = {
             "feature_shape": "x".join(map(str, sent)), "decoder_input": "x".join(map(str, decoder_input)),
             "feature_bytes": self.analysis.model.dtype.itemsize * math.prod(sent),
-            "attack": self.request.attack, "train_images": train_images, "steps": steps,
-            "eval_images": len(truth), **_scores(recon, truth, self.baseline),
+            "attack": self.request.attack, "train_images": train_images,
+            "steps": self.config.steps if training else self.rmle.iterations, "eval_images": len(truth),
+            **_scores(per_repeat, sources, self.baseline),
+            "psnr_mean": round(float(torch.stack([psnr(r, truth).cpu() for r in recons]).mean()), 4),
+            "mse_mean": round(float(torch.stack([mse(r, truth).cpu() for r in recons]).mean()), 6),
+            "ssim_repeats": [round(float(value), 6) for value in per_repeat.double().mean(dim=1)],
+            "training": training,
         }
-        sample = (recon[:SAMPLE_IMAGES].clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+        sample = (recons[0][:SAMPLE_IMAGES].clamp(0, 1) * 255).round().to(torch.uint8).cpu()
         return scores, sample
 
     def _reporter(self, label: str, total: int) -> Callable[[int], None] | None:

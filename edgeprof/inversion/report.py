@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,11 @@ from edgeprof.errors import EdgeprofError
 from edgeprof.files import atomic_output, write_text_atomic
 
 COLUMNS = [
-    "z", "after", "layer", "model", "input_size", "feature_shape", "decoder_input", "feature_bytes", "attack",
-    "train_images",
-    "steps", "eval_images", "ssim_mean", "ssim_std", "ssim_ci95_low", "ssim_ci95_high", "psnr_mean", "mse_mean",
-    "baseline_ssim", "leakage_norm", "share_ssim_above_0_3",
+    "z", "position", "after", "layer", "model", "input_size", "feature_shape", "decoder_input", "feature_bytes",
+    "attack", "train_images", "steps", "repeats", "eval_images", "eval_sources", "ssim_mean", "ssim_std",
+    "ssim_ci95_low", "ssim_ci95_high", "ssim_images_ci95_low", "ssim_images_ci95_high", "ssim_attack_ci95_low",
+    "ssim_attack_ci95_high", "ssim_repeats_sd", "psnr_mean", "mse_mean", "baseline_ssim", "leakage_norm",
+    "share_ssim_above_0_3",
 ]
 
 
@@ -50,7 +52,8 @@ def _plot_reconstructions(result: Any, path: Path) -> None:
     plt = _pyplot()
     originals = result.originals
     rows = [("original", originals)] + [
-        (f"z={row['z']}\n{row['after']}", result.samples[row["z"]]) for row in result.rows if row["z"] in result.samples
+        (f"z={row['z']}\n{row['after']}", result.samples[row["position"]])
+        for row in result.rows if row["position"] in result.samples
     ]
     columns = len(originals)
     fig, axes = plt.subplots(len(rows), columns, figsize=(1.3 * columns + 1.2, 1.3 * len(rows)), squeeze=False)
@@ -60,7 +63,8 @@ def _plot_reconstructions(result: Any, path: Path) -> None:
             axis.set_xticks([])
             axis.set_yticks([])
             if c < len(images):
-                axis.imshow(images[c].permute(1, 2, 0).numpy())
+                picture = images[c].permute(1, 2, 0).numpy()
+                axis.imshow(picture[..., 0] if picture.shape[-1] == 1 else picture, cmap="gray", vmin=0, vmax=255)
             if c == 0:
                 axis.set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
     fig.suptitle(f"{result.metadata['model']['name']}: originals over reconstructions", fontsize=9)
@@ -69,13 +73,18 @@ def _plot_reconstructions(result: Any, path: Path) -> None:
     plt.close(fig)
 
 
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
 def _plot_curve(result: Any, path: Path) -> None:
     plt = _pyplot()
     rows = result.rows
     z = [row["z"] for row in rows]
     fig, axis = plt.subplots(figsize=(max(6.0, 0.3 * len(rows) + 2.5), 4), layout="constrained")
-    axis.fill_between(z, [row["ssim_ci95_low"] for row in rows], [row["ssim_ci95_high"] for row in rows],
-                      alpha=0.25, color="tab:blue", label="95% interval")
+    axis.fill_between(z, [_or_nan(row["ssim_ci95_low"]) for row in rows],
+                      [_or_nan(row["ssim_ci95_high"]) for row in rows], alpha=0.25, color="tab:blue",
+                      label="95% interval (images and attack)")
     axis.plot(z, [row["ssim_mean"] for row in rows], "o-", color="tab:blue", label="SSIM of reconstructions")
     axis.axhline(result.metadata["baseline_ssim"], color="gray", linestyle="--",
                  label="dataset-mean image (no information)")
