@@ -271,9 +271,10 @@ def profile_command(
         if sensor[0] is not None:  # closing twice is harmless; this covers failures before measuring
             sensor[0].close()
     if leakage:
-        from edgeprof.inversion.report import attach_leakage, read_leakage_table
+        from edgeprof.inversion.report import attach_leakage, describe_table, read_leakage_table
 
-        attach_leakage(profile, read_leakage_table(leakage), f"edgeprof leakage: {leakage}")
+        rows = read_leakage_table(leakage)
+        attach_leakage(profile, rows, describe_table(rows, str(leakage)))
     if output:
         write_profile(profile, output)
     if csv:

@@ -7,11 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 from edgeprof.errors import EdgeprofError
-from edgeprof.inversion.leakage import LeakageRequest, run_leakage
+from edgeprof.inversion.leakage import (
+    LeakageRequest,
+    resolve_normalization,
+    run_leakage,
+)
 from edgeprof.inversion.report import attach_leakage, read_leakage_table, write_outputs
+from edgeprof.profiler.models import load_model
 from edgeprof.profiler.static import profile_model
 
 TINY = {"model": "lenet7", "steps": 20, "train_images": 48}
@@ -185,3 +191,80 @@ def test_cli_writes_the_table_and_profile_attaches_it(run_cli, tmp_path):
 def test_unwritable_outdir_is_exit_2(run_cli, tmp_path):
     result = run_cli("leakage", "--model", "lenet7", "--steps", "5", "-o", tmp_path / "no" / "such" / "dir")
     assert result.code == 2 and "does not exist" in result.err
+
+
+def _saved_models(folder: Path) -> dict[str, Path]:
+    """lenet7 saved with torch.export (its weights inside) and a small Sequential saved as TorchScript."""
+    import warnings
+
+    lenet = load_model("lenet7", device="cpu", seed=3).module
+    exported = folder / "lenet7.pt2"
+    torch.export.save(torch.export.export(lenet, (torch.rand(1, 3, 32, 32),)), exported)
+    scripted = folder / "sequential.ts"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.script is deprecated"
+        torch.jit.script(torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(), torch.nn.Linear(8 * 16 * 16, 10)).eval()).save(scripted)
+    return {"export": exported, "torchscript": scripted}
+
+
+def test_every_model_form_profile_accepts_is_a_target(tmp_path):
+    saved = _saved_models(tmp_path)
+    exported = run_leakage(_request(tmp_path / "pt2", model=str(saved["export"]), points="1,3"))
+    assert exported.metadata["model"]["input_size"] == 32  # the size it was exported for
+    assert exported.metadata["model"]["weights"] == str(saved["export"])  # not "random init": the file has them
+    assert exported.metadata["model"]["weights_sha256"] and exported.metadata["random_init_warning"] is None
+    assert [row["decoder_input"] for row in exported.rows] == ["32x32x32", "128x8x8"]  # the flatten is undone
+    scripted = run_leakage(_request(tmp_path / "ts", model=str(saved["torchscript"]), points="1", input_size=32))
+    imported = run_leakage(_request(tmp_path / "import", model="edgeprof_testmodels:tiny_cnn", points="1",
+                                    input_size=16))
+    for result in (exported, scripted, imported):
+        assert all(0 < row["ssim_mean"] < 1 for row in result.rows)
+
+
+def test_every_row_says_which_weights_data_and_budget_made_it(tmp_path):
+    result = run_leakage(_request(tmp_path, points="0,1", ssim_weight=0.25))
+    write_outputs(result, tmp_path)
+    for row in csv.DictReader((tmp_path / "leakage.csv").open()):
+        assert (row["weights"], row["weights_sha256"], row["data"], row["preset"], row["ssim_weight"]) == (
+            "random init", "", "builtin", "smoke", "0.25")
+
+
+def test_a_table_is_not_attached_to_a_profile_with_other_weights(run_cli, tmp_path):
+    saved = _saved_models(tmp_path)
+    result = run_leakage(_request(tmp_path / "random", points="0,1"))
+    write_outputs(result, tmp_path / "random")
+    torch.save(load_model("lenet7", device="cpu", seed=5).module.state_dict(), tmp_path / "trained.pt")
+    refused = run_cli("profile", "lenet7", "--weights", tmp_path / "trained.pt", "--leakage",
+                      tmp_path / "random" / "leakage.csv", "-q")
+    assert refused.code == 2 and "computed with weights random init, the profile has" in refused.err
+    exported = run_leakage(_request(tmp_path / "pt2", model=str(saved["export"]), points="0,1"))
+    write_outputs(exported, tmp_path / "pt2")
+    attached = run_cli("profile", saved["export"], "--leakage", tmp_path / "pt2" / "leakage.csv",
+                       "-o", tmp_path / "p.json", "-q")
+    assert attached.code == 0, attached.err
+    point = json.loads((tmp_path / "p.json").read_text())["partition_points"][1]
+    assert point["leakage"]["ssim"] == exported.rows[1]["ssim_mean"]
+    assert f"weights {saved['export']}" in point["leakage"]["source"] and "smoke preset" in point["leakage"]["source"]
+
+
+@pytest.mark.parametrize(("spec", "channels", "expected"), [
+    ("imagenet", 3, ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))),
+    ("mnist", 1, ((0.1307,), (0.3081,))),
+    ("unit", 3, ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))),
+    ("0.1,0.2,0.3/1,2,4", 3, ((0.1, 0.2, 0.3), (1.0, 2.0, 4.0))),
+])
+def test_normalizations(spec, channels, expected):
+    assert resolve_normalization(spec, channels, "random init") == expected
+
+
+@pytest.mark.parametrize(("spec", "channels", "message"), [
+    ("imagenet", 1, "gives 3 means and 3 standard deviations .* for a 1-channel model"),
+    ("weights", 3, "--normalize weights needs torchvision weights"),
+    ("0.5/0", 3, "all > 0 needed"),
+    ("bright", 3, "--normalize must be one of imagenet, cifar10, mnist, unit, none, weights, or M,M,M/S,S,S"),
+])
+def test_bad_normalizations(spec, channels, message):
+    with pytest.raises(EdgeprofError, match=message):
+        resolve_normalization(spec, channels, "random init")

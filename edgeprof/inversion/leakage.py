@@ -178,6 +178,23 @@ def _normalized(prefix: Callable[[torch.Tensor], Any], mean_std: tuple[tuple[flo
     return lambda image: prefix(fast_layout((image - mean) / std))
 
 
+def _in_fixed_batches(module: Callable[[torch.Tensor], torch.Tensor], batch: int | None
+                      ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`module` on inputs of any batch size, fed `batch` images at a time when it was exported for exactly that
+    many (a torch.export program guards its input shape); the last chunk is padded and trimmed."""
+    if batch is None:
+        return module
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        for chunk in x.split(batch):
+            padded = torch.cat([chunk, chunk[-1:].expand(batch - len(chunk), *chunk.shape[1:])])
+            outputs.append(module(fast_layout(padded))[: len(chunk)])
+        return torch.cat(outputs)
+
+    return run
+
+
 def _half_width(samples: torch.Tensor) -> float | None:
     """Half-width of the 95% Student-t interval of the mean of `samples`; None for a single sample."""
     if len(samples) < 2:
@@ -228,6 +245,7 @@ _FLATTENS = {"flatten", "view", "reshape"}
 def _spatial_shape(analysis: Any, node: Any) -> tuple[int, ...] | None:
     """(C, h, w) when the crossing value is a feature map flattened to a vector, else None."""
     target = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
+    target = target.split(".")[0]  # an exported graph's aten overloads: "flatten.using_ints", "view.default"
     if node.op == "call_module":
         target = type(analysis.graph.module.get_submodule(node.target)).__name__.lower()
     if target not in _FLATTENS or not node.all_input_nodes:
@@ -379,11 +397,14 @@ def run_leakage(
     run = _Run(request, analysis, graph, images, eval_images, baseline, budget, config, rmle, mean_std, device,
                checkpoints, progress)
     result = LeakageResult([], {}, originals=images.eval[:SAMPLE_IMAGES])
+    provenance = {"weights": runnable.weights, "weights_sha256": runnable.weights_sha256, "data": images.source,
+                  "preset": request.preset, "ssim_weight": request.ssim_weight,
+                  "decoder_seed": request.decoder_seed}
     seconds = {}
     with fixed_threads(request.threads if device.type == "cpu" else None) as threads:
         for done, point in enumerate(points):
             row, sample, seconds[point.position] = run.point(point)
-            result.rows.append(row)
+            result.rows.append({**row, **provenance})
             if sample is not None:
                 result.samples[point.position] = sample
             if progress:
@@ -474,17 +495,22 @@ class _Run:
             "leakage_norm": value, "share_ssim_above_0_3": value,
         }
 
+    def _segment(self, start: int, stop: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The target's work between two cuts, runnable on batches of any size."""
+        fixed_batch = self.analysis.model.input_shape[0] if self.graph.method == "export" else None
+        return _in_fixed_batches(self.graph.segment(start, stop), fixed_batch)
+
     def _features(self, k: int, spatial: tuple[int, ...] | None) -> dict[str, Features]:
         """Every split's features at cut k, continued from the previous point's features when they were kept
         (the prefix then runs once over all points, not once per point)."""
         splits = {"train": self.images.train, "val": self.images.val, "eval": self.images.eval}
         cache = self.config.cache_bytes
         if self.last is not None and self.last[0] < k and all(f.cached for f in self.last[1].values()):
-            segment, previous = self.graph.segment(self.last[0], k), self.last[1]
+            segment, previous = self._segment(self.last[0], k), self.last[1]
             compute = {split: lambda index, f=previous[split]: segment(fast_layout(f.sent(index)))
                        for split in splits}
         else:
-            prefix = _normalized(self.graph.segment(0, k), self.mean_std, self.device)
+            prefix = _normalized(self._segment(0, k), self.mean_std, self.device)
             compute = {split: lambda index, images=images: prefix(to_float(images[index]).to(self.device))
                        for split, images in splits.items()}
         self.last = None  # free the previous point's features before computing these
@@ -516,7 +542,7 @@ class _Run:
             train_images, decoder_input = len(features["train"]), features["train"].shape
             sources = self.images.eval_sources
         else:
-            prefix = _normalized(self.graph.segment(0, k), self.mean_std, self.device)
+            prefix = _normalized(self._segment(0, k), self.mean_std, self.device)
             if spatial is not None:  # the attacker knows the architecture: it undoes the flatten
                 flat_prefix = prefix
                 prefix = lambda image: flat_prefix(image).reshape(-1, *spatial)

@@ -21,8 +21,9 @@ COLUMNS = [
     "attack", "train_images", "steps", "repeats", "eval_images", "eval_sources", "ssim_mean", "ssim_std",
     "ssim_ci95_low", "ssim_ci95_high", "ssim_images_ci95_low", "ssim_images_ci95_high", "ssim_attack_ci95_low",
     "ssim_attack_ci95_high", "ssim_repeats_sd", "psnr_mean", "mse_mean", "baseline_ssim", "leakage_norm",
-    "share_ssim_above_0_3",
+    "share_ssim_above_0_3", "weights", "weights_sha256", "data", "preset", "ssim_weight", "decoder_seed",
 ]
+PROVENANCE = ("weights", "weights_sha256", "data", "preset", "ssim_weight")
 
 
 def write_outputs(result: Any, outdir: Path) -> list[Path]:
@@ -107,7 +108,7 @@ def _plot_curve(result: Any, path: Path) -> None:
 
 
 def read_leakage_table(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a leakage.csv, with numbers parsed."""
+    """The rows of a leakage.csv, with numbers parsed (`z` is None for points that are no partition point)."""
     path = Path(path)
     try:
         with path.open(newline="") as handle:
@@ -116,28 +117,56 @@ def read_leakage_table(path: str | Path) -> list[dict[str, Any]]:
         raise EdgeprofError(f"cannot read leakage table {path}: {error.strerror or error}") from None
     if not rows or not {"z", "ssim_mean", "model", "input_size"} <= set(rows[0]):
         raise EdgeprofError(f"{path} is not a leakage table (expected the columns of `edgeprof leakage`)")
+    if not set(PROVENANCE) <= set(rows[0]):
+        raise EdgeprofError(f"{path} does not say which weights and data produced it (an older `edgeprof leakage` "
+                            "wrote it); run `edgeprof leakage` again")
 
     def number(text: str) -> float | None:
         return None if text in ("", "None") else float(text)
 
-    return [{**row, "z": int(row["z"]), "input_size": int(row["input_size"]), "ssim_mean": float(row["ssim_mean"]),
-             "psnr_mean": number(row.get("psnr_mean", "")), "baseline_ssim": number(row.get("baseline_ssim", ""))}
+    return [{**row, "z": int(row["z"]) if row["z"] else None, "input_size": int(row["input_size"]),
+             "ssim_mean": float(row["ssim_mean"]), "psnr_mean": number(row.get("psnr_mean", "")),
+             "baseline_ssim": number(row.get("baseline_ssim", "")), "weights_sha256": row["weights_sha256"] or None}
             for row in rows]
+
+
+def describe_table(rows: list[dict[str, Any]], where: str) -> str:
+    """A leakage `source` string: where the table is and what produced it."""
+    row = next((r for r in rows if r.get("attack") not in (None, "", "by definition")), rows[0])
+    return (f"edgeprof leakage: {where} ({row.get('attack') or 'by definition'}, weights {row['weights']}, "
+            f"{row['preset']} preset, data {row['data']}, ssim weight {row['ssim_weight']})")
+
+
+def _same_weights(row: dict[str, Any], model: dict[str, Any]) -> bool:
+    if row["weights_sha256"] or model.get("weights_sha256"):
+        return row["weights_sha256"] == model.get("weights_sha256")
+    return row["weights"] == model.get("weights")
 
 
 def attach_leakage(
     profile: dict[str, Any], rows: list[dict[str, Any]], source: str, allow_other_size: bool = False
 ) -> dict[str, Any]:
-    """Set `leakage` on the profile's partition points from a table of the same model and input size (or,
-    with `allow_other_size`, of another size with the same partition points; say so in `source`)."""
+    """Set `leakage` on the profile's partition points from a table of the same model, weights and input size
+    (or, with `allow_other_size`, of another size with the same partition points; say so in `source`).
+
+    Rows of points that are not partition points (He et al.'s pre-activation and pre-pooling points) are
+    left out: the profile has no place for them.
+    """
     model = profile["model"]
     table_model, table_size = rows[0]["model"], rows[0]["input_size"]
     other_size = table_size != model["input_shape"][-1] and not allow_other_size
     if table_model != model["name"] or other_size:
         raise EdgeprofError(f"the leakage table is for {table_model} at {table_size} px, the profile for "
                             f"{model['name']} at {model['input_shape'][-1]} px")
+    if not _same_weights(rows[0], model):
+        table_weights = rows[0]["weights"] + (f" (sha256 {rows[0]['weights_sha256'][:12]})"
+                                              if rows[0]["weights_sha256"] else "")
+        raise EdgeprofError(f"the leakage table was computed with weights {table_weights}, the profile has "
+                            f"{model.get('weights')}: run `edgeprof leakage` with the profile's weights")
     points = profile["partition_points"]
     for row in rows:
+        if row["z"] is None:
+            continue
         if not 0 <= row["z"] < len(points) or (row.get("after") or None) != points[row["z"]]["after"]:
             raise EdgeprofError(f"leakage row z={row['z']} (after {row.get('after') or 'input'}) does not match the "
                                 "profile's partition points: profile and table used different cuts")

@@ -305,6 +305,8 @@ def load_model(
     elif Path(spec).is_file():
         source, device = "file", "cpu"
         module, exported_shape = _load_file(Path(spec))
+        if weights is None:  # a saved model carries its weights: name the file and its hash
+            label, sha256 = str(spec), _sha256(Path(spec))
     elif ":" in spec:
         source = "import"
         module, device = _build_imported(spec, device, seed)
