@@ -271,7 +271,11 @@ def profile_command(
         if sensor[0] is not None:  # closing twice is harmless; this covers failures before measuring
             sensor[0].close()
     if leakage:
-        from edgeprof.inversion.report import attach_leakage, describe_table, read_leakage_table
+        from edgeprof.inversion.report import (
+            attach_leakage,
+            describe_table,
+            read_leakage_table,
+        )
 
         rows = read_leakage_table(leakage)
         attach_leakage(profile, rows, describe_table(rows, str(leakage)))
@@ -340,7 +344,10 @@ def leakage_command(
                                                 "224 px), paper.")] = Preset.smoke,
     input_size: Annotated[int | None, typer.Option(min=11, help="Image size (default: the preset's cap or the "
                                                                 "model's own size, whichever is smaller).")] = None,
-    points: Annotated[str, typer.Option(help="all, or comma-separated z of the profile's partition points.")] = "all",
+    points: Annotated[str, typer.Option(help="all, or comma-separated z of the profile's partition points and "
+                                             "point names (the table's after column).")] = "all",
+    cuts: Annotated[Cuts, typer.Option(help="clean: the profile's partition points; all: also He et al.'s points "
+                                            "just before each activation and pooling.")] = Cuts.clean,
     attack: Annotated[Attack, typer.Option(help="inverse-net: a decoder trained on the attacker's images; rmle: "
                                                 "white-box optimisation of the input.")] = Attack.inverse_net,
     weights: Annotated[str | None, typer.Option(help="Target weights, as for `edgeprof profile`.")] = None,
@@ -366,11 +373,11 @@ def leakage_command(
 ) -> None:
     """Train inversion attacks at each partition point and write an SSIM leakage table with pictures."""
     from edgeprof.inversion.leakage import LeakageRequest, run_leakage
-    from edgeprof.inversion.report import write_outputs
+    from edgeprof.inversion.report import point_label, write_outputs
 
     request = LeakageRequest(model, output, data, preset.value, input_size, points, attack.value, weights, device,
                              seed, resume, steps, train_images, ssim_weight, threads, decoder_seed, repeats,
-                             normalize, small_images.value)
+                             normalize, small_images.value, cuts.value)
     with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as progress:
         tasks: dict[str, Any] = {}
 
@@ -396,7 +403,9 @@ def leakage_command(
     for row in result.rows:
         psnr = "" if row["psnr_mean"] is None else f"{row['psnr_mean']:.1f}"
         spread = "" if row.get("ssim_repeats_sd") is None else f"{row['ssim_repeats_sd']:.3f}"
-        table.add_row(str(row["z"]), row["after"] or "(input)", row["feature_shape"], f"{row['ssim_mean']:.3f}",
+        after = row["after"] or "(input)"
+        table.add_row(str(row["z"]) if row["z"] is not None else "", after if row["z"] is not None else
+                      f"{after} ({point_label(row)})", row["feature_shape"], f"{row['ssim_mean']:.3f}",
                       _interval(row["ssim_ci95_low"], row["ssim_ci95_high"]), spread, psnr,
                       f"{row['leakage_norm']:.3f}", f"{row['share_ssim_above_0_3']:.2f}")
     console.print(table)

@@ -13,12 +13,13 @@ from PIL import Image
 from edgeprof.errors import EdgeprofError
 from edgeprof.inversion.leakage import (
     LeakageRequest,
+    attack_points,
     resolve_normalization,
     run_leakage,
 )
 from edgeprof.inversion.report import attach_leakage, read_leakage_table, write_outputs
 from edgeprof.profiler.models import load_model
-from edgeprof.profiler.static import profile_model
+from edgeprof.profiler.static import analyze, profile_model
 
 TINY = {"model": "lenet7", "steps": 20, "train_images": 48}
 
@@ -141,9 +142,9 @@ def test_rmle_attack_reconstructs_a_shallow_point(tmp_path):
 
 
 def test_unknown_points_and_a_file_as_outdir(tmp_path):
-    with pytest.raises(EdgeprofError, match=r"unknown partition points \[9\]: this model has z = 0..5"):
+    with pytest.raises(EdgeprofError, match=r"unknown points 9: this model has z = 0..5 .*--cuts all adds"):
         run_leakage(_request(tmp_path, points="1,9"))
-    with pytest.raises(EdgeprofError, match="must be 'all' or comma-separated integers"):
+    with pytest.raises(EdgeprofError, match="unknown points first: "):
         run_leakage(_request(tmp_path, points="first"))
     (tmp_path / "file").write_text("x")
     with pytest.raises(EdgeprofError, match="not a directory"):
@@ -268,3 +269,42 @@ def test_normalizations(spec, channels, expected):
 def test_bad_normalizations(spec, channels, message):
     with pytest.raises(EdgeprofError, match=message):
         resolve_normalization(spec, channels, "random init")
+
+
+HE_CNN = "edgeprof.inversion.he2019:cifar10_cnn"
+
+
+def test_cuts_all_adds_he_et_als_points_before_activations_and_poolings():
+    analysis = analyze(load_model(HE_CNN, input_size=32))
+    clean = [(p.z, p.after) for p in attack_points(analysis, "clean")]
+    assert clean == [(0, None), (1, "ReLU11"), (2, "pool1"), (3, "ReLU21"), (4, "pool2"), (5, "ReLU31"),
+                     (6, "flatten"), (7, "fc1act"), (8, "fc2")]
+    extra = [(p.after, p.kind) for p in attack_points(analysis, "all") if p.z is None]
+    assert extra == [("conv11", "before activation"), ("conv12", "before activation"), ("ReLU12", "before pooling"),
+                     ("conv21", "before activation"), ("conv22", "before activation"), ("ReLU22", "before pooling"),
+                     ("conv31", "before activation"), ("conv32", "before activation"), ("ReLU32", "before pooling"),
+                     ("fc1", "before activation")]
+
+
+def test_cuts_all_never_adds_a_point_where_several_tensors_cross():
+    analysis = analyze(load_model("resnet18", input_size=32))
+    points = attack_points(analysis, "all")
+    inside = [p for p in points if p.z is None]
+    assert inside and all(len(analysis.crossing[p.position]) == 1 for p in points[1:-1])
+    names = [p.after for p in inside]
+    assert names[:2] == ["bn1", "relu"]  # the stem's conv-bn before its ReLU, its ReLU before the max pool
+    assert names[2:] == [f"layer{i // 2 + 1}.{i % 2}:add" + (f"_{i}" if i else "") for i in range(8)] + ["layer4"]
+    # each block's sum before its last ReLU (the skip has joined), and the last block before the average pool
+
+
+def test_he_points_are_attacked_by_name_and_left_out_when_attached(tmp_path):
+    result = run_leakage(_request(tmp_path, model=HE_CNN, input_size=32, cuts="all", points="0,conv11,ReLU11"))
+    assert [(r["z"], r["after"], r["kind"]) for r in result.rows] == [
+        (0, None, "partition point"), (None, "conv11", "before activation"), (1, "ReLU11", "partition point")]
+    assert result.rows[1]["layer"] == "conv11" == result.rows[2]["layer"]  # the profile layer holding the point
+    write_outputs(result, tmp_path)
+    profile = attach_leakage(profile_model(HE_CNN, input_size=32), read_leakage_table(tmp_path / "leakage.csv"), "t")
+    assert [("leakage" in p) for p in profile["partition_points"]][:3] == [True, True, False]
+    assert profile["partition_points"][1]["leakage"]["ssim"] == result.rows[2]["ssim_mean"]
+    with pytest.raises(EdgeprofError, match="unknown points conv11: .*--cuts all adds the points before"):
+        run_leakage(_request(tmp_path / "clean", model=HE_CNN, input_size=32, points="conv11"))

@@ -41,6 +41,7 @@ from edgeprof.inversion.attack import (
 from edgeprof.inversion.data import ImageSplits, load_images, mean_image, to_float
 from edgeprof.inversion.ssim import SSIM_DESCRIPTION, mse, psnr, ssim
 from edgeprof.profiler.models import RANDOM_INIT, default_input_size, load_model
+from edgeprof.profiler.partition import _is_single_tensor
 from edgeprof.profiler.static import analyze, runnable_graph
 from edgeprof.profiler.timing import fixed_threads, resolve_device
 from edgeprof.stats import mean_interval
@@ -107,6 +108,7 @@ class LeakageRequest:
     repeats: int | None = None  # decoders per point (default: the preset's)
     normalize: str = "imagenet"
     small_images: str = "upscale"
+    cuts: str = "clean"  # "all": also He et al.'s points before activations and poolings
 
 
 @dataclass
@@ -117,27 +119,73 @@ class LeakageResult:
     originals: torch.Tensor | None = None
 
 
-@dataclass(frozen=True)
-class _Point:
-    """A place the attack is run: a partition point z of the profile."""
+CUT_CHOICES = ("clean", "all")
+POINT_KINDS = ("partition point", "before activation", "before pooling")
+_ACTIVATIONS = {"relu", "relu6", "leakyrelu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid", "elu",
+                "selu", "celu", "mish", "prelu", "softplus", "hardtanh"}
 
-    z: int
+
+@dataclass(frozen=True)
+class Point:
+    """A place the attack is run: a partition point z of the profile, or (with cuts "all") one of He et al.
+    2019's points inside a layer, just before its activation or its pooling (z None)."""
+
+    z: int | None
     position: int  # the cut's position in the traced graph
     after: str | None
+    kind: str = "partition point"
 
 
-def _selected_points(spec: str, points: list[_Point]) -> list[_Point]:
+def _op_name(analysis: Any, node: Any) -> str:
+    """A node's operation, lower case without underscores: "relu" for nn.ReLU, F.relu, x.relu_() and aten.relu."""
+    if node.op == "call_module":
+        name = type(analysis.graph.module.get_submodule(node.target)).__name__
+    else:
+        name = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", str(node.target))
+    return name.split(".")[0].lower().replace("_", "")
+
+
+def attack_points(analysis: Any, cuts: str = "clean") -> list[Point]:
+    """The profile's partition points, and with `cuts` = "all" also He et al.'s: every single-tensor position
+    just before an activation or a pooling that is not a partition point already (a clean cut groups a layer
+    with its activation and pooling, so "conv11" before its ReLU or "ReLU22" before its pool are inside one).
+    """
+    if cuts not in CUT_CHOICES:
+        raise EdgeprofError(f"unknown cuts {cuts!r}: use {' or '.join(CUT_CHOICES)}")
+    graph = analysis.graph
+    points = [Point(z, k, graph.describe_cut(k)) for z, k in enumerate(analysis.cuts)]
+    if cuts == "all":
+        taken = set(analysis.cuts)
+        for k in range(1, graph.num_positions):
+            if k in taken or not _is_single_tensor(analysis.crossing[k], analysis.costs):
+                continue
+            following = _op_name(analysis, graph.work[k])
+            if following in _ACTIVATIONS:
+                points.append(Point(None, k, graph.describe_cut(k), "before activation"))
+            elif "pool" in following:
+                points.append(Point(None, k, graph.describe_cut(k), "before pooling"))
+    return sorted(points, key=lambda point: point.position)
+
+
+def _selected_points(spec: str, points: list[Point], cuts: str) -> list[Point]:
+    """`spec`: "all", or a comma list of partition points z and point names (the `after` column)."""
     if spec == "all":
         return points
-    try:
-        chosen = sorted({int(part) for part in spec.split(",") if part.strip()})
-    except ValueError:
-        raise EdgeprofError(f"--points must be 'all' or comma-separated integers z, got {spec!r}") from None
-    unknown = [z for z in chosen if not 0 <= z < len(points)]
+    by_z = {point.z: point for point in points if point.z is not None}
+    by_name = {point.after: point for point in points if point.after}
+    chosen, unknown = {}, []
+    for part in (part.strip() for part in spec.split(",")):
+        point = by_z.get(int(part)) if part.isdigit() else by_name.get(part)
+        if point is None and part:
+            unknown.append(part)
+        elif point is not None:
+            chosen[point.position] = point
     if unknown or not chosen:
-        raise EdgeprofError(f"unknown partition points {unknown or spec!r}: this model has z = 0..{len(points) - 1} "
-                            "(see `edgeprof profile`)")
-    return [points[z] for z in chosen]
+        hint = "" if cuts == "all" else "; --cuts all adds the points before activations and poolings"
+        raise EdgeprofError(f"unknown points {', '.join(unknown) or repr(spec)}: this model has z = "
+                            f"0..{len(by_z) - 1} (see `edgeprof profile`) or the names in the table's after "
+                            f"column{hint}")
+    return [chosen[position] for position in sorted(chosen)]
 
 
 def resolve_normalization(spec: str, channels: int, weights: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -365,8 +413,7 @@ def run_leakage(
 
     analysis = analyze(load_model(request.model, request.weights, size))
     channels = _image_channels(analysis)
-    points = [_Point(z, k, analysis.graph.describe_cut(k)) for z, k in enumerate(analysis.cuts)]
-    points = _selected_points(request.points, points)
+    points = _selected_points(request.points, attack_points(analysis, request.cuts), request.cuts)
     runnable = load_model(request.model, request.weights, size, device="cpu", seed=request.seed)
     mean_std = resolve_normalization(request.normalize, channels, runnable.weights)
     images = load_images(request.data, size, (budget.train_images, budget.val_images, budget.eval_images),
@@ -457,7 +504,7 @@ class _Run:
     progress: Callable[[str, int, int], None] | None
     last: tuple[int, dict[str, Features]] | None = None  # the previous point's cut and features
 
-    def point(self, point: _Point) -> tuple[dict[str, Any], torch.Tensor | None, float]:
+    def point(self, point: Point) -> tuple[dict[str, Any], torch.Tensor | None, float]:
         """The point's row (from its checkpoint when there is one), sample reconstructions and seconds taken."""
         saved_row = self.checkpoints / f"p{point.position}.json"
         saved_sample = self.checkpoints / f"p{point.position}.pt"
@@ -466,8 +513,10 @@ class _Run:
             sample = torch.load(saved_sample) if saved_sample.exists() else None
             return saved["row"], sample, saved["seconds"]
         started = time.perf_counter()
-        z, k = point.z, point.position
-        row = {"z": z, "position": k, "after": point.after, "layer": self.analysis.layers[z - 1].name if z else None,
+        k = point.position
+        layer = next((index for index, cut in enumerate(self.analysis.cuts) if cut >= k), 0)  # the layer holding k
+        row = {"z": point.z, "position": k, "kind": point.kind, "after": point.after,
+               "layer": self.analysis.layers[layer - 1].name if layer else None,
                "model": self.request.model, "input_size": self.eval_images.shape[-1]}
         if k in (0, self.analysis.cuts[-1]):
             row.update(self._by_definition(k))
@@ -519,11 +568,11 @@ class _Run:
         self.last = (k, features)
         return features
 
-    def _attack(self, point: _Point) -> tuple[dict[str, Any], torch.Tensor]:
+    def _attack(self, point: Point) -> tuple[dict[str, Any], torch.Tensor]:
         k = point.position
         if len(self.analysis.crossing[k]) != 1:
-            raise EdgeprofError(f"partition point {point.after} sends several tensors; leakage covers single-tensor "
-                                "points")
+            raise EdgeprofError(f"partition point z={point.z} (after {point.after}) sends several tensors; leakage "
+                                "covers single-tensor points")
         spatial = _spatial_shape(self.analysis, self.analysis.crossing[k][0])
         truth = self.eval_images
         if self.request.attack == "inverse-net":

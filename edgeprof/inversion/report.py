@@ -17,7 +17,7 @@ from edgeprof.errors import EdgeprofError
 from edgeprof.files import atomic_output, write_text_atomic
 
 COLUMNS = [
-    "z", "position", "after", "layer", "model", "input_size", "feature_shape", "decoder_input", "feature_bytes",
+    "z", "position", "kind", "after", "layer", "model", "input_size", "feature_shape", "decoder_input", "feature_bytes",
     "attack", "train_images", "steps", "repeats", "eval_images", "eval_sources", "ssim_mean", "ssim_std",
     "ssim_ci95_low", "ssim_ci95_high", "ssim_images_ci95_low", "ssim_images_ci95_high", "ssim_attack_ci95_low",
     "ssim_attack_ci95_high", "ssim_repeats_sd", "psnr_mean", "mse_mean", "baseline_ssim", "leakage_norm",
@@ -53,7 +53,7 @@ def _plot_reconstructions(result: Any, path: Path) -> None:
     plt = _pyplot()
     originals = result.originals
     rows = [("original", originals)] + [
-        (f"z={row['z']}\n{row['after']}", result.samples[row["position"]])
+        (f"{point_label(row)}\n{row['after']}", result.samples[row["position"]])
         for row in result.rows if row["position"] in result.samples
     ]
     columns = len(originals)
@@ -78,24 +78,35 @@ def _or_nan(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+def point_label(row: dict[str, Any]) -> str:
+    """"z=3" for a partition point, "before activation" or "before pooling" for He et al.'s points."""
+    return f"z={row['z']}" if row["z"] is not None else row["kind"]
+
+
 def _plot_curve(result: Any, path: Path) -> None:
     plt = _pyplot()
     rows = result.rows
-    z = [row["z"] for row in rows]
+    x = list(range(len(rows)))  # in graph order; He et al.'s points sit between the partition points
     fig, axis = plt.subplots(figsize=(max(6.0, 0.3 * len(rows) + 2.5), 4), layout="constrained")
-    axis.fill_between(z, [_or_nan(row["ssim_ci95_low"]) for row in rows],
+    axis.fill_between(x, [_or_nan(row["ssim_ci95_low"]) for row in rows],
                       [_or_nan(row["ssim_ci95_high"]) for row in rows], alpha=0.25, color="tab:blue",
                       label="95% interval (images and attack)")
-    axis.plot(z, [row["ssim_mean"] for row in rows], "o-", color="tab:blue", label="SSIM of reconstructions")
+    axis.plot(x, [row["ssim_mean"] for row in rows], "-", color="tab:blue", label="SSIM of reconstructions")
+    partition = [i for i, row in enumerate(rows) if row["z"] is not None]
+    inside = [i for i, row in enumerate(rows) if row["z"] is None]
+    axis.plot(partition, [rows[i]["ssim_mean"] for i in partition], "o", color="tab:blue")
+    if inside:
+        axis.plot(inside, [rows[i]["ssim_mean"] for i in inside], "s", mfc="white", color="tab:blue",
+                  label="before an activation or pooling (He et al.)")
     axis.axhline(result.metadata["baseline_ssim"], color="gray", linestyle="--",
                  label="dataset-mean image (no information)")
     axis.axhline(0.3, color="tab:red", linestyle=":", label="0.3: unrecognisable below (He et al.)")
     axis.set_ylim(0, 1.05)
-    axis.set_xlabel("partition point z")
+    axis.set_xlabel("point (partition points z, in graph order)")
     axis.set_ylabel("SSIM")
     if len(rows) <= 40:
-        axis.set_xticks(z, ["input" if row["z"] == 0 else (row["after"] or "") for row in rows], rotation=75,
-                        fontsize=7)
+        labels = ["input" if row["position"] == 0 else (row["after"] or "") for row in rows]
+        axis.set_xticks(x, labels, rotation=75, fontsize=7)
     meta = result.metadata
     source = "builtin images (smoke test)" if meta["data"]["smoke_test_only"] else meta["data"]["source"]
     axis.set_title(f"{meta['model']['name']} ({meta['model']['weights']}), {meta['attack']['name']}, "
