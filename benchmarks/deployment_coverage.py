@@ -27,9 +27,10 @@ import torch
 from reporting import interval, machine, write_result
 
 import edgeprof
-from edgeprof.optimize.solve import run_episodes
-from edgeprof.rl.hc_mappo_l import TrainedPolicy, load_run
+from edgeprof.rl.hc_mappo_l import TrainedPolicy
+from edgeprof.rl.runs import load_run
 from edgeprof.sim.env import EdgeSystem
+from edgeprof.sim.evaluation import run_episodes
 from edgeprof.sim.workload import ServiceTable, load_service_table
 
 RESULTS = Path(__file__).parent / "results"
@@ -69,7 +70,8 @@ class CoverageRecorder:
 
 
 def coverage(rundir: Path, seeds: list[int], slots: int) -> dict[str, Any]:
-    config, scenario, scenario_name = load_run(rundir)
+    run = load_run(rundir)
+    config, scenario, scenario_name = run.config, run.scenario, run.scenario_name
     table = load_service_table(scenario)
     torch.set_num_threads(1)
     trained = TrainedPolicy.load(rundir, EdgeSystem(scenario, table, num_envs=1, seed=seeds[0]))
@@ -81,7 +83,7 @@ def coverage(rundir: Path, seeds: list[int], slots: int) -> dict[str, Any]:
             recorders.append(CoverageRecorder(trained.drawing(seed, layers) if layers else trained, table))
             return recorders[-1]
 
-        rows = run_episodes(config.algorithm, recorded, scenario, table, slots, seeds)
+        rows = run_episodes(config.algorithm, scenario, table, recorded, slots, seeds)
         episodes = [{"seed": row["seed"], "success_rate": row["success_rate"], "delay_s": row["delay_s"],
                      **{key: float(np.mean([decision[key] for decision in recorder.decisions]))
                         for key in recorder.decisions[0]}}

@@ -68,17 +68,16 @@ from synthetic_profiles import SOURCE, profiles_override
 
 import edgeprof
 from edgeprof.files import write_text_atomic
-from edgeprof.optimize.solve import REPORTED, run_solver
+from edgeprof.optimize.solve import run_solver
 from edgeprof.rl.hc_mappo_l import (
     ALGORITHMS,
     LAYERS,
-    RunPaths,
     Trainer,
-    evaluate_run,
     make_config,
     parse_hyperparameters,
-    train,
 )
+from edgeprof.rl.runs import RunPaths, evaluate_run, train
+from edgeprof.sim.dpa import REPORTED
 from edgeprof.sim.scenario import Scenario, load_scenario
 from edgeprof.sim.workload import ServiceTable, load_service_table
 
@@ -93,7 +92,7 @@ OPTIMIZERS = ("primal-dual", "greedy", "edge-only", "local-only", "random")
 DRAWN_MODES = {"sampled": LAYERS, "deployment_drawn": ("deployment",)}
 EVALUATION_FILE, CODE_FILE = "benchmark_evaluation.json", "benchmark_code.json"  # in each run's folder
 OPTIMIZERS_FOLDER = "optimizers"  # in the runs folder: each optimizer's rows (`optimizer_rows`)
-OPTIMIZER_CODE = ("edgeprof/optimize", "edgeprof/sim", "edgeprof/rl/lagrange.py", "edgeprof/stats.py")  # their code
+OPTIMIZER_CODE = ("edgeprof/optimize", "edgeprof/sim", "edgeprof/stats.py")  # their code
 SHIPPED_PROFILES = "shipped (edgeprof/data/profiles)"
 
 

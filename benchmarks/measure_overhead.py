@@ -73,7 +73,7 @@ def harness_overhead(name: str, size: int, repeats: int, threads: int) -> dict:
 def sampler_overhead(name: str, size: int, repeats: int, threads: int, interval_s: float, blocks: int = 10) -> dict:
     """Whole-model latency with and without the Jetson backend sampling a fake sysfs tree every `interval_s`."""
     model = load_model(name, input_size=size, device="cpu")
-    x = model.example_input()
+    (x,) = model.example_inputs()
     torch.set_num_threads(threads)
     without, with_sampler = [], []
     cpu = torch.device("cpu")

@@ -37,14 +37,17 @@ from synthetic_profiles import SOURCE, profiles_override
 
 import edgeprof
 from edgeprof.optimize import exact
-from edgeprof.optimize.solve import REPORTED, SOLVERS, check_deployable
+from edgeprof.optimize.solve import solvers_for
 from edgeprof.sim import core
+from edgeprof.sim.dpa import REPORTED
 from edgeprof.sim.env import EdgeSystem
+from edgeprof.sim.evaluation import load_workload
 from edgeprof.sim.rollout import run_policy
 from edgeprof.sim.scenario import Scenario, load_scenario
 from edgeprof.sim.workload import load_service_table
 
 RESULTS = Path(__file__).parent / "results"
+SOLVERS = solvers_for("dpa")
 HEURISTIC_SOLVERS = [name for name in SOLVERS if name != "exact"]
 GAP_TARGET = 0.03
 
@@ -72,14 +75,14 @@ class TimedPolicy:
 
 
 def paper_runs(scenario: Scenario, slots: int, seeds: list[int]) -> dict[str, Any]:
-    table = load_service_table(scenario)
-    check_deployable(scenario, table)
+    table = load_workload(scenario)
     results = {}
     for name in HEURISTIC_SOLVERS:
         rows, seconds = [], []
         for seed in seeds:
-            policy = TimedPolicy(SOLVERS[name].make(seed))
-            rows.append(run_policy(EdgeSystem(scenario, table, 1, seed), policy, slots))
+            system = EdgeSystem(scenario, table, 1, seed)
+            policy = TimedPolicy(SOLVERS[name].make(system, seed))
+            rows.append(run_policy(system, policy, slots))
             seconds.append(policy.seconds / slots)
         metrics = {key: interval([row[key] for row in rows]) for key in REPORTED}
         results[name] = {"seconds_per_slot": interval(seconds), **metrics,
@@ -101,7 +104,8 @@ def small_gaps(scenario: Scenario, instances: int) -> dict[str, Any]:
         exact_seconds.append(time.perf_counter() - started)
         bound.append(exact.milp_lower_bound(options))
         for name in HEURISTIC_SOLVERS:
-            system, policy = EdgeSystem(scenario, table, 1, seed), SOLVERS[name].make(seed)
+            system = EdgeSystem(scenario, table, 1, seed)
+            policy = SOLVERS[name].make(system, seed)
             system.deploy(policy.deploy(system))
             association, z = policy.act(system)
             outcome = system.step(association, z, *policy.allocate(system, association, z))

@@ -17,10 +17,10 @@ def machine(threads: int = 1) -> dict[str, Any]:
             "cores": os.cpu_count(), "threads": threads}
 
 
-def interval(values: list[float]) -> dict[str, float]:
-    """Mean and 95% Student-t interval, as `edgeprof solve` reports them."""
+def interval(values: list[float]) -> dict[str, float | None]:
+    """Mean and 95% Student-t interval, as `edgeprof solve` reports them (None ends from one sample)."""
     mean, low, high = mean_interval(values)
-    return {"mean": mean, "ci95_low": low, "ci95_high": high}
+    return {"mean": mean, "ci95_low": low, "ci95_high": high, "n": len(values)}
 
 
 def write_result(path: Path, result: dict[str, Any], headline: str) -> None:

@@ -39,7 +39,7 @@ from synthetic_profiles import synthetic_profile
 import edgeprof
 from edgeprof.files import write_text_atomic
 from edgeprof.sim import core, model
-from edgeprof.sim.scenario import SEED_001_MODELS, Scenario, load_scenario
+from edgeprof.sim.scenario import Scenario, load_scenario
 from edgeprof.sim.workload import ServiceTable, service_table_from_profiles
 
 TARGET_PER_S = 1_000_000
@@ -51,8 +51,9 @@ def synthetic_table(services_per_model: int) -> ServiceTable:
     import torch
 
     torch.set_num_threads(1)
-    profiles = [synthetic_profile(name) for name in SEED_001_MODELS]
-    return service_table_from_profiles(SEED_001_MODELS, profiles, services_per_model)
+    models = load_scenario("paper")["services.models"]
+    profiles = [synthetic_profile(name) for name in models]
+    return service_table_from_profiles(models, profiles, services_per_model)
 
 
 def random_actions(table: ServiceTable, entities: core.Entities, slot: core.SlotDraw, rng: np.random.Generator):

@@ -6,8 +6,12 @@ before any work and written atomically, so a failed run leaves none behind.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import signal
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -18,7 +22,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from edgeprof.errors import EdgeprofError
-from edgeprof.files import check_writable
+from edgeprof.files import atomic_outputs, check_writable, json_text, write_json_atomic
 
 if TYPE_CHECKING:
     from edgeprof.optimize.split_advisor import Constraints, SplitAdvice, UplinkSweep
@@ -123,10 +127,13 @@ def _print_device(profile: dict[str, Any]) -> None:
 def _print_profile(profile: dict[str, Any], top: int | None) -> None:
     model, totals, counting = profile["model"], profile["totals"], profile["counting"]
     measured = "device" in profile
+    inputs = model.get("inputs") or [{"shape": model["input_shape"], "dtype": model["dtype"]}]
+    shapes = " + ".join(f"{_shape(entry['shape'])} {entry['dtype']}" for entry in inputs)
     console.print(
         f"[bold]{model['name']}[/bold] ({model['source']}, weights: {model['weights']})  "
-        f"input {_shape(model['input_shape'])} {model['dtype']}  params {model['params']:,} "
-        f"({_bytes(model['param_bytes'])})"
+        f"input {shapes}  params {model['params']:,} ({_bytes(model['param_bytes'])})"
+        + (f", {model['params_used']:,} used by forward ({_bytes(model['param_bytes_used'])})"
+           if model.get("params_used", model["params"]) != model["params"] else "")
     )
     console.print(
         f"MACs {totals['macs']:,}  FLOPs {totals['flops']:,} (= 2 x MACs: conv/linear/matmul/attention, no bias)  "
@@ -212,11 +219,22 @@ def profile_command(
                                                      "random init.")] = None,
     input_size: Annotated[int | None, typer.Option(min=1, help="Input height and width (default per model).")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Batch size.")] = 1,
+    input_shape: Annotated[list[str] | None, typer.Option(help="An input's whole shape, batch first, optionally "
+                                                                "with its dtype: 1x1x28x28, 1x3x224x320, "
+                                                                "1x128:int64. Repeat for a model of several "
+                                                                "inputs. Replaces --input-size and --batch.")] = None,
+    model_arg: Annotated[list[str] | None, typer.Option(help="A keyword argument for the model's factory, "
+                                                              "name=value (a Python literal, else a string): "
+                                                              "num_classes=21, weights_backbone=None. "
+                                                              "Repeatable.")] = None,
     dtype: Annotated[Dtype, typer.Option(help="Parameter and activation dtype.")] = Dtype.float32,
     cuts: Annotated[Cuts, typer.Option(help="clean: single-tensor cuts after each computational layer; all: "
                                             "also the multi-tensor cuts inside blocks.")] = Cuts.clean,
-    verify_cuts: Annotated[bool, typer.Option("--verify-cuts", help="Run prefix then suffix at every point "
-                                                                    "and check the model's output.")] = False,
+    verify_cuts: Annotated[bool | None, typer.Option("--verify-cuts/--no-verify-cuts", help="Run prefix then "
+                                                     "suffix at every point and check the model's output. By "
+                                                     "default only a model no tracer can trace (profiled as its "
+                                                     "children in order) is checked, and refused if wrong; "
+                                                     "--no-verify-cuts skips even that.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random init and input used by --verify-cuts.")] = 0,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the profile JSON here.")] = None,
     csv: Annotated[Path | None, typer.Option(help="Write the partition points to this CSV, and the layers to "
@@ -234,13 +252,16 @@ def profile_command(
     repeats: Annotated[int, typer.Option(min=1, help="With --measure: timed runs per measurement.")] = 50,
     threads: Annotated[int | None, typer.Option(min=1, help="With --measure on a CPU: intra-op threads (default: "
                                                             "torch's current count).")] = None,
+    rails: Annotated[str | None, typer.Option(help="With --measure on a Jetson: comma-separated power rails whose "
+                                               "sum is the board's power (default: NVIDIA's rule for the board, "
+                                               "e.g. VDD_IN, or VIN on Thor).")] = None,
     leakage: Annotated[Path | None, typer.Option(help="Attach this leakage.csv (from `edgeprof leakage`) to the "
                                                       "partition points.")] = None,
 ) -> None:
     """Count FLOPs, parameters and activation bytes of every layer and partition point of MODEL; with
     --measure, also its latency and energy on this machine."""
     from edgeprof.profiler.measure import MeasureSettings
-    from edgeprof.profiler.models import load_model
+    from edgeprof.profiler.models import load_model, parse_input_spec, parse_model_args
     from edgeprof.profiler.schema import write_profile
     from edgeprof.profiler.static import analyze, static_profile
     from edgeprof.profiler.timing import resolve_device
@@ -252,18 +273,23 @@ def profile_command(
     sensor = (None, None)
     if measure:  # a missing GPU or sensor is an error before any work
         from edgeprof.profiler.energy import open_meter
+        from edgeprof.profiler.energy.rails import parse_rails_option
 
-        sensor = open_meter(energy.value, str(resolve_device(device)))
+        sensor = open_meter(energy.value, str(resolve_device(device)), parse_rails_option(rails))
     try:
-        loaded = load_model(model, weights, input_size, batch, dtype.value, device="meta")
-        analysis = analyze(loaded, cuts.value)
+        inputs = tuple(parse_input_spec(text) for text in input_shape) if input_shape else None
+        build = functools.partial(load_model, model, weights, input_size, batch, dtype.value, input_specs=inputs,
+                                  model_args=parse_model_args(model_arg))
+        loaded = build(device="meta")
+        analysis = analyze(loaded, cuts.value, verify_fallback=verify_cuts is not False)
         runnable = None
         if verify_cuts or measure:
-            runnable = load_model(model, weights, input_size, batch, dtype.value, device="cpu", seed=seed)
+            runnable = build(device="cpu", seed=seed)
         if verify_cuts:
             _verify(analysis, runnable, seed, quiet)
         if measure:
-            settings = MeasureSettings(device, energy.value, warmup, repeats, threads, seed=seed)
+            settings = MeasureSettings(device, energy.value, warmup, repeats, threads, seed=seed,
+                                       rails=parse_rails_option(rails))
             profile = _measure(analysis, runnable, settings, sensor, quiet)
         else:
             profile = static_profile(analysis)
@@ -304,14 +330,29 @@ def _write_csvs(profile: dict[str, Any], points_path: Path, layers_path: Path) -
 @app.command("validate")
 def validate_command(
     files: Annotated[list[Path], typer.Argument(help="Profile JSON files to check.")],
+    every: Annotated[bool, typer.Option("--all", help="One line per problem instead of one per file.")] = False,
 ) -> None:
-    """Check profile files against the edgeprof.profile/1 schema and its invariants."""
-    from edgeprof.profiler.schema import load_profile
+    """Check profile files against the edgeprof.profile/1 schema and every invariant that can be recomputed from
+    them: one line per file (its first problem and how many more), every file checked; exit 2 if any failed."""
+    from edgeprof.profiler.schema import profile_problems, read_profile_json
 
+    failed = False
     for path in files:
-        profile = load_profile(path)
-        console.print(f"{path}: valid {profile['schema']} ({profile['model']['name']}, "
-                      f"{len(profile['partition_points'])} partition points)")
+        try:
+            profile = read_profile_json(path)
+            problems = profile_problems(profile)
+        except EdgeprofError as error:
+            problems = [str(error).removeprefix(f"{path}: ")]
+        shown = problems if every else problems[:1]
+        for problem in shown:
+            more = "" if every or len(problems) < 2 else f" (and {len(problems) - 1} more: --all lists them)"
+            err_console.print(f"edgeprof: error: {path}: {problem}{more}", highlight=False, markup=False)
+        failed = failed or bool(problems)
+        if not problems:
+            console.print(f"{path}: valid {profile['schema']} ({profile['model']['name']}, "
+                          f"{len(profile['partition_points'])} partition points)", highlight=False)
+    if failed:
+        raise typer.Exit(2)
 
 
 class Attack(str, Enum):
@@ -328,10 +369,6 @@ class Preset(str, Enum):
 class SmallImages(str, Enum):
     upscale = "upscale"
     skip = "skip"
-
-
-def _interval(low: float | None, high: float | None) -> str:
-    return "n = 1" if low is None else f"{low:.3f}-{high:.3f}"
 
 
 @app.command("leakage")
@@ -374,6 +411,7 @@ def leakage_command(
     """Train inversion attacks at each partition point and write an SSIM leakage table with pictures."""
     from edgeprof.inversion.leakage import LeakageRequest, run_leakage
     from edgeprof.inversion.report import point_label, write_outputs
+    from edgeprof.stats import format_interval
 
     request = LeakageRequest(model, output, data, preset.value, input_size, points, attack.value, weights, device,
                              seed, resume, steps, train_images, ssim_weight, threads, decoder_seed, repeats,
@@ -406,7 +444,7 @@ def leakage_command(
         after = row["after"] or "(input)"
         table.add_row(str(row["z"]) if row["z"] is not None else "", after if row["z"] is not None else
                       f"{after} ({point_label(row)})", row["feature_shape"], f"{row['ssim_mean']:.3f}",
-                      _interval(row["ssim_ci95_low"], row["ssim_ci95_high"]), spread, psnr,
+                      format_interval(row["ssim_ci95_low"], row["ssim_ci95_high"], 3), spread, psnr,
                       f"{row['leakage_norm']:.3f}", f"{row['share_ssim_above_0_3']:.2f}")
     console.print(table)
     console.print(f"wrote {output}/leakage.csv, leakage.json, reconstructions.png, leakage_curve.png")
@@ -438,7 +476,6 @@ def calibrate_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the summary as JSON.")] = None,
 ) -> None:
     """Summarise measured profiles of one device: its effective FLOP/s and joules per FLOP."""
-    from edgeprof.files import write_text_atomic
     from edgeprof.profiler.calibrate import calibrate
     from edgeprof.profiler.schema import load_profile
 
@@ -446,7 +483,7 @@ def calibrate_command(
         check_writable(output)
     summary = calibrate({str(path): load_profile(path) for path in files})
     if output:
-        write_text_atomic(output, json.dumps(summary, indent=1) + "\n")
+        write_json_atomic(output, summary)
     device = summary["device"]
     table = Table(title=f"{device['kind']} {device['name']}")
     for column in ("model", "input", "dtype", "GFLOPs", "latency ms", "GFLOP/s", "pJ/FLOP"):
@@ -464,6 +501,8 @@ def calibrate_command(
         fit = summary["latency_fit"]
         console.print(f"fit latency = {fit['overhead_s'] * 1e3:.3f} ms + FLOPs / ({fit['flops_per_s'] / 1e9:.2f} "
                       "GFLOP/s)", highlight=False)
+    for warning in summary["warnings"]:
+        err_console.print(f"warning: {warning}", highlight=False, markup=False)
 
 
 class SplitObjective(str, Enum):
@@ -605,7 +644,6 @@ def split_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Where to split a model for one device, one edge server and one link (Neurosurgeon's question)."""
-    from edgeprof.files import write_text_atomic
     from edgeprof.optimize import split_advisor as advisor
     from edgeprof.profiler.schema import load_profile
     from edgeprof.sim.split import build_split_problem
@@ -625,13 +663,15 @@ def split_command(
     )
     advice = advisor.advise(problem, link, objective.value, weight_map, constraints) if uplink else None
     sweep = advisor.sweep_uplink(problem, rates, link, objective.value, weight_map, constraints) if rates else None
-    if output:
-        write_text_atomic(output, json.dumps(advisor.split_report(problem, advice, sweep), indent=1) + "\n")
-    if plot:
-        if sweep is not None:
-            advisor.plot_sweep(problem, sweep, plot)
-        else:
-            advisor.plot_advice(problem, advice, plot)
+    outputs = {path: kind for path, kind in ((output, "json"), (plot, "png")) if path is not None}
+    with atomic_outputs(*outputs) as temporaries:  # both files or neither
+        for kind, tmp in zip(outputs.values(), temporaries, strict=True):
+            if kind == "json":
+                tmp.write_text(json_text(advisor.split_report(problem, advice, sweep)), encoding="utf-8")
+            else:
+                figure = (advisor.sweep_figure(problem, sweep) if sweep is not None
+                          else advisor.advice_figure(problem, advice))
+                advisor.save_png(figure, tmp)
     if quiet:
         return
     model = problem.model
@@ -648,114 +688,171 @@ def split_command(
         _print_split_sweep(problem, sweep)
 
 
-@app.command("solve")
+def _listing_command(listing: Callable[[], str]) -> type:
+    """A command class whose `--help` ends with `listing()`, computed only when the help is shown (the
+    registries it reads may import heavy modules)."""
+    from typer.core import TyperCommand
+
+    class ListingCommand(TyperCommand):
+        def format_epilog(self, ctx: Any, formatter: Any) -> None:
+            super().format_epilog(ctx, formatter)
+            with formatter.section("Choices"):
+                formatter.write_text(listing())
+
+    return ListingCommand
+
+
+def _solver_listing() -> str:
+    from edgeprof.optimize.solve import solvers_for
+    from edgeprof.sim.systems import system_names
+
+    return "\n".join(f"{system}: {', '.join(solvers_for(system)) or 'none'}" for system in system_names())
+
+
+def _trainer_listing() -> str:
+    from edgeprof.rl.trainers import trainers
+
+    return ", ".join(trainers())
+
+
+def _load(scenario: str, overrides: list[str] | None):
+    """The scenario and its checked workload."""
+    from edgeprof.sim.evaluation import load_workload
+    from edgeprof.sim.scenario import load_scenario
+
+    loaded = load_scenario(scenario, overrides)
+    return loaded, load_workload(loaded)
+
+
+SCENARIO_HELP = "A preset (`edgeprof scenario list`) or a scenario TOML file."
+SET_HELP = "section.field=value (TOML syntax); repeatable."
+
+
+@app.command("solve", cls=_listing_command(_solver_listing))
 def solve_command(
-    solver: Annotated[str | None, typer.Option(help="A solver from --list.")] = None,
-    scenario: Annotated[str, typer.Option(help="paper, small, or a scenario TOML file.")] = "paper",
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="section.field=value (TOML syntax); "
-                                                                      "repeatable.")] = None,
+    solver: Annotated[str | None, typer.Option(help="A solver of the scenario's system (see Choices).")] = None,
+    scenario: Annotated[str, typer.Option(help=SCENARIO_HELP)] = "paper",
+    overrides: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     slots: Annotated[int, typer.Option(min=1, help="Slots per seed.")] = 100,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (one episode each).")] = "0,1,2,3,4",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write per-seed rows as CSV.")] = None,
-    list_solvers: Annotated[bool, typer.Option("--list", help="List the solvers and exit.")] = False,
+    list_solvers: Annotated[bool, typer.Option("--list", help="List the solvers of every system and exit.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
-    """Run a solver through the simulator over several seeds: mean and 95% interval of each metric."""
-    from edgeprof.optimize.solve import SOLVERS, parse_seeds, run_solver
+    """Run a solver (heuristic, optimizer, exact) of the scenario's system over several seeds: mean and 95%
+    interval of each metric."""
+    from edgeprof.optimize.solve import get_solver, run_solver, solvers_for
+    from edgeprof.sim.evaluation import parse_seeds
+    from edgeprof.sim.systems import system_names
 
     if list_solvers:
-        for info in SOLVERS.values():
-            print(f"{info.name:14s} {info.description}")
+        for system in system_names():
+            for info in solvers_for(system).values():
+                print(f"{system:6s} {info.name:14s} {info.description}")
         return
     if solver is None:
         raise EdgeprofError("give --solver NAME (see `edgeprof solve --list`)")
-    if solver not in SOLVERS:
-        raise EdgeprofError(f"unknown solver {solver!r}: `edgeprof solve --list` shows the solvers")
     if output:
         check_writable(output)
-    from edgeprof.sim.scenario import load_scenario
-    from edgeprof.sim.workload import load_service_table
-
-    loaded = load_scenario(scenario, overrides)
-    table = load_service_table(loaded)
     seed_list = parse_seeds(seeds)
+    loaded, workload = _load(scenario, overrides)
+    get_solver(loaded.system_name, solver)
     with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
         task = bar.add_task(f"{solver}: seeds", total=len(seed_list))
-        rows = run_solver(solver, loaded, table, slots, seed_list,
+        rows = run_solver(solver, loaded, workload, slots, seed_list,
                           lambda done, total: bar.update(task, completed=done, total=total))
     if output:
         _write_rows_csv(output, rows)
     if not quiet:
-        _print_summary(f"{solver} on {scenario}: {slots} slots x {len(seed_list)} seeds (mean, 95% interval)", rows)
+        _print_summary(f"{solver} on {scenario}: {slots} slots x {len(seed_list)} seeds (mean, 95% interval)", rows,
+                       loaded.system)
 
 
-def _print_summary(title: str, rows: list[dict[str, Any]]) -> None:
+def _print_summary(title: str, rows: list[dict[str, Any]], system: Any) -> None:
     """The mean and 95% interval over seeds of every reported metric (`edgeprof solve`, `edgeprof evaluate`)."""
-    from edgeprof.optimize.solve import summarise
+    from edgeprof.sim.evaluation import summarise
+    from edgeprof.stats import format_interval
 
     table = Table(title=title)
     for column in ("metric", "mean", "95% interval"):
         table.add_column(column, justify="left" if column == "metric" else "right")
-    for key, (mean, low, high) in summarise(rows).items():
-        table.add_row(key, f"{mean:.4g}", f"{low:.4g} .. {high:.4g}")
+    for key, (mean, low, high) in summarise(rows, system.metrics, system.bounded_metrics).items():
+        table.add_row(key, f"{mean:.4g}", format_interval(low, high))
     console.print(table)
 
 
 def _write_rows_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     import pandas as pd
 
-    from edgeprof.files import atomic_output
+    from edgeprof.files import atomic_output, non_finite
 
+    where = non_finite(rows)
+    if where is not None:
+        raise EdgeprofError(f"refusing to write {path}: a metric is not finite ({where}); the scenario's numbers "
+                            "overflow the simulator")
     with atomic_output(path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
 
 
-@app.command("train")
+@app.command("train", cls=_listing_command(_trainer_listing))
 def train_command(
-    algorithm: Annotated[str, typer.Argument(help="hc-mappo-l, h-mappo, h-ippo, hc-ippo-l or heuristic-mappo-l.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="RUNDIR: config.json, log.csv, checkpoints/.")],
-    scenario: Annotated[str, typer.Option(help="paper, small, or a scenario TOML file.")] = "paper",
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="section.field=value (TOML syntax); "
-                                                                      "repeatable.")] = None,
+    algorithm: Annotated[str | None, typer.Argument(help="A trainer (see Choices, or --list).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="RUNDIR: config.json, log.csv, "
+                                                                      "checkpoints/.")] = None,
+    scenario: Annotated[str | None, typer.Option(help=SCENARIO_HELP + " Default: the default preset of the "
+                                                      "trainer's system.")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     iterations: Annotated[int, typer.Option(min=1, help="Total iterations (seed 001: 1000).")] = 1000,
     seed: Annotated[int, typer.Option(min=0, help="Seed of everything: networks, actions, episodes.")] = 0,
-    slots: Annotated[int, typer.Option(min=1, help="Slots per iteration in each environment (seed 001: "
-                                                   "200).")] = 200,
-    envs: Annotated[int, typer.Option(min=1, help="Environments stepped together (batched).")] = 8,
+    slots: Annotated[int | None, typer.Option(min=1, help="Slots per iteration in each environment (the trainer's "
+                                                          "default: seed 001's is 200).")] = None,
+    envs: Annotated[int | None, typer.Option(min=1, help="Environments stepped together (batched; the trainer's "
+                                                         "default).")] = None,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Iterations between checkpoints.")] = 10,
     hyperparameters: Annotated[list[str] | None, typer.Option(
-        "--hparam", help="NAME=VALUE: any TrainConfig setting (learning_rate, multiplier_lr, epochs, ...) or "
-                         "policy.NAME for a network size; repeatable.")] = None,
+        "--hparam", help="NAME=VALUE: any setting of the trainer's configuration (learning_rate, multiplier_lr, "
+                         "epochs, ...) or GROUP.NAME of a nested group (policy.user_hidden); repeatable.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue RUNDIR from its checkpoint (the same "
                                                           "command line; --iterations may grow).")] = False,
+    list_trainers: Annotated[bool, typer.Option("--list", help="List the trainers and exit.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
-    """Train HC-MAPPO-L or one of its ablations (seed 001) through the simulator; resumable."""
-    from edgeprof.rl.hc_mappo_l import make_config, parse_hyperparameters, train
-    from edgeprof.sim.scenario import load_scenario
-    from edgeprof.sim.workload import load_service_table
+    """Train a learning method (HC-MAPPO-L and its ablations, ...) through its system's simulator; resumable."""
+    from edgeprof.rl.runs import train
+    from edgeprof.rl.trainers import get_trainer, trainers
 
-    config = make_config(algorithm, iterations=iterations, seed=seed, slots_per_iteration=slots, num_envs=envs,
-                         checkpoint_every=checkpoint_every, **parse_hyperparameters(hyperparameters or []))
-    loaded = load_scenario(scenario, overrides)
-    table = load_service_table(loaded)
-    tau = loaded["system.delay_constraint_s"]
+    if list_trainers:
+        for info in trainers().values():
+            print(f"{info.system:6s} {info.name:18s} {info.description}")
+        return
+    if algorithm is None or output is None:
+        raise EdgeprofError("give an ALGORITHM and -o RUNDIR (see `edgeprof train --list`)")
+    info = get_trainer(algorithm)
+    settings = {"iterations": iterations, "seed": seed, "checkpoint_every": checkpoint_every,
+                **({"slots_per_iteration": slots} if slots is not None else {}),
+                **({"num_envs": envs} if envs is not None else {}),
+                **info.hyperparameters(hyperparameters or [])}
+    try:
+        config = info.make_config(**settings)
+    except TypeError as error:
+        raise EdgeprofError(f"{algorithm} does not take these settings: {error}") from None
+    if scenario is None:
+        from edgeprof.sim.systems import get_system
+
+        scenario = get_system(info.system).default_preset
+        if scenario is None:
+            raise EdgeprofError(f"system {info.system} ships no preset: give --scenario FILE.toml")
+    loaded, workload = _load(scenario, overrides)
     with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
         task = bar.add_task(f"{algorithm}: training", total=iterations)
 
         def report(done: int, total: int, row: dict[str, Any]) -> None:
-            bar.update(task, completed=done, description=f"{algorithm}: cost {row['cost']:.4g}, delay "
-                                                         f"{row['delay_s']:.3g} s (tau-bar {tau:g}), lambda "
-                                                         f"{row['multiplier']:.3g}")
+            bar.update(task, completed=done, description=f"{algorithm}: {info.summary(row)}")
 
-        rows = train(config, loaded, table, output, resume=resume, scenario_name=scenario, progress=report)
-    if quiet:
-        return
-    last = rows[-1]
-    console.print(f"{algorithm}: {last['iteration']} iterations in {output}; last iteration: cost {last['cost']:.4g}, "
-                  f"delay {last['delay_s']:.4g} s (tau-bar {tau:g} s), energy {last['energy_j']:.4g} J, privacy "
-                  f"{last['privacy_cost']:.4g}, success rate {last['success_rate']:.3f}, lambda "
-                  f"{last['multiplier']:.4g}", highlight=False)
+        rows = train(config, loaded, workload, output, resume=resume, scenario_name=scenario, progress=report)
+    if not quiet:
+        console.print(f"{algorithm}: {rows[-1]['iteration']} iterations in {output}; last iteration: "
+                      f"{info.summary(rows[-1])}", highlight=False)
 
 
 @app.command("evaluate")
@@ -768,36 +865,38 @@ def evaluate_command(
     sample: Annotated[bool, typer.Option("--sample", help="Draw every layer's actions from the policies, as in "
                                                          "training, instead of taking the most probable (each "
                                                          "episode's draws seeded by its seed).")] = False,
-    draw: Annotated[str | None, typer.Option(help="Comma-separated layers that draw their actions (deployment, user, "
-                                                  "allocation); the others act greedily.")] = None,
+    draw: Annotated[str | None, typer.Option(help="Comma-separated action layers that draw their actions (seed "
+                                                  "001: deployment, user, allocation); the others act "
+                                                  "greedily.")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write per-seed rows as CSV.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Run a trained run's policies greedily (or drawing their actions: every layer's, `--sample`, or some,
     `--draw`) through the simulator: the metrics of `edgeprof solve`."""
-    from edgeprof.optimize.solve import parse_seeds
-    from edgeprof.rl.hc_mappo_l import LAYERS, evaluate_run, load_run
+    from edgeprof.rl.runs import evaluate_run, load_run
+    from edgeprof.sim.evaluation import parse_seeds
 
     if episodes is not None and seeds is not None:
         raise EdgeprofError("give --episodes or --seeds, not both")
     if sample and draw is not None:
         raise EdgeprofError("give --sample or --draw, not both")
-    layers = LAYERS if sample else tuple(name.strip() for name in (draw or "").split(",") if name.strip())
+    run = load_run(rundir)
+    layers = run.trainer.layers if sample else tuple(name.strip() for name in (draw or "").split(",") if name.strip())
     if draw is not None and not layers:
-        raise EdgeprofError("--draw needs at least one layer: deployment, user or allocation")
+        raise EdgeprofError(f"--draw needs at least one layer: {', '.join(run.trainer.layers)}")
     seed_list = parse_seeds(seeds) if seeds is not None else list(range(episodes or 5))
     if output:
         check_writable(output)
-    config, _, scenario_name = load_run(rundir)
     with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
-        task = bar.add_task(f"{config.algorithm}: seeds", total=len(seed_list))
+        task = bar.add_task(f"{run.algorithm}: seeds", total=len(seed_list))
         rows = evaluate_run(rundir, slots, seed_list, lambda done, total: bar.update(task, completed=done), layers)
     if output:
         _write_rows_csv(output, rows)
     if not quiet:
-        mode = "greedy" if not layers else "sampled" if set(layers) == set(LAYERS) else f"{', '.join(layers)} drawn"
-        _print_summary(f"{config.algorithm} ({rundir}) on {scenario_name or 'its scenario'}, {mode}: {slots} slots x "
-                       f"{len(seed_list)} seeds (mean, 95% interval)", rows)
+        mode = ("greedy" if not layers else "sampled" if set(layers) == set(run.trainer.layers)
+                else f"{', '.join(layers)} drawn")
+        _print_summary(f"{run.algorithm} ({rundir}) on {run.scenario_name or 'its scenario'}, {mode}: {slots} slots "
+                       f"x {len(seed_list)} seeds (mean, 95% interval)", rows, run.scenario.system)
 
 
 @app.command("plot")
@@ -811,9 +910,9 @@ def plot_command(
                                                "of them have reached.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
-    """Training curves in the layout of seed 001's Fig. 5 (tau-bar drawn on the delay panel)."""
+    """Training curves in the layout the runs' trainer declares (seed 001: Fig. 5, tau-bar on the delay panel)."""
     from edgeprof.rl.curves import plot_training
-    from edgeprof.rl.hc_mappo_l import load_run
+    from edgeprof.rl.runs import load_run
 
     for rundir in rundirs:
         load_run(rundir)
@@ -824,68 +923,82 @@ def plot_command(
         console.print(f"wrote {path}", highlight=False)
 
 
-scenario_app = typer.Typer(help="Scenarios of seed 001's edge system (TOML).", no_args_is_help=True)
+scenario_app = typer.Typer(help="Scenarios of every system (TOML): presets, files, fields.", no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario")
 
 
 @scenario_app.command("show")
 def scenario_show_command(
-    scenario: Annotated[str, typer.Argument(help="paper, small, or a TOML file.")] = "paper",
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="section.field=value (TOML syntax); "
-                                                                      "repeatable.")] = None,
+    scenario: Annotated[str, typer.Argument(help=SCENARIO_HELP)] = "paper",
+    overrides: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
 ) -> None:
     """Print a scenario as documented TOML: a starting point for your own scenario file."""
     from edgeprof.sim.scenario import load_scenario, to_toml
 
-    print(to_toml(load_scenario(scenario, overrides).fields), end="")
+    print(to_toml(load_scenario(scenario, overrides)), end="")
 
 
-@app.command("simulate")
+@scenario_app.command("list")
+def scenario_list_command() -> None:
+    """List the systems and the shipped presets."""
+    from edgeprof.sim.scenario import preset_document, preset_names
+    from edgeprof.sim.systems import get_system, system_names
+
+    table = Table(title="Systems")
+    for column in ("system", "default preset", "description"):
+        table.add_column(column)
+    for name in system_names():
+        system = get_system(name)
+        table.add_row(name, system.default_preset or "", system.description)
+    console.print(table)
+    presets = Table(title="Presets (--scenario NAME)")
+    for column in ("preset", "base"):
+        presets.add_column(column)
+    for name in preset_names():
+        presets.add_row(name, preset_document(name).get("base", ""))
+    console.print(presets)
+
+
+@app.command("simulate", cls=_listing_command(_solver_listing))
 def simulate_command(
-    scenario: Annotated[str, typer.Option(help="paper, small, or a scenario TOML file.")] = "paper",
-    overrides: Annotated[list[str] | None, typer.Option("--set", help="section.field=value (TOML syntax); "
-                                                                      "repeatable.")] = None,
-    policy: Annotated[str, typer.Option(help="random, local-only, edge-only, greedy, neurosurgeon or lru (seed 001 "
-                                             "section V-A; README).")] = "random",
+    scenario: Annotated[str, typer.Option(help=SCENARIO_HELP)] = "paper",
+    overrides: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
+    policy: Annotated[str, typer.Option(help="A solver of the scenario's system (see Choices; seed 001's "
+                                             "baselines: section V-A, README).")] = "random",
     slots: Annotated[int, typer.Option(min=1, help="Slots to simulate.")] = 100,
     envs: Annotated[int, typer.Option(min=1, help="Independent environments run in parallel (batched).")] = 1,
-    seed: Annotated[int, typer.Option(help="Seed of the system draws and of the random policy.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the system draws and of the random policy.")] = 0,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the metrics as JSON.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
-    """Run a policy through seed 001's edge system fed by real profiles and report delay, energy, privacy, cost."""
-    from edgeprof.files import write_text_atomic
-    from edgeprof.optimize.heuristics import make_policy
-    from edgeprof.sim.env import EdgeSystem
-    from edgeprof.sim.rollout import run_policy
-    from edgeprof.sim.scenario import load_scenario
-    from edgeprof.sim.workload import load_service_table
+    """Run one policy through one episode of the scenario's system, fed by real profiles, and report every
+    metric (all requests, and successful ones where the system tells them apart)."""
+    from edgeprof.optimize.solve import get_solver
 
     if output:
         check_writable(output)
-    loaded = load_scenario(scenario, overrides)
-    chosen = make_policy(policy, seed)
-    system = EdgeSystem(loaded, load_service_table(loaded), envs, seed)
+    loaded, workload = _load(scenario, overrides)
+    info = get_solver(loaded.system_name, policy)
+    prepared = info.prepare(loaded) if info.prepare else loaded
     with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
         task = bar.add_task(f"simulating {policy}", total=slots)
-        metrics = run_policy(system, chosen, slots, lambda done: bar.update(task, completed=done))
+        metrics = loaded.system.run_episode(prepared, workload, info.make, slots, seed, envs,
+                                            lambda done: bar.update(task, completed=done))
     report = {"scenario": scenario, "overrides": overrides or [], "policy": policy, "seed": seed, **metrics}
     if output:
-        write_text_atomic(output, json.dumps(report, indent=1) + "\n")
+        write_json_atomic(output, report)
     if quiet:
         return
-    table = Table(title=f"{policy} on {scenario}: J={loaded['system.num_servers']}, K={loaded['system.num_users']}, "
-                        f"I={loaded.num_services}, {slots} slots x {envs} environment(s), seed {seed}")
-    for column in ("metric", "all requests", "successful requests"):
+    table = Table(title=f"{policy} on {scenario} ({loaded.system_name}): {slots} slots x {envs} environment(s), "
+                        f"seed {seed}")
+    with_success = any(f"{name}_success" in metrics for name in loaded.system.metrics)
+    for column in ("metric", "all requests", *(("successful requests",) if with_success else ())):
         table.add_column(column, justify="left" if column == "metric" else "right")
-    for name, label in (("delay_s", "delay (s)"), ("energy_j", "energy (J)"), ("privacy_cost", "privacy cost"),
-                        ("cost", "cost (mu1 C_priv + mu2 e)")):
-        success = metrics[f"{name}_success"]
-        table.add_row(label, f"{metrics[name]:.4g}", "" if success is None else f"{success:.4g}")
-    table.add_row("success rate", f"{metrics['success_rate']:.3f}", "")
+    for name in loaded.system.metrics:
+        success = metrics.get(f"{name}_success")
+        cells = [f"{metrics[name]:.4g}", *(("" if success is None else f"{success:.4g}",) if with_success else ())]
+        table.add_row(name, *cells)
     console.print(table)
-    met = "met" if metrics["delay_constraint_met"] else "violated"
-    console.print(f"long-term delay constraint {metrics['delay_constraint_s']} s: {met}", highlight=False)
 
 
 data_app = typer.Typer(help="The shipped profiles of the papers' model zoo.", no_args_is_help=True)
@@ -904,10 +1017,11 @@ def data_build_command(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Profile the papers' model zoo and attach a leakage table to each profile (hours on a laptop CPU)."""
-    from edgeprof.data.build import SHIPPED_MODELS, BuildSettings, build_one
+    from edgeprof.data.build import SHIPPED_MODELS, BuildSettings, build_one, check_build
 
-    names = tuple(models.split(",")) if models else SHIPPED_MODELS
+    names = SHIPPED_MODELS if models is None else tuple(name.strip() for name in models.split(",") if name.strip())
     settings = BuildSettings(names, output, workdir, seed=seed, threads=threads)
+    check_build(settings)
     for name in names:
         with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
             task = bar.add_task(name, total=None)
@@ -920,20 +1034,148 @@ def data_build_command(
             console.print(f"{name}: wrote {path}", highlight=False)
 
 
+experiment_app = typer.Typer(help="The papers' experiments as resumable sweeps (serial, process pool or Ray).",
+                             no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("list")
+def experiment_list_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List the experiments: paper, what they vary, their methods and the runs of each budget."""
+    from dataclasses import asdict
+
+    from edgeprof.experiments.definitions import EXPERIMENTS
+    from edgeprof.experiments.sweep import plan
+
+    if as_json:
+        print(json.dumps([asdict(experiment) for experiment in EXPERIMENTS.values()], indent=1))
+        return
+    table = Table(title="Experiments (edgeprof experiment run NAME --budget smoke|paper -o OUTDIR)")
+    for column in ("name", "reference", "varies", "methods", "runs: smoke / paper"):
+        table.add_column(column)
+    for experiment in EXPERIMENTS.values():
+        runs = " / ".join(str(len(plan(experiment, budget))) for budget in ("smoke", "paper"))
+        table.add_row(experiment.name, experiment.reference, experiment.vary or "(one setting)",
+                      str(len(experiment.methods)), runs)
+    console.print(table)
+
+
+class Backend(str, Enum):
+    serial = "serial"
+    process = "process"
+    ray = "ray"
+
+
+class Budget(str, Enum):
+    smoke = "smoke"
+    paper = "paper"
+
+
+@experiment_app.command("run")
+def experiment_run_command(
+    name: Annotated[str, typer.Argument(help="An experiment (`edgeprof experiment list`).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="OUTDIR: runs/, results.csv, experiment.json.")],
+    budget: Annotated[Budget, typer.Option(help="smoke: a laptop in minutes; paper: the paper's budget (a "
+                                                "cluster).")] = Budget.smoke,
+    seeds: Annotated[int | None, typer.Option(min=1, help="Replicate seeds 0..N-1 (default: the budget's).")] = None,
+    methods: Annotated[str | None, typer.Option(help="Comma-separated subset of the experiment's methods.")] = None,
+    backend: Annotated[Backend, typer.Option(help="Where runs execute.")] = Backend.serial,
+    workers: Annotated[int, typer.Option(min=1, help="Processes (process) or CPUs (local ray).")] = 2,
+    address: Annotated[str | None, typer.Option(help="A Ray cluster's address (ray backend; default: a local "
+                                                     "one).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the runs and what is done; run nothing.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue OUTDIR: skip finished runs, retry failed ones, "
+                                                          "resume unfinished training from its checkpoint.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Run an experiment's sweep (method x varied value x seed) into OUTDIR; resumable, any backend."""
+    from edgeprof.experiments.backends import make_backend
+    from edgeprof.experiments.definitions import get_experiment
+    from edgeprof.experiments.sweep import plan, run_experiment, run_id, state
+
+    experiment = get_experiment(name)
+    chosen = None if methods is None else [item.strip() for item in methods.split(",") if item.strip()]
+    planned = plan(experiment, budget.value, seeds, chosen)
+    if address is not None and backend is not Backend.ray:
+        raise EdgeprofError("--address is for the ray backend: add --backend ray")
+    if dry_run:
+        done = state(output, planned)
+        finished, failed = set(done.finished), set(done.failed)
+        for config in planned:
+            identifier = run_id(config)
+            status = "done" if identifier in finished else "failed" if identifier in failed else "to run"
+            value = "" if config["vary"] is None else f" {config['vary']}={json.dumps(config['value'])}"
+            print(f"{identifier}  {config['method']['name']:18s} seed {config['seed']}{value}  {status}")
+        print(f"{len(planned)} runs, {len(done.pending)} to run", file=sys.stderr)
+        return
+    runner = make_backend(backend.value, workers, address)
+    with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
+        task = bar.add_task(f"{name}: runs", total=None)
+
+        def report(done: int, total: int, result: dict[str, Any]) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = run_experiment(name, output, budget.value, seeds, chosen, runner, resume, report)
+    for failure in summary["failed"]:
+        err_console.print(f"warning: run {failure['id']} failed: {failure['error']} (see "
+                          f"{output}/runs/{failure['id']}/error.json; --resume retries it)", highlight=False,
+                          markup=False)
+    if not quiet:
+        console.print(f"{name}: {summary['finished']} of {summary['planned']} runs finished "
+                      f"({summary['ran']} run now, {len(summary['failed'])} failed); {output}/results.csv",
+                      highlight=False)
+
+
+@experiment_app.command("report")
+def experiment_report_command(
+    outdir: Annotated[Path, typer.Argument(help="An experiment's OUTDIR.")],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
+) -> None:
+    """Write OUTDIR/report.md (measured beside the paper's numbers) and OUTDIR/report.png (the figure)."""
+    from edgeprof.experiments.report import report_experiment
+
+    markdown_path, figure_path = report_experiment(outdir)
+    if not quiet:
+        console.print(f"wrote {markdown_path} and {figure_path}", highlight=False)
+
+
 def _is_click_exception(error: BaseException) -> bool:
     """Click's usage errors, whether typer uses click itself or its own vendored copy of it."""
     return any(cls.__name__ == "ClickException" for cls in type(error).__mro__)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM unwinds like Ctrl-C, so temporary files are removed and locks released on the way out."""
+    raise KeyboardInterrupt
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err_console.print(f"edgeprof: error: {message}", highlight=False, markup=False)
+    sys.exit(code)
+
+
 def main() -> None:
-    """Entry point: run the app and turn user errors into one line and exit code 2."""
+    """Entry point: run the app and turn user errors into one line and exit code 2: edgeprof's own refusals, and
+    what the outside world can do to any command (an unreadable or non-UTF-8 file, a full disk, no memory)."""
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers (tests may call from others)
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n
     except EdgeprofError as error:
-        err_console.print(f"edgeprof: error: {error}", highlight=False, markup=False)
-        sys.exit(2)
-    except (typer.Exit, typer.Abort) as stop:
-        sys.exit(getattr(stop, "exit_code", 130))
+        _fail(str(error))
+    except UnicodeDecodeError as error:
+        _fail(f"a file is not UTF-8 text ({error.reason} at byte {error.start}): is it the right file?")
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        _fail(f"{where}{error.strerror or error}")
+    except MemoryError:
+        _fail("out of memory: make the input, scenario or batch smaller")
+    except typer.Abort:  # click's form of Ctrl-C (and of SIGTERM, through `_terminate`)
+        _fail("interrupted", 130)
+    except typer.Exit as stop:
+        sys.exit(stop.exit_code)
     except Exception as error:
         if not _is_click_exception(error):
             raise

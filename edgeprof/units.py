@@ -104,9 +104,10 @@ def parse_power(text: str, name: str = "power") -> float:
     number, unit = _split(text, name, "power", "0.5W")
     if unit == "dBm":
         try:
-            return 10 ** (number / 10) / 1e3
+            watts = 10 ** (number / 10) / 1e3
         except OverflowError:
             raise EdgeprofError(f"{name}: {text!r} is too large") from None
+        return _require(watts, text, name, positive=False)
     value = _parse(text, name, "power", _POWER_UNITS, "W, mW, dBm", "0.5W")
     return _require(value, text, name, positive=False)
 

@@ -1,6 +1,7 @@
 """A stand-in for the `pynvml` module: GPUs that draw a set power, with readings that follow `time.monotonic()`.
 
-Pass an instance wherever the NVML module is expected (`nvml.open_meter(library=FakeNvml())`, or monkeypatch
+GPU i has the UUID `uuids[i]` and PCI bus id `pci_bus_ids[i]`, so code that must map CUDA devices to NVML GPUs
+can be checked. Pass an instance wherever the NVML module is expected (`nvml.open_meter(library=FakeNvml())`, or monkeypatch
 `edgeprof.profiler.energy.nvml.load_library` to return it). Any function named in `unsupported` raises
 `NVMLError_NotSupported`, like a GPU that lacks the feature; naming "NVML_FI_DEV_POWER_INSTANT" there makes that
 field report NOT_SUPPORTED inside a successful `nvmlDeviceGetFieldValues` call, as real drivers do.
@@ -17,11 +18,13 @@ NVML_SUCCESS = 0
 NVML_ERROR_UNINITIALIZED = 1
 NVML_ERROR_INVALID_ARGUMENT = 2
 NVML_ERROR_NOT_SUPPORTED = 3
+NVML_ERROR_NOT_FOUND = 6
 NVML_ERROR_DRIVER_NOT_LOADED = 9
 _ERROR_STRINGS = {
     NVML_ERROR_UNINITIALIZED: "Uninitialized",
     NVML_ERROR_INVALID_ARGUMENT: "Invalid Argument",
     NVML_ERROR_NOT_SUPPORTED: "Not Supported",
+    NVML_ERROR_NOT_FOUND: "Not Found",
     NVML_ERROR_DRIVER_NOT_LOADED: "Driver Not Loaded",
 }
 
@@ -53,6 +56,8 @@ class FakeNvml:
         init_error: int | None = None,
     ) -> None:
         self.gpus = gpus
+        self.uuids = [f"GPU-{index:08x}-1111-2222-3333-{index:012x}" for index in range(len(gpus))]
+        self.pci_bus_ids = [f"00000000:{index + 1:02X}:00.0" for index in range(len(gpus))]  # NVML's order is PCI's
         self.unsupported = unsupported
         self.init_error = init_error
         self.initialised = 0  # nvmlInit calls minus nvmlShutdown calls: 0 again once every meter is closed
@@ -96,6 +101,26 @@ class FakeNvml:
         if not 0 <= index < len(self.gpus):
             raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
         return index
+
+    def nvmlDeviceGetHandleByUUID(self, gpu_uuid: str) -> int:
+        self._check("nvmlDeviceGetHandleByUUID")
+        if gpu_uuid not in self.uuids:
+            raise NVMLError(NVML_ERROR_NOT_FOUND)
+        return self.uuids.index(gpu_uuid)
+
+    def nvmlDeviceGetHandleByPciBusId(self, bus_id: str) -> int:
+        self._check("nvmlDeviceGetHandleByPciBusId")
+        if bus_id not in self.pci_bus_ids:
+            raise NVMLError(NVML_ERROR_NOT_FOUND)
+        return self.pci_bus_ids.index(bus_id)
+
+    def nvmlDeviceGetIndex(self, handle: int) -> int:
+        self._check("nvmlDeviceGetIndex")
+        return handle
+
+    def nvmlDeviceGetUUID(self, handle: int) -> str:
+        self._check("nvmlDeviceGetUUID")
+        return self.uuids[handle]
 
     def nvmlDeviceGetName(self, handle: int) -> str:
         self._check("nvmlDeviceGetName")

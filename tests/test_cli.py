@@ -43,12 +43,31 @@ def test_verify_cuts_passes_for_a_traceable_model(run_cli):
     assert "all 9 points reproduce the model's output" in result.out
 
 
-def test_verify_cuts_fails_with_exit_1_naming_the_point(run_cli, tmp_path):
+def test_verify_cuts_fails_with_exit_1_naming_the_point(run_cli, tmp_path, monkeypatch):
+    from edgeprof.profiler import static
+
+    split = static.run_split
+    monkeypatch.setattr(static, "run_split", lambda prefix, suffix, *inputs: split(prefix, suffix, *inputs) + 1)
     out = tmp_path / "p.json"
-    result = run_cli("profile", "edgeprof_testmodels:untraceable", "--input-size", "16", "--verify-cuts", "-o", out)
+    result = run_cli("profile", "lenet7", "--verify-cuts", "-o", out)
     assert result.code == 1
-    assert "verify-cuts: z=" in result.err and "differs from the whole model" in result.err
+    assert "verify-cuts: z=3 (after flatten): prefix + suffix differs from the whole model by 1\n" in result.err
     assert not out.exists()
+
+
+def test_a_model_no_tracer_can_trace_is_refused_naming_the_construct(run_cli, tmp_path):
+    out = tmp_path / "p.json"
+    result = run_cli("profile", "edgeprof_testmodels:untraceable", "--input-size", "16", "-o", out)
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
+    assert "cannot be profiled: no tracer can trace it (torch.fx: symbolically traced variables cannot be used " \
+           "as inputs to control flow (at edgeprof_testmodels.py:" in result.err
+    assert "if torch.isfinite(y).all():" in result.err
+    assert "calling its children in order does not reproduce its output" in result.err
+    assert not out.exists()
+    unchecked = run_cli("profile", "edgeprof_testmodels:untraceable", "--input-size", "16", "--no-verify-cuts",
+                        "-o", out)
+    assert unchecked.code == 0 and "the fallback was not verified" in unchecked.out
+    assert load_profile(out)["graph"]["method"] == "children"
 
 
 def test_validate(run_cli, tmp_path):
@@ -166,3 +185,93 @@ def test_measure_on_a_fake_jetson_records_energy(run_cli, tmp_path, monkeypatch)
     assert device["kind"] == "jetson" and device["energy_source"] == "ina3221:VDD_IN"
     assert device["idle_power_w"] == pytest.approx(board.total_w, rel=0.02)
     assert device["whole_model_energy_mj"]["total"] > 0
+
+
+def test_rails_option_on_a_fake_agx_orin(run_cli, tmp_path, monkeypatch):
+    board = fake_jetson.build(tmp_path / "root", "agx_orin")
+    monkeypatch.setenv("EDGEPROF_SYSFS_ROOT", str(tmp_path / "root"))
+    (tmp_path / "root" / "etc").mkdir()
+    (tmp_path / "root" / "etc" / "nv_tegra_release").write_text("# R35 (release), REVISION: 4.1\n")
+    out = tmp_path / "j.json"
+    args = ("profile", "lenet7", "--measure", "--device", "cpu", "--repeats", "2", "--warmup", "0", "-q")
+    result = run_cli(*args, "--rails", "VDD_GPU_SOC,VDDQ_VDD2_1V8AO", "-o", out)
+    assert result.code == 0, result.err
+    device = load_profile(out)["device"]
+    assert device["energy_source"] == "ina3221:sum(VDD_GPU_SOC,VDDQ_VDD2_1V8AO)"
+    assert device["sensor"]["total_rule"] == "--rails"
+    expected = board.rails_w["VDD_GPU_SOC"] + board.rails_w["VDDQ_VDD2_1V8AO"]
+    assert device["idle_power_w"] == pytest.approx(expected, rel=0.02)
+    bad = run_cli(*args, "--rails", "VDD_IN", "-o", tmp_path / "bad.json")
+    assert bad.code == 2 and len(bad.err.strip().splitlines()) == 1
+    assert "no rail VDD_IN; its rails are VDD_CPU_CV, VDD_GPU_SOC, VIN_SYS_5V0, VDDQ_VDD2_1V8AO" in bad.err
+    assert not (tmp_path / "bad.json").exists()
+    elsewhere = run_cli("profile", "lenet7", "--measure", "--energy", "rapl", "--rails", "VDD_IN", "-q")
+    assert elsewhere.code == 2 and "--rails applies to Jetson power monitors" in elsewhere.err
+
+
+def test_a_dict_output_model_verifies_and_measures(run_cli, tmp_path):
+    out = tmp_path / "d.json"
+    result = run_cli("profile", "edgeprof_testmodels:dict_output", "--input-size", "16", "--verify-cuts", "--measure",
+                     "--device", "cpu", "--energy", "none", "--repeats", "2", "--warmup", "0", "-o", out)
+    assert result.code == 0, result.err
+    assert "points reproduce the model's output" in result.out
+    assert load_profile(out)["partition_points"][-1]["device_latency_ms"]["median"] > 0
+
+
+def test_input_shapes_and_model_args(run_cli, tmp_path):
+    out = tmp_path / "t.json"
+    result = run_cli("profile", "edgeprof_testmodels:token_classifier", "--input-shape", "2x12:int64",
+                     "--model-arg", "num_classes=5", "--verify-cuts", "-o", out)
+    assert result.code == 0, result.err
+    assert "input 2x12 int64" in result.out
+    model = load_profile(out)["model"]
+    assert model["inputs"][0]["dtype"] == "int64" and model["args"] == {"num_classes": "5"}
+    two = run_cli("profile", "edgeprof_testmodels:two_inputs", "--input-shape", "1x3x8x8", "--input-shape", "1x4", "-q",
+                  "-o", out)
+    assert two.code == 0 and [entry["shape"] for entry in load_profile(out)["model"]["inputs"]] == [[1, 3, 8, 8], [1, 4]]
+    for args, message in [(["--input-shape", "1x3xQ"], "write the whole shape, batch first"),
+                          (["--input-shape", "1x16", "--input-size", "16"], "drop --input-size and --batch"),
+                          (["--model-arg", "num_classes"], "write name=value")]:
+        bad = run_cli("profile", "lenet7", *args, "-o", tmp_path / "bad.json")
+        assert bad.code == 2 and message in bad.err and len(bad.err.strip().splitlines()) == 1
+    assert not (tmp_path / "bad.json").exists()
+
+
+def test_a_factory_that_would_download_is_refused_offline(run_cli, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    spec = "torchvision.models.segmentation:lraspp_mobilenet_v3_large"
+    result = run_cli("profile", spec, "-o", tmp_path / "s.json")
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1
+    assert "pass --model-arg weights_backbone=None for random init" in result.err
+    ok = run_cli("profile", spec, "--model-arg", "weights_backbone=None", "--input-size", "64", "-q", "-o",
+                 tmp_path / "s.json")
+    assert ok.code == 0, ok.err
+    assert len(load_profile(tmp_path / "s.json")["partition_points"]) > 2
+
+
+def test_validate_checks_every_file_one_line_each_or_every_problem(run_cli, tmp_path):
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    run_cli("profile", "lenet7", "-q", "-o", good)
+    doc = json.loads(good.read_text())
+    doc["partition_points"][2]["device_param_bytes"] = 10**12
+    doc["partition_points"][1]["tensors"][0]["bytes"] += 4
+    doc["partition_points"][1]["upload_bytes"] += 4
+    bad.write_text(json.dumps(doc))
+    garbage = tmp_path / "garbage.json"
+    garbage.write_bytes(bytes(range(128, 256)))
+    result = run_cli("validate", garbage, bad, good)  # a file that fails first does not stop the others
+    assert result.code == 2
+    assert f"{good}: valid edgeprof.profile/1 (lenet7, 6 partition points)" in result.out
+    first, second = result.err.strip().splitlines()
+    assert first.startswith(f"edgeprof: error: {garbage}: ") and "is not UTF-8 text" in first
+    assert second.startswith(f"edgeprof: error: {bad}: $.partition_points[1].tensors[0].bytes: ")
+    assert second.endswith("(and 2 more: --all lists them)")
+    result = run_cli("validate", "--all", good, bad)
+    assert result.code == 2
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith(f"edgeprof: error: {bad}: $.partition_points[") for line in lines)
+    assert "[1].tensors[0].bytes: " in lines[0]
+    assert "[2].device_param_bytes: 1000000000000 is more than the model's param_bytes" in lines[1]
+    assert "[3].device_param_bytes: 372992 is less than at z = 2" in lines[2]

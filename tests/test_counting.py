@@ -14,13 +14,13 @@ from edgeprof.profiler.models import load_model
 from edgeprof.profiler.static import analyze, profile_model
 
 
-def reference_flops(module: nn.Module, x: torch.Tensor) -> int:
+def reference_flops(module: nn.Module, *inputs: torch.Tensor) -> int:
     """FlopCounterMode on the eager model with the MHA fast path off and the math attention kernel."""
     fastpath = torch.backends.mha.get_fastpath_enabled()
     torch.backends.mha.set_fastpath_enabled(False)
     try:
         with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
-            module(x)
+            module(*inputs)
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
     return counter.get_total_flops()
@@ -32,7 +32,7 @@ def reference_flops(module: nn.Module, x: torch.Tensor) -> int:
 )
 def test_totals_equal_flop_counter_mode_on_cpu(name):
     runnable = load_model(name, device="cpu")
-    expected = reference_flops(runnable.module, runnable.example_input())
+    expected = reference_flops(runnable.module, *runnable.example_inputs())
     profile = profile_model(name)
     assert profile["totals"]["flops"] == expected
     assert profile["totals"]["macs"] * 2 == expected

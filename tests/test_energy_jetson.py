@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from edgeprof.profiler.energy import jetson
 from edgeprof.profiler.energy.base import SensorUnavailable
+from edgeprof.profiler.energy.rails import RailError
 
 INTERVAL_S = 0.003
 
@@ -47,35 +48,71 @@ def test_constant_rails_measure_the_board_total(sysfs, board):
     assert reading.samples >= 10
 
 
-# Per board: rail powers (W), the energy source and the board's power (W): the input rail where the board has
-# one, whatever its sub-rails read; the sum of the connected rails otherwise.
+# Per board: rail powers (W), the energy source and the board's power (W) by NVIDIA's rail rules (energy/rails.py):
+# the input rail where the board has one, whatever its sub-rails read; AGX Xavier's six supplies; AGX Orin's
+# VDD_GPU_SOC + VDD_CPU_CV + VIN_SYS_5V0 (VDDQ_VDD2_1V8AO is fed from VIN_SYS_5V0); Thor's VIN.
 TOTALS = {
     "tx2": ({"VDD_IN": 4.0, "VDD_SYS_GPU": 1.0, "VDD_SYS_CPU": 1.0}, "ina3221:VDD_IN", 4.0),
+    "tx2_l4t28": ({"VDD_IN": 3.14, "VDD_SYS_GPU": 0.153, "VDD_SYS_CPU": 0.536}, "ina3221:VDD_IN", 3.14),
     "nano": ({"POM_5V_IN": 2.5, "POM_5V_GPU": 0.5, "POM_5V_CPU": 0.75}, "ina3221:POM_5V_IN", 2.5),
     "agx_xavier": (
         {"GPU": 1.0, "CPU": 2.0, "SOC": 3.0, "CV": 4.0, "VDDRQ": 5.0, "SYS5V": 6.0},
-        "ina3221:sum(CPU,GPU,SOC,CV,SYS5V,VDDRQ)",
+        "ina3221:sum(GPU,CPU,SOC,CV,VDDRQ,SYS5V)",
         21.0,
     ),
     "agx_orin": (
-        {"VDD_GPU_SOC": 5.14, "VDD_CPU_CV": 3.27, "VIN_SYS_5V0": 5.5, "VDDQ_VDD2_1V8AO": 0.4},
-        "ina3221:sum(VDD_CPU_CV,VDD_GPU_SOC,VIN_SYS_5V0,VDDQ_VDD2_1V8AO)",
-        14.31,
+        {"VDD_GPU_SOC": 2.4, "VDD_CPU_CV": -0.4, "VIN_SYS_5V0": 4.03, "VDDQ_VDD2_1V8AO": 0.3},
+        "ina3221:sum(VDD_GPU_SOC,VDD_CPU_CV,VIN_SYS_5V0)",
+        6.03,
     ),
     "orin_nano": ({"VDD_IN": 7.42, "VDD_CPU_GPU_CV": 1.0, "VDD_SOC": 1.5}, "ina3221:VDD_IN", 7.42),
+    "thor": (
+        {"VDD_GPU": -0.392, "VDD_CPU_SOC_MSS": 3.924, "VIN_SYS_5V0": 5.064, "VIN": 15.004},
+        "ina238:VIN",
+        15.004,
+    ),
 }
 
 
 @pytest.mark.parametrize("board", TOTALS)
 def test_each_board_has_its_own_total(sysfs, board):
     watts, source, total = TOTALS[board]
-    build(sysfs, board, watts)
+    fake = build(sysfs, board, watts)
+    assert fake.total_w == pytest.approx(total, abs=1e-9)
     meter = jetson.open_meter(interval_s=INTERVAL_S)
     assert meter.kind == "jetson"
     assert meter.source == source
     assert meter.read_power_w() == pytest.approx(total, abs=1e-9)
     # hwmon states its update interval (longer than the polling interval here); the iio driver does not
-    assert meter.update_period_s == (UPDATE_INTERVAL_MS / 1e3 if BOARDS[board].layout == "hwmon" else INTERVAL_S)
+    assert meter.update_period_s == (INTERVAL_S if BOARDS[board].layout.startswith("iio") else UPDATE_INTERVAL_MS / 1e3)
+
+
+def test_hwmon_chips_linked_from_sys_class_hwmon_are_read_once(sysfs):
+    build(sysfs, "agx_orin")
+    assert len(list((sysfs / "sys/class/hwmon").iterdir())) == 2  # the same two chips, reachable twice
+    monitors = jetson.find_monitors()
+    assert [monitor.device for monitor in monitors] == ["1-0040", "1-0041"]
+    assert sum(len(monitor.rails) for monitor in monitors) == 4
+
+
+def test_thor_monitors_are_found_only_under_sys_class_hwmon(sysfs):
+    build(sysfs, "thor")
+    assert not (sysfs / "sys/bus").exists()
+    monitors = {monitor.device: monitor for monitor in jetson.find_monitors()}
+    assert monitors["2-0044"].layout == "hwmon-ina238"
+    assert [rail.name for rail in monitors["2-0044"].rails] == ["VIN"]
+    assert jetson.probe() == ("INA238+INA3221 hwmon+hwmon-ina238, rails VDD_CPU_SOC_MSS, VDD_GPU, VIN_SYS_5V0, "
+                              "VIN; total VIN")
+
+
+def test_rails_override_sums_the_named_rails_on_sysfs(sysfs):
+    fake = build(sysfs, "agx_orin", TOTALS["agx_orin"][0])
+    meter = jetson.open_meter(interval_s=INTERVAL_S, rails=["VDD_GPU_SOC", "VDDQ_VDD2_1V8AO"])
+    assert meter.source == "ina3221:sum(VDD_GPU_SOC,VDDQ_VDD2_1V8AO)"
+    assert meter.read_power_w() == pytest.approx(fake.rails_w["VDD_GPU_SOC"] + fake.rails_w["VDDQ_VDD2_1V8AO"])
+    assert meter.metadata()["total_rule"] == "--rails"
+    with pytest.raises(RailError, match="this board has no rail VDD_IN"):
+        jetson.open_meter(interval_s=INTERVAL_S, rails=["VDD_IN"])
 
 
 @settings(max_examples=40, deadline=None)
@@ -114,7 +151,7 @@ def test_probe_names_the_layout_the_rails_and_the_total(sysfs):
 def test_probe_of_an_iio_board_skips_nothing_and_sums_without_an_input_rail(sysfs):
     build(sysfs, "agx_xavier")
     assert jetson.probe() == (
-        "INA3221 iio, rails CPU, GPU, SOC, CV, SYS5V, VDDRQ; total sum(CPU,GPU,SOC,CV,SYS5V,VDDRQ)"
+        "INA3221 iio, rails CPU, GPU, SOC, CV, SYS5V, VDDRQ; total sum(GPU,CPU,SOC,CV,VDDRQ,SYS5V)"
     )
 
 
@@ -124,11 +161,12 @@ def test_an_empty_tree_has_no_sensor_and_says_where_it_looked(sysfs):
             attempt()
         assert str(sysfs / "sys/bus/i2c/drivers/ina3221x") in str(problem.value)
         assert str(sysfs / "sys/bus/i2c/drivers/ina3221") in str(problem.value)
+        assert str(sysfs / "sys/class/hwmon") in str(problem.value)
         assert "no tegrastats" in str(problem.value)
 
 
 @pytest.mark.parametrize("how", ["missing", "unreadable", "garbage"])
-@pytest.mark.parametrize("board", ["tx2", "agx_orin"])
+@pytest.mark.parametrize("board", ["tx2", "agx_orin", "thor"])
 def test_a_broken_rail_file_is_unavailable_with_its_path(sysfs, board, how):
     rail = BOARDS[board].total_rails[0]
     path = build(sysfs, board).break_reading(rail, how)
@@ -159,7 +197,8 @@ def test_metadata_records_the_monitors_total_and_power_mode(sysfs, tmp_path):
             {"device": "1-0041", "layout": "hwmon", "rails": ["VDDQ_VDD2_1V8AO"],
              "update_interval_s": UPDATE_INTERVAL_MS / 1e3, "samples": SAMPLES},
         ],
-        "total": "sum(VDD_CPU_CV,VDD_GPU_SOC,VIN_SYS_5V0,VDDQ_VDD2_1V8AO)",
+        "total": "sum(VDD_GPU_SOC,VDD_CPU_CV,VIN_SYS_5V0)",
+        "total_rule": "Jetson AGX Orin: VDDQ_VDD2_1V8AO is supplied from VIN_SYS_5V0, so it is not added",
         "polling_interval_s": INTERVAL_S,
         "nvpmodel": "MAXN",
         "jetson_clocks": "GPU MinFreq=1300500000 MaxFreq=1300500000",
@@ -200,7 +239,20 @@ def test_tegrastats_lines_without_an_input_rail_sum_and_alternating_lines_averag
     meter = jetson.TegrastatsMeter(lines_every(0.005, [low, high]), period_s=0.005)
     reading = measure(meter, 0.2)
     assert meter.source == "tegrastats:sum(VDD_GPU_SOC,VDD_CPU_CV)"
+    assert meter.metadata()["total_rule"] == "no board rule matched: sum of all rails"
     assert reading.average_power_w == pytest.approx(4.0, rel=0.1)
+
+
+def test_tegrastats_follows_the_board_rule_and_the_rails_override():
+    thor = "VDD_GPU -392mW/-392mW VDD_CPU_SOC_MSS 3924mW/3835mW VIN_SYS_5V0 5064mW/5055mW VIN 15004mW/15096mW"
+    meter = jetson.TegrastatsMeter([thor], period_s=0.005)
+    assert meter.read_power_w() == pytest.approx(15.004)
+    assert meter.source == "tegrastats:VIN"
+    override = jetson.TegrastatsMeter([thor], period_s=0.005, rails=("VDD_GPU", "VDD_CPU_SOC_MSS"))
+    assert override.read_power_w() == pytest.approx(3.532)
+    assert override.source == "tegrastats:sum(VDD_GPU,VDD_CPU_SOC_MSS)"
+    with pytest.raises(RailError, match="no rail VDD_IN"):
+        jetson.TegrastatsMeter([thor], period_s=0.005, rails=("VDD_IN",)).read_power_w()
 
 
 def test_tegrastats_that_stops_or_prints_no_rails_is_unavailable():
@@ -222,7 +274,7 @@ def test_without_sysfs_a_tegrastats_command_is_the_fallback(sysfs, tmp_path, mon
     )
     command = install_command(tmp_path / "bin", "tegrastats", script)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
-    assert jetson.probe().startswith(f"tegrastats ({command}); no INA3221 sysfs: no INA3221 power monitor under")
+    assert jetson.probe().startswith(f"tegrastats ({command}); no sysfs power monitor: no INA3221 power monitor under")
     meter = jetson.open_meter(interval_s=0.005)
     assert meter.kind == "tegrastats" and meter.source == "tegrastats:VDD_IN"
     assert meter.update_period_s == 0.005

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+import types
 
 import pytest
 from fake_nvml import FakeNvml
@@ -134,6 +135,8 @@ def test_metadata_records_the_gpu_state():
     with nvml.open_meter(library=FakeNvml()) as meter:
         assert meter.metadata() == {
             "gpu_index": 0,
+            "cuda_index": 0,
+            "gpu_uuid": "GPU-00000000-1111-2222-3333-000000000000",
             "gpu_name": H100,
             "driver_version": "550.54.15",
             "power_limit_w": 700.0,
@@ -143,11 +146,14 @@ def test_metadata_records_the_gpu_state():
 
 
 def test_unreadable_metadata_is_none():
-    unreadable = frozenset({"nvmlDeviceGetName", "nvmlSystemGetDriverVersion", "nvmlDeviceGetClockInfo"})
+    unreadable = frozenset({"nvmlDeviceGetName", "nvmlSystemGetDriverVersion", "nvmlDeviceGetClockInfo",
+                            "nvmlDeviceGetUUID"})
     with nvml.open_meter(library=FakeNvml(unsupported=unreadable)) as meter:
         assert meter.source == "nvml:GPU 0: total-energy counter"
         assert meter.metadata() == {
             "gpu_index": 0,
+            "cuda_index": 0,
+            "gpu_uuid": None,
             "gpu_name": None,
             "driver_version": None,
             "power_limit_w": 700.0,
@@ -185,3 +191,53 @@ def test_probe_and_the_registry_use_the_substituted_library(monkeypatch, tmp_pat
     with meter:
         assert meter.source == f"nvml:GPU 1 {H100}: total-energy counter"
     assert fake.initialised == 0
+
+
+def test_a_cuda_device_is_found_by_uuid_whatever_cuda_visible_devices_renumbers(monkeypatch, tmp_path):
+    """CUDA_VISIBLE_DEVICES=2 makes physical GPU 2 cuda:0; torch reports its UUID, and that GPU is measured."""
+    fake = FakeNvml(gpus=("NVIDIA A100 #0", "NVIDIA A100 #1", "NVIDIA A100 #2"))
+    monkeypatch.setattr(nvml, "load_library", lambda: fake)
+    monkeypatch.setenv("EDGEPROF_SYSFS_ROOT", str(tmp_path))  # not a Jetson
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2")
+    monkeypatch.setattr(nvml, "cuda_gpu", lambda index: nvml.CudaGpu(index, fake.uuids[2], fake.pci_bus_ids[2]))
+    meter, _ = energy.open_meter("nvml", "cuda:0")
+    with meter:
+        assert meter.source == "nvml:GPU 2 NVIDIA A100 #2: total-energy counter"
+        assert (meter.metadata()["gpu_index"], meter.metadata()["cuda_index"]) == (2, 0)
+        assert meter.metadata()["gpu_uuid"] == fake.uuids[2]
+    assert fake.calls["nvmlDeviceGetHandleByIndex"] == 0
+
+
+def test_the_pci_bus_id_is_the_fallback_and_an_unknown_gpu_is_a_reason():
+    fake = FakeNvml(gpus=("GPU A", "GPU B"), unsupported=frozenset({"nvmlDeviceGetHandleByUUID"}))
+    with nvml.open_meter(library=fake, gpu=nvml.CudaGpu(0, fake.uuids[1], fake.pci_bus_ids[1])) as meter:
+        assert meter.source == "nvml:GPU 1 GPU B: total-energy counter"
+    stranger = nvml.CudaGpu(0, "GPU-ffffffff-0000-0000-0000-000000000000", "00000000:AF:00.0")
+    with pytest.raises(SensorUnavailable, match=r"NVML has no GPU matching cuda:0 \(GPU-ffffffff.*: Not Supported; "
+                                                r"00000000:AF:00.0: Not Found\)"):
+        nvml.open_meter(library=FakeNvml(unsupported=frozenset({"nvmlDeviceGetHandleByUUID"})), gpu=stranger)
+
+
+def test_without_cuda_the_index_is_trusted_only_when_cuda_visible_devices_is_unset(monkeypatch):
+    fake = FakeNvml(gpus=("GPU A", "GPU B"))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with nvml.open_meter(library=fake, gpu=nvml.CudaGpu(1, None, None)) as meter:
+        assert meter.metadata()["gpu_index"] == 1
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    with pytest.raises(SensorUnavailable, match="cannot tell which NVML GPU is cuda:0: CUDA_VISIBLE_DEVICES=1"):
+        nvml.open_meter(library=fake, gpu=nvml.CudaGpu(0, None, None))
+    assert fake.initialised == 0
+
+
+def test_cuda_gpu_spells_torchs_uuid_and_bus_id_as_nvml_does(monkeypatch):
+    import torch
+
+    class Properties:
+        uuid = types.SimpleNamespace(bytes=bytes(range(16)))
+        pci_domain_id, pci_bus_id, pci_device_id = 0, 0x1B, 0
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda index: Properties())
+    assert nvml.cuda_gpu(0) == nvml.CudaGpu(0, "GPU-00010203-0405-0607-0809-0a0b0c0d0e0f", "00000000:1B:00.0")
+    assert nvml.cuda_gpu(1) == nvml.CudaGpu(1, None, None)

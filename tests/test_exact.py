@@ -11,7 +11,9 @@ from sim_testing import assert_allowed_or_dropped, profiles_override, write_prof
 from edgeprof.errors import EdgeprofError
 from edgeprof.optimize import exact
 from edgeprof.optimize.allocation import candidate_objectives, floored_delay_weight
-from edgeprof.optimize.solve import SOLVERS, run_solver
+from edgeprof.optimize.solve import run_solver, solvers_for
+
+SOLVERS = solvers_for("dpa")
 from edgeprof.sim import core
 from edgeprof.sim.env import EdgeSystem
 from edgeprof.sim.scenario import load_scenario
@@ -75,7 +77,7 @@ def test_the_optimum_is_below_every_solver_on_the_same_slot(profiles, seed):
     assert exact.milp_lower_bound(options) <= optimum.objective * (1 + 1e-7)
     for name in ("local-only", "edge-only", "greedy", "neurosurgeon", "lru", "random", "primal-dual"):
         system = EdgeSystem(scenario, table, 1, seed)
-        policy = SOLVERS[name].make(seed)
+        policy = SOLVERS[name].make(system, seed)
         system.deploy(policy.deploy(system))
         association, z = policy.act(system)
         outcome = system.step(association, z, *policy.allocate(system, association, z))
@@ -101,7 +103,7 @@ def test_exact_runs_through_solve_and_deploys_every_slot(profiles):
     greedy = run_solver("greedy", scenario, table, 3, [0])
     assert rows[0]["objective"] <= greedy[0]["objective"] + 1e-4
     system = EdgeSystem(scenario, table, 1, 0)
-    policy = SOLVERS["exact"].make(0)
+    policy = SOLVERS["exact"].make(system, 0)
     system.deploy(policy.deploy(system))
     system.step(*policy.act(system), *policy.allocate(system, *policy.act(system)))
     with pytest.raises(ValueError, match="deploys every slot"):
@@ -129,10 +131,10 @@ def test_every_solver_keeps_the_constraints(profiles, users, servers, seed, stor
     the solver drops the request on purpose."""
     scenario = scenario_with(profiles, f"system.num_users={users}", f"system.num_servers={servers}",
                              f"servers.storage_gb={storage}", "system.slots_per_deployment=2")
-    if SOLVERS[solver].per_slot_deployment:
-        scenario = scenario.with_value("system.slots_per_deployment", 1)
+    if SOLVERS[solver].prepare:
+        scenario = SOLVERS[solver].prepare(scenario)
     system = EdgeSystem(scenario, load_service_table(scenario), 1, seed)
-    policy = SOLVERS[solver].make(seed)
+    policy = SOLVERS[solver].make(system, seed)
     for _ in range(3):
         if system.deployment_due:
             system.deploy(policy.deploy(system))

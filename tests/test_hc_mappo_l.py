@@ -12,7 +12,6 @@ import torch
 from sim_testing import profiles_override, small_scenario, write_profiles
 
 from edgeprof.errors import EdgeprofError
-from edgeprof.optimize.solve import REPORTED
 from edgeprof.rl.checkpoint import component_state
 from edgeprof.rl.curves import training_curves, training_figure
 from edgeprof.rl.hc_mappo_l import (
@@ -22,12 +21,10 @@ from edgeprof.rl.hc_mappo_l import (
     TIMING_COLUMNS,
     TrainedPolicy,
     Trainer,
-    evaluate_run,
-    load_run,
     make_config,
     parse_hyperparameters,
-    train,
 )
+from edgeprof.rl.runs import evaluate_run, load_run, train
 from edgeprof.rl.hc_policies import (
     DeploymentObservation,
     HCPolicyConfig,
@@ -35,6 +32,7 @@ from edgeprof.rl.hc_policies import (
     deployment_from_choices,
 )
 from edgeprof.sim import core
+from edgeprof.sim.dpa import REPORTED
 from edgeprof.sim.env import EdgeSystem
 from edgeprof.sim.workload import load_service_table
 
@@ -255,8 +253,8 @@ def test_plot_by_algorithm_draws_each_algorithms_mean_with_a_95_percent_band(sce
                                                   ("a1", "hc-mappo-l", 1, [3, 4, 5, 6, 7]),
                                                   ("a2", "hc-mappo-l", 2, [2, 3, 4, 5]),
                                                   ("b0", "h-mappo", 0, [9, 8, 7]))]
-    curves, limits = training_curves(runs, smooth=1, by_algorithm=True)
-    assert limits == [3.0] and [curve.label for curve in curves] == ["hc-mappo-l (3 runs)", "h-mappo (1 run)"]
+    panels, curves, limits = training_curves(runs, smooth=1, by_algorithm=True)
+    assert limits == {"delay_s": [3.0]} and [curve.label for curve in curves] == ["hc-mappo-l (3 runs)", "h-mappo (1 run)"]
     grouped, single = curves
     assert grouped.iteration.tolist() == [1, 2, 3, 4]  # the iterations all three runs reached
     assert grouped.mean["delay_s"].tolist() == [2, 3, 4, 5]
@@ -265,13 +263,13 @@ def test_plot_by_algorithm_draws_each_algorithms_mean_with_a_95_percent_band(sce
     assert np.allclose(grouped.mean["delay_s"] - grouped.low["delay_s"], half)
     assert single.low is None and single.mean["delay_s"].tolist() == [9, 8, 7]
 
-    smoothed, _ = training_curves(runs[:3], smooth=2, by_algorithm=True)  # each run smoothed, then averaged
+    _, smoothed, _ = training_curves(runs[:3], smooth=2, by_algorithm=True)  # each run smoothed, then averaged
     assert smoothed[0].mean["delay_s"].tolist() == [2, 2.5, 3.5, 4.5]
-    each, _ = training_curves(runs, smooth=1)
+    _, each, _ = training_curves(runs, smooth=1)
     assert [curve.label for curve in each][:2] == ["hc-mappo-l, seed 0 (a0)", "hc-mappo-l, seed 1 (a1)"]
     assert each[1].mean["delay_s"].tolist() == [3, 4, 5, 6, 7]
 
-    figure = training_figure(curves, limits, smooth=1, by_algorithm=True)
+    figure = training_figure(panels, curves, limits, smooth=1, by_algorithm=True)
     delay_axis = figure.axes[1]
     assert delay_axis.get_yscale() == "log"  # the approach to tau-bar stays visible after an early fall
     assert delay_axis.get_ylim() == pytest.approx((1.0, 18.0))  # the means (2-9) and tau-bar, not the band (< 0)
@@ -298,7 +296,7 @@ def test_hyperparameters_parse_to_typed_settings_of_the_config():
 def test_a_trained_policy_draws_only_the_layers_it_is_told_to(run_cli, profiles, tmp_path):
     rundir = tmp_path / "run"
     assert run_cli(*_train_args(profiles, rundir)).code == 0
-    _, scenario, _ = load_run(rundir)
+    scenario = load_run(rundir).scenario
     system = EdgeSystem(scenario, load_service_table(scenario), num_envs=1, seed=5)
     greedy = TrainedPolicy.load(rundir, system)
     drawing_deployment = [greedy.drawing(seed, ["deployment"]) for seed in range(20)]

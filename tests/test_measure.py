@@ -10,11 +10,17 @@ import torch
 from edgeprof.errors import EdgeprofError
 from edgeprof.profiler.calibrate import calibrate
 from edgeprof.profiler.energy.base import CounterMeter
-from edgeprof.profiler.measure import MeasureSettings, measure_profile
+from edgeprof.profiler.measure import MeasureSettings, contention_check, measure_profile
 from edgeprof.profiler.models import load_model
 from edgeprof.profiler.schema import validate_profile
 from edgeprof.profiler.static import analyze
-from edgeprof.profiler.timing import LatencyStats, resolve_device, time_callable, time_callables
+from edgeprof.profiler.timing import (
+    LatencyStats,
+    RoundLoad,
+    resolve_device,
+    time_callable,
+    time_callables,
+)
 
 
 class BusyCounter(CounterMeter):
@@ -142,6 +148,15 @@ def test_calibrate_fits_speed_and_overhead():
     assert summary["latency_fit"]["overhead_s"] == pytest.approx(2e-3)
     assert summary["energy_fit"]["joules_per_flop"] == pytest.approx(10e-12)
     assert summary["flops_per_s_median"] == pytest.approx(4e9 / (2e-3 + 4e9 / 50e9))
+    assert summary["warnings"] == []
+
+
+def test_calibrate_warns_of_an_implausible_fit():
+    # the smallest model is the slowest: a contended run; the straight line through them starts below zero
+    profiles = {f"m{i}.json": _measured(f"m{i}", flops, latency) for i, (flops, latency)
+                in enumerate([(1e9, 30.0), (4e9, 20.0), (9e9, 200.0)])}
+    warnings = calibrate(profiles)["warnings"]
+    assert len(warnings) == 1 and "negative fixed overhead" in warnings[0]
 
 
 def test_calibrate_refuses_mixed_devices_and_static_profiles():
@@ -151,6 +166,14 @@ def test_calibrate_refuses_mixed_devices_and_static_profiles():
     del static["device"]
     with pytest.raises(EdgeprofError, match="s.json has no measurements"):
         calibrate({"s.json": static})
+    no_latency = _measured("l", 1e9, 1.0)
+    del no_latency["device"]["whole_model_latency_ms"]
+    with pytest.raises(EdgeprofError, match="l.json has no measurements"):
+        calibrate({"l.json": no_latency})
+    energy_without_measurement = _measured("e", 1e9, 1.0, energy_mj=2.0)
+    energy_without_measurement["device"]["whole_model_energy_mj"] = None
+    with pytest.raises(EdgeprofError, match="e.json has joules_per_flop but no whole-model energy measurement"):
+        calibrate({"e.json": energy_without_measurement})
 
 
 def test_callables_are_timed_round_robin():
@@ -159,3 +182,48 @@ def test_callables_are_timed_round_robin():
                            repeats=3)
     assert calls == ["a", "b"] + ["a", "b"] * 3
     assert [len(s.samples_ms) for s in stats] == [3, 3]
+
+
+def test_a_quiet_cpu_is_not_flagged_and_a_starved_or_scattered_one_is():
+    steady = [LatencyStats((10.0, 10.5, 9.8, 10.2, 10.1))] * 3
+    figures, warning = contention_check([RoundLoad(1.0, 0.98)] * 5, steady)
+    assert warning is None and figures["suspect"] is False
+    assert figures["cpu_time_per_wall_time"] == {"median": 0.98, "min": 0.98}
+    assert figures["p90_over_median"]["max"] == pytest.approx(10.38 / 10.1, abs=1e-4)
+    starved, warning = contention_check([RoundLoad(1.0, 0.12)] * 5, steady)  # 12% of a core, as on a shared VM
+    assert starved["suspect"] and "got 12% of a core" in warning
+    scattered = [LatencyStats((1.0, 1.0, 60.0, 1.1, 55.0))] * 3  # medians of 1 ms beside stalls of 60 ms
+    figures, warning = contention_check([RoundLoad(1.0, 1.0)] * 5, scattered)
+    assert figures["suspect"] and "scatter by p90/median" in warning
+
+
+def test_time_callables_sees_work_that_waits_instead_of_computing():
+    """Sleeping stands for a process the scheduler does not run: wall time passes, CPU time does not."""
+    rounds: list[RoundLoad] = []
+    stats = time_callables([lambda: time.sleep(0.004)], torch.device("cpu"), warmup=0, repeats=5, rounds=rounds)
+    assert len(rounds) == 5 and all(load.wall_s >= 0.004 for load in rounds)
+    figures, warning = contention_check(rounds, stats)
+    assert figures["cpu_time_per_wall_time"]["median"] < 0.5 and figures["suspect"] and warning
+
+
+def test_measured_profiles_record_the_contention_figures(lenet):
+    analysis, runnable = lenet
+    settings = MeasureSettings(energy="none", warmup=1, repeats=4, threads=1)
+    profile = validate_profile(measure_profile(analysis, runnable, settings))
+    contention = profile["timing"]["contention"]
+    assert contention["rounds"] == 4
+    assert 0 < contention["cpu_time_per_wall_time"]["min"] <= contention["cpu_time_per_wall_time"]["median"]
+    assert contention["p90_over_median"]["median"] >= 1
+    ratios = contention["prefix_plus_suffix_over_whole"]
+    assert 0 < ratios["min"] <= ratios["max"]
+    warned = any("CPU looks shared" in warning for warning in profile["timing"]["warnings"])
+    assert warned == contention["suspect"]
+
+
+def test_profiles_without_contention_figures_still_validate(lenet):
+    analysis, runnable = lenet
+    profile = measure_profile(analysis, runnable, MeasureSettings(energy="none", warmup=0, repeats=2, threads=1))
+    del profile["timing"]["contention"]
+    validate_profile(profile)
+    profile["timing"]["contention"] = None
+    validate_profile(profile)

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 
 import pytest
 import torch
+import torchvision
+from edgeprof_testmodels import tiny_cnn
 
 from edgeprof.errors import EdgeprofError
-from edgeprof.profiler.models import RANDOM_INIT, default_input_size, list_models, load_model
-from edgeprof.profiler.static import analyze, profile_model, verify_cuts
-from edgeprof_testmodels import tiny_cnn
+from edgeprof.profiler.models import (
+    RANDOM_INIT,
+    default_input_size,
+    list_models,
+    load_model,
+)
+from edgeprof.profiler.static import analyze, profile_model, static_profile, verify_cuts
 
 
 def test_list_models_has_the_zoo_and_every_torchvision_classifier():
@@ -103,16 +110,58 @@ def test_import_errors(spec, message):
         load_model(spec)
 
 
-def test_torchscript_file_falls_back_to_children_and_verifies(tmp_path):
+def test_torchscript_file_is_converted_with_torch_export_and_verifies(tmp_path):
     path = tmp_path / "tiny.ts"
     with pytest.warns(FutureWarning):
         torch.jit.script(tiny_cnn().eval()).save(str(path))
     profile = profile_model(str(path), input_size=16)
-    assert profile["graph"]["method"] == "children"
-    assert "could not trace" in profile["graph"]["warnings"][0]
+    assert profile["graph"]["method"] == "export"
     assert profile["totals"]["macs"] == profile_model("edgeprof_testmodels:tiny_cnn", input_size=16)["totals"]["macs"]
     runnable = load_model(str(path), input_size=16, device="cpu")
     assert all(check.ok for check in verify_cuts(analyze(runnable), runnable))
+
+
+@pytest.mark.parametrize("how", ["script", "trace"])
+def test_a_scripted_or_traced_resnet18_is_profiled_correctly(tmp_path, how):
+    """Not its children in order (forward flattens between avgpool and fc): torch's TorchScript converter gives
+    the real graph, whose counts equal the eager model's and whose every point reproduces it."""
+    torch.manual_seed(0)
+    eager = torchvision.models.resnet18().eval()
+    path = tmp_path / f"resnet18-{how}.ts"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated
+        scripted = torch.jit.script(eager) if how == "script" else torch.jit.trace(eager, torch.randn(1, 3, 64, 64))
+    scripted.save(str(path))
+    runnable = load_model(str(path), input_size=64, device="cpu")
+    analysis = analyze(runnable)
+    profile = static_profile(analysis)
+    reference = profile_model("resnet18", input_size=64)
+    assert profile["graph"]["method"] == "export"
+    assert profile["totals"] == reference["totals"]
+    assert [p["upload_bytes"] for p in profile["partition_points"]] == [
+        p["upload_bytes"] for p in reference["partition_points"]]
+    assert all(check.ok for check in verify_cuts(analysis, runnable))
+
+
+def test_torch_export_takes_over_where_fx_fails():
+    profile = profile_model("edgeprof_testmodels:shape_branch", input_size=16)
+    assert profile["graph"]["method"] == "export"
+    assert profile["graph"]["warnings"][0].startswith(
+        "traced with torch.export after torch.fx: symbolically traced variables cannot be used as inputs to control "
+        "flow (at edgeprof_testmodels.py:")
+    assert profile["totals"]["macs"] == 16 * 16 * 4 * 27 + 4 * 8 * 8 * 2
+    runnable = load_model("edgeprof_testmodels:shape_branch", input_size=16, device="cpu")
+    analysis = analyze(runnable)
+    assert len(analysis.cuts) >= 3 and all(check.ok for check in verify_cuts(analysis, runnable))
+
+
+def test_a_model_no_tracer_can_trace_is_refused_unless_its_children_reproduce_it():
+    with pytest.raises(EdgeprofError, match=r"edgeprof_testmodels:untraceable cannot be profiled: no tracer can trace "
+                                            r"it .* \(at edgeprof_testmodels.py:\d+: if torch.isfinite\(y\).all\(\):\)"):
+        profile_model("edgeprof_testmodels:untraceable", input_size=16)
+    unchecked = profile_model("edgeprof_testmodels:untraceable", input_size=16, verify_fallback=False)
+    assert unchecked["graph"]["method"] == "children"
+    assert "not verified" in unchecked["graph"]["warnings"][-1]
 
 
 def test_torch_export_file_keeps_its_input_shape(tmp_path):

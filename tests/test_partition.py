@@ -167,3 +167,25 @@ def test_invariants_and_cuts_hold_for_random_networks(kinds, channels, size, bat
     if cuts == "clean":
         assert all(p["single_tensor"] for p in points)
     assert all(check.ok for check in verify_cuts(analysis, loaded))
+
+
+def test_a_layer_that_holds_several_modules_names_them_all():
+    """A Fire module's expand1x1 and expand3x3 run between the same two cuts: the layer is named after both, not
+    after the tenth of its FLOPs that expand1x1 holds."""
+    layers = {layer["name"]: layer for layer in profile_model("squeezenet1_0")["layers"]}
+    fire = layers["features.5.expand1x1+expand3x3"]
+    assert fire["modules"] == ["features.5.expand1x1", "features.5.expand1x1_activation", "features.5.expand3x3",
+                               "features.5.expand3x3_activation", "features.5", "features.6"]  # cat, then the pool
+    assert fire["flops"] == 238_878_720 == 2 * 54 * 54 * 128 * (32 + 9 * 32)  # both convs
+    assert "features.5.expand1x1" not in layers
+
+
+def test_params_used_leaves_out_what_no_point_runs():
+    """googlenet built without weights keeps its two auxiliary classifiers, which eval-mode forward never runs."""
+    profile = profile_model("googlenet")
+    model = profile["model"]
+    assert (model["params"], model["params_used"]) == (13_004_888, 6_624_904)
+    assert model["param_bytes_used"] == 4 * 6_624_904
+    assert profile["partition_points"][-1]["device_param_bytes"] == model["param_bytes_used"]
+    resnet = profile_model("resnet18")["model"]
+    assert resnet["params_used"] == resnet["params"] == 11_689_512

@@ -12,7 +12,8 @@ from sim_testing import assert_allowed_or_dropped, small_scenario
 
 from edgeprof.optimize.heuristics import EdgeOnly
 from edgeprof.optimize.primal_dual import PrimalDualDescent, knapsack
-from edgeprof.optimize.solve import run_solver, summarise
+from edgeprof.optimize.solve import run_solver
+from edgeprof.sim.evaluation import summarise
 from edgeprof.sim.env import EdgeSystem
 from edgeprof.sim.rollout import run_policy
 from edgeprof.sim.workload import load_service_table
@@ -64,7 +65,7 @@ def test_never_worse_than_edge_only_on_its_own_objective(scenario):
 def test_solve_rows_and_interval(scenario):
     rows = run_solver("edge-only", scenario, load_service_table(scenario), 5, [0, 1, 2])
     assert [row["seed"] for row in rows] == [0, 1, 2]
-    mean, low, high = summarise(rows)["cost"]
+    mean, low, high = summarise(rows, ["cost"])["cost"]
     assert low < mean < high and mean == pytest.approx(np.mean([row["cost"] for row in rows]))
 
 
@@ -82,4 +83,6 @@ def test_solve_cli(run_cli, scenario, tmp_path):
     bad_seeds = run_cli("solve", "--solver", "greedy", "--scenario", "small", "--set", f"services.profiles={profiles}",
                         "--seeds", "a,b")
     assert bad_seeds.code == 2 and "--seeds must be comma-separated integers" in bad_seeds.err
+    negative = run_cli("solve", "--solver", "greedy", "--scenario", "small", "--seeds", "-1")
+    assert negative.code == 2 and "--seeds must lie in [0, 2**63), got -1" in negative.err
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edgeprof.data.build import SHIPPED_MODELS, shipped_dir, shipped_profile
+from edgeprof.data import shipped_dir, shipped_profile
+from edgeprof.data.build import SHIPPED_MODELS
 from edgeprof.errors import EdgeprofError
 from edgeprof.profiler.static import profile_model
 
@@ -35,3 +36,20 @@ def test_shipped_profile_matches_the_profiler(name):
 def test_unknown_shipped_profile_names_what_is_shipped():
     with pytest.raises(EdgeprofError, match="no shipped profile for 'alexnet'"):
         shipped_profile("alexnet")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--models", ""], "--models names no model"),
+        (["--models", " , "], "--models names no model"),
+        (["--models", "nosuch"], "unknown model(s) nosuch: `edgeprof models` lists them"),
+        (["--models", "lenet7", "-o", "FILE"], "--output FILE is a file; give a folder"),
+    ],
+)
+def test_data_build_refuses_before_making_anything(run_cli, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "FILE").write_text("x")
+    result = run_cli("data", "build", "--workdir", "work", *args)
+    assert result.code == 2 and message in result.err and len(result.err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["FILE"]

@@ -163,15 +163,16 @@ def test_simulate_cli_writes_metrics(run_cli, tmp_path, scenario):
     metrics = __import__("json").loads(out.read_text())
     assert metrics["policy"] == "edge-only" and metrics["slots"] == 12
     assert len(metrics["per_user"]["delay_s"]) == scenario["system.num_users"]
-    assert "success rate" in result.out
+    assert "success_rate" in result.out and "successful requests" in result.out
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--policy", "magic"], "unknown policy 'magic'"),
-        (["--set", "system.num_servers=0"], "system.num_servers: must be at least 1"),
-        (["--set", "servers.compute_gflops=[-1, 5]"], "must not be negative"),
+        (["--policy", "magic"], "unknown solver 'magic' for system dpa: use one of local-only, edge-only"),
+        (["--set", "system.num_servers=0"], "system.num_servers: must be >= 1"),
+        (["--set", "servers.compute_gflops=[-1, 5]"], "must be > 0, <= 1000000000, got -1.0"),
+        (["--set", "servers.storage_gb=[0.001, 0.001]"], "infeasible scenario: servers.storage_gb is at most"),
         (["--set", 'services.profiles={lenet7 = "/no/such/file.json"}'],
          "the profile of lenet7 (/no/such/file.json) does not exist"),
     ],

@@ -12,7 +12,7 @@ from sim_testing import profiles_override, synthetic_profile, toy_profile, write
 
 from edgeprof.errors import EdgeprofError
 from edgeprof.sim.scenario import load_scenario
-from edgeprof.sim.workload import load_service_table, service_table_from_profiles
+from edgeprof.sim.workload import load_service_table, num_services, service_table_from_profiles
 
 
 def test_toy_table_by_hand():
@@ -64,17 +64,17 @@ def test_load_service_table_reads_the_scenarios_profiles(tmp_path):
     scenario = load_scenario("small", ["services.models=['lenet7', 'resnet18']", "services.services_per_model=5",
                                        profiles_override(paths)])
     table = load_service_table(scenario)
-    assert table.num_services == 10 == scenario.num_services
+    assert table.num_services == 10 == num_services(scenario)
     assert table.model_names[4:6] == ("lenet7", "resnet18")
     resnet = json.loads((tmp_path / "resnet18.json").read_text())
     assert table.model_bytes[5] == resnet["model"]["param_bytes"]
 
 
 def test_load_service_table_falls_back_to_shipped_profiles(tmp_path, monkeypatch):
-    from edgeprof.data import build
+    import edgeprof.data
 
     (tmp_path / "lenet7.json").write_text(json.dumps(synthetic_profile("lenet7")))
-    monkeypatch.setattr(build, "shipped_dir", lambda: tmp_path)
+    monkeypatch.setattr(edgeprof.data, "shipped_dir", lambda: tmp_path)
     table = load_service_table(load_scenario("small", ["services.models=['lenet7']"]))
     assert table.model_names == ("lenet7",)
     assert table.leakage[0, 1] == pytest.approx(1 - 1 / table.num_points[0])
@@ -104,6 +104,18 @@ def test_profile_without_leakage_is_refused():
         service_table_from_profiles(["lenet7"], [profile], 1)
     assert str(error.value) == ("profile lenet7 has no leakage at z=2, 3: attach a table with "
                                 "`edgeprof profile lenet7 --leakage ...`")
+    table = service_table_from_profiles(["lenet7"], [profile], 2, require_leakage=False)  # systems without privacy
+    assert np.isnan(table.leakage[:, 2:4]).all() and table.leakage[0, 0] == 1 and table.leakage[0, -1] == 0
+    assert table.leakage[1, 1] == profile["partition_points"][1]["leakage"]["ssim"]
+    assert table.device_flops[1, 3] == profile["partition_points"][3]["device_flops"]
+
+
+def test_a_profile_of_another_model_is_refused(tmp_path):
+    paths = write_profiles(tmp_path, ("lenet7", "resnet18"))
+    scenario = load_scenario("small", ["services.models=['lenet7']",
+                                       profiles_override({"lenet7": paths["resnet18"]})])
+    with pytest.raises(EdgeprofError, match=r"the profile given for lenet7 \(.*resnet18.json\) profiles 'resnet18'"):
+        load_service_table(scenario)
 
 
 def test_the_simulator_does_not_import_torch():

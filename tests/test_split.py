@@ -462,3 +462,19 @@ def test_every_combination_of_quantities_has_a_front():
     for energy, leakage in product((None, 1.0), (None, 0.5)):
         costs = [_cost(0, 1.0, energy, leakage), _cost(1, 2.0, energy, leakage)]
         assert [c.z for c in pareto_front(costs)] == [0]
+
+
+def test_cli_writes_both_outputs_or_neither(run_cli, toy_files, tmp_path, monkeypatch):
+    from edgeprof.optimize import split_advisor
+
+    device, edge = toy_files
+    out, png = tmp_path / "advice.json", tmp_path / "advice.png"
+
+    def broken_plot(figure, path):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(split_advisor, "save_png", broken_plot)
+    result = run_cli("split", device, edge, "--uplink", "8kbps", "-o", out, "--plot", png)
+    assert result.code == 2 and "No space left on device" in result.err
+    assert not out.exists() and not png.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([device.name, edge.name])

@@ -1,7 +1,9 @@
+import math
+
 import numpy as np
 import pytest
 
-from edgeprof.stats import mean_interval
+from edgeprof.stats import format_interval, mean_interval
 
 
 def test_interval_of_a_list_is_the_student_t_interval_of_its_mean():
@@ -11,8 +13,15 @@ def test_interval_of_a_list_is_the_student_t_interval_of_its_mean():
     assert all(type(value) is float for value in (mean, low, high))
 
 
-def test_a_single_sample_has_a_zero_width_interval():
-    assert mean_interval([2.5]) == (2.5, 2.5, 2.5)
+def test_a_single_sample_has_no_interval():
+    assert mean_interval([2.5]) == (2.5, None, None)
+    assert format_interval(None, None) == "n = 1" and format_interval(1.23456, 2.0) == "1.235 .. 2"
+
+
+def test_bounds_clip_the_interval_to_the_metrics_range():
+    mean, low, high = mean_interval([0.9, 1.0, 1.0], bounds=(0.0, 1.0))
+    assert high == 1.0 and low == pytest.approx(mean_interval([0.9, 1.0, 1.0])[1]) and mean == pytest.approx(29 / 30)
+    assert mean_interval([0.0, 0.0, 3.0], bounds=(0.0, math.inf))[1] == 0.0
 
 
 def test_an_array_gives_one_interval_per_position_over_its_first_axis():
@@ -20,7 +29,7 @@ def test_an_array_gives_one_interval_per_position_over_its_first_axis():
     mean, low, high = mean_interval(runs)
     for position in range(3):
         assert (mean[position], low[position], high[position]) == pytest.approx(mean_interval(runs[:, position]))
-    assert mean.tolist() == [3.0, 10.0, 4.0] and low[1] == high[1] == 10.0
+    assert mean.tolist() == [3.0, 10.0, 4.0] and low[1] == high[1] == 10.0  # no spread: zero width
 
 
 def test_wider_with_fewer_samples_of_the_same_spread():

@@ -18,7 +18,7 @@ def test_totals_and_params_at_default_size(name):
     model = load_model(name)  # meta device: no arithmetic
     assert model.input_shape[-1] == default_input_size(name)
     profile = static_profile(analyze(model))
-    assert profile["totals"]["flops"] == reference_flops(model.module, model.example_input())
+    assert profile["totals"]["flops"] == reference_flops(model.module, *model.example_inputs())
     assert profile["model"]["params"] == sum(p.numel() for p in model.module.parameters())
     assert profile["counting"]["uncounted_ops"] == {}
 

@@ -72,6 +72,7 @@ def test_parses_to_si(parse, text, expected):
         (parse_duration, "10 min", "unknown time unit 'min'"),
         (parse_power, "1MW", "unknown power unit 'MW'"),
         (parse_power, "1e5dBm", "is too large"),
+        (parse_power, "1e309dBm", "is too large"),
         (parse_flop_rate, "1.5TFLOPs", "FLOPs is a count, not a speed: use FLOPS or FLOP/s"),
         (parse_bitrate_range, "1Gbps:1Mbps", "the low end of '1Gbps:1Mbps' must be below the high end"),
         (parse_bitrate_range, "1Mbps", "'1Mbps' is not a range; write LOW:HIGH"),

@@ -10,41 +10,25 @@ in WORKDIR, so an interrupted build resumes.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import edgeprof
+from edgeprof.data import shipped_dir
 from edgeprof.errors import EdgeprofError
+from edgeprof.files import write_json_atomic
 from edgeprof.inversion.leakage import LeakageRequest, run_leakage
 from edgeprof.inversion.report import attach_leakage, read_leakage_table, write_outputs
 from edgeprof.profiler.models import default_input_size
-from edgeprof.profiler.schema import load_profile, write_profile
+from edgeprof.profiler.schema import write_profile
 from edgeprof.profiler.static import profile_model
 
 SEED_001_ZOO = ("lenet7", "lenet9", "lenet12", "resnet18", "resnet34", "resnet50", "vgg13", "vgg16", "vgg19")
 SHIPPED_MODELS = (*SEED_001_ZOO, "mobilenet_v3_large", "cerl-net")
 LEAKAGE_PRESET = "smoke"
 LEAKAGE_SIZE = 64
-
-
-def shipped_dir() -> Path:
-    """Where the shipped profiles live inside the installed package."""
-    return Path(str(resources.files("edgeprof.data"))) / "profiles"
-
-
-def shipped_profile(name: str) -> dict[str, Any]:
-    """A shipped profile by model name (validated on read)."""
-    path = shipped_dir() / f"{name}.json"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in shipped_dir().glob("*.json"))) or "none"
-        raise EdgeprofError(f"no shipped profile for {name!r} (shipped: {known}); run `edgeprof data build` or "
-                            "point the scenario at your own profile file")
-    return load_profile(path)
 
 
 @dataclass
@@ -56,6 +40,21 @@ class BuildSettings:
     leakage_size: int = LEAKAGE_SIZE
     seed: int = 0
     threads: int | None = None
+
+
+def check_build(settings: BuildSettings) -> None:
+    """Refuse a build that could not finish, before any folder is made or any model is trained."""
+    from edgeprof.profiler.models import list_models
+
+    if not settings.models:
+        raise EdgeprofError("--models names no model: give comma-separated names, or leave it out for the whole zoo")
+    known = {entry.name for entry in list_models()}
+    unknown = [name for name in settings.models if name not in known]
+    if unknown:
+        raise EdgeprofError(f"unknown model(s) {', '.join(unknown)}: `edgeprof models` lists them")
+    for folder, option in ((settings.outdir, "--output"), (settings.workdir, "--workdir")):
+        if folder is not None and folder.exists() and not folder.is_dir():
+            raise EdgeprofError(f"{option} {folder} is a file; give a folder")
 
 
 def build_one(name: str, settings: BuildSettings, progress: Callable[[str, int, int], None] | None = None) -> Path:
@@ -87,5 +86,5 @@ def build_one(name: str, settings: BuildSettings, progress: Callable[[str, int, 
     }
     path = outdir / f"{name}.json"
     write_profile(profile, path)
-    (leak_dir / "provenance.json").write_text(json.dumps(profile["provenance"], indent=1) + "\n")
+    write_json_atomic(leak_dir / "provenance.json", profile["provenance"])
     return path

@@ -34,8 +34,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import cvxpy as cp
 import numpy as np
 
 from edgeprof.sim import core, model, radio
@@ -44,6 +44,9 @@ from edgeprof.sim.env import EdgeSystem
 from edgeprof.sim.scenario import Scenario
 from edgeprof.sim.workload import ServiceTable
 
+if TYPE_CHECKING:
+    import cvxpy as cp  # imported where a convex model is built: most users of this module never need it
+
 LN2 = math.log(2.0)
 ROOT_TOLERANCE = 1e-12  # on logarithms of shares and prices, and relative on latencies
 RESIDUAL_TOLERANCE = 1e-13  # on log residuals (relative error of a sum or a latency): float64 rounding is ~1e-15
@@ -51,8 +54,8 @@ _SERIES_BELOW = 1e-3  # below this x, ln(1 + x) - x / (1 + x) loses digits: use 
 _LOG_PRICE_LIMIT = 700.0  # |log nu| beyond this overflows float64
 MIN_DELAY_WEIGHT = 1e-6  # the smallest weight on delay in `objective_weights` (see there)
 
-ObjectiveOfDelays = Callable[[cp.Expression], cp.Expression]
-OBJECTIVES: dict[str, ObjectiveOfDelays] = {"sum": cp.sum, "max": cp.max, "sum_squares": cp.sum_squares}
+ObjectiveOfDelays = Callable[["cp.Expression"], "cp.Expression"]
+OBJECTIVES = ("sum", "max", "sum_squares")  # cvxpy's functions of these names
 
 
 @dataclass(frozen=True)
@@ -592,6 +595,8 @@ def convex_server_allocation(
     transfer time load x inv_pos(rho) is convex; with `linear_rate` it is s log2(1 + snr), the seed's eq. with
     the noise power of the whole band. Users with nothing to compute, or to send and no minimum rate, get 0.
     """
+    import cvxpy as cp
+
     count = len(compute_s)
     compute = cp.Variable(count, nonneg=True)
     bandwidth = cp.Variable(count, nonneg=True)
@@ -625,7 +630,9 @@ def convex_server_allocation(
             constraints.append(rate(limited, snr) >= floor[limited])
     needs_band = (upload_load > 0) | (download_load > 0) | (floors[0] > 0) | (floors[1] > 0)
     constraints += [compute[compute_s <= 0] == 0, bandwidth[~needs_band] == 0]
-    goal = OBJECTIVES[objective] if isinstance(objective, str) else objective
+    if isinstance(objective, str) and objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)} or a callable")
+    goal = getattr(cp, objective) if isinstance(objective, str) else objective
     problem = cp.Problem(cp.Minimize(goal(delay)), constraints)
     try:
         problem.solve(solver=solver, **solver_options)

@@ -20,7 +20,7 @@ Three layers, each the best simple answer we know to its part of problem (13):
 - Allocation (every slot): the exact weighted allocation (`allocation.weighted_allocation`) for the
   allocation-dependent part of the same objective: mu2 P_k x upload time (transmit energy) + lambda x delay.
 - Lambda (the long-term delay constraint C8): projected dual ascent after every slot on the running mean delay
-  of the episode so far against tau-bar (`edgeprof.rl.lagrange.LagrangeMultiplier`, bounded to [0, 100]).
+  of the episode so far against tau-bar (`edgeprof.optimize.dual.LagrangeMultiplier`, bounded to [0, 100]).
   The running mean is what C8 constrains. Stepping on each slot's own delay instead lets lambda decay through
   a run of fast slots until one heavy request (a whole VGG prefix downloaded at lambda near 0 takes half an
   hour) breaks the average; on the running mean, lambda stays up until the average is back under tau-bar.
@@ -31,8 +31,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgeprof.optimize.allocation import candidate_objectives, objective_allocation
+from edgeprof.optimize.dual import LagrangeMultiplier
 from edgeprof.optimize.heuristics import channel_association, local_points
-from edgeprof.rl.lagrange import LagrangeMultiplier
 from edgeprof.sim.env import EdgeSystem
 
 KNAPSACK_UNIT_BYTES = 1e6

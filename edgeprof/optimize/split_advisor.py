@@ -319,18 +319,28 @@ def _point_label(cost: PointCost) -> str:
     return f"z={cost.z} ({cost.after or 'input'})"
 
 
-def plot_sweep(problem: SplitProblem, sweep: UplinkSweep, path: str | Path, note: str = "") -> None:
-    """Latency of every split point against the uplink rate, with the best point annotated (a PNG); `note` is
-    added to the title (e.g. how the edge profile was made)."""
-    import matplotlib
+def save_png(figure: Any, path: str | Path) -> None:
+    """Write a matplotlib figure as a PNG to `path`, which may be the temporary file of `atomic_outputs`."""
+    figure.savefig(path, dpi=150, format="png")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def plot_sweep(problem: SplitProblem, sweep: UplinkSweep, path: str | Path, note: str = "") -> None:
+    """`sweep_figure` written to `path` as a PNG, atomically."""
+    with atomic_output(path) as tmp:
+        save_png(sweep_figure(problem, sweep, note), tmp)
+
+
+def sweep_figure(problem: SplitProblem, sweep: UplinkSweep, note: str = "") -> Any:
+    """Latency of every split point against the uplink rate, with the best point annotated; `note` is added to
+    the title (e.g. how the edge profile was made). A figure outside pyplot: nothing to close."""
+    import matplotlib
+    from matplotlib.figure import Figure
 
     rates_mbps = [link.uplink_bps / 1e6 for link in sweep.links]
     ever_best = sorted({best.z for best in sweep.best if best is not None})
-    colors = plt.get_cmap("tab10")
-    fig, axis = plt.subplots(figsize=(8.0, 5.0), layout="constrained")
+    colors = matplotlib.colormaps["tab10"]
+    fig = Figure(figsize=(8.0, 5.0), layout="constrained")
+    axis = fig.subplots()
     others_labelled = False
     for z, cost in enumerate(sweep.costs[0]):
         latency_ms = [costs[z].latency_s * 1e3 for costs in sweep.costs]
@@ -363,24 +373,20 @@ def plot_sweep(problem: SplitProblem, sweep: UplinkSweep, path: str | Path, note
                    fontsize=9)
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=7, loc="upper right")
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=150, format="png")
-    plt.close(fig)
+    return fig
 
 
 def _same_best(a: PointCost | None, b: PointCost | None) -> bool:
     return (a is None and b is None) or (a is not None and b is not None and a.z == b.z)
 
 
-def plot_advice(problem: SplitProblem, advice: SplitAdvice, path: str | Path) -> None:
+def advice_figure(problem: SplitProblem, advice: SplitAdvice) -> Any:
     """Every point's latency as stacked parts (device, upload, RTT, edge, download), the best point marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     z = [cost.z for cost in advice.costs]
-    fig, axis = plt.subplots(figsize=(max(6.0, 0.3 * len(z) + 2.5), 4.5), layout="constrained")
+    fig = Figure(figsize=(max(6.0, 0.3 * len(z) + 2.5), 4.5), layout="constrained")
+    axis = fig.subplots()
     bottom = np.zeros(len(z))
     for name, label in (("device_s", "device"), ("upload_s", "upload"), ("rtt_s", "RTT"), ("edge_s", "edge"),
                         ("download_s", "download")):
@@ -400,6 +406,4 @@ def plot_advice(problem: SplitProblem, advice: SplitAdvice, path: str | Path) ->
                    f"{format_bitrate(link.result_downlink_bps)}, RTT {format_duration(link.rtt_s)}", fontsize=9)
     axis.legend(fontsize=7, loc="upper left")
     axis.grid(alpha=0.3, axis="y")
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=150, format="png")
-    plt.close(fig)
+    return fig

@@ -30,8 +30,12 @@ def calibrate(profiles: dict[str, dict[str, Any]]) -> dict[str, Any]:
     devices = {}
     for name, profile in profiles.items():
         device = profile.get("device")
-        if not device or not device.get("flops_per_s"):
+        if not device or not device.get("flops_per_s") or not device.get("whole_model_latency_ms"):
             raise EdgeprofError(f"{name} has no measurements: profile it with `edgeprof profile MODEL --measure`")
+        if device.get("joules_per_flop") is not None and (device.get("whole_model_energy_mj") or {}).get(
+                "dynamic") is None:
+            raise EdgeprofError(f"{name} has joules_per_flop but no whole-model energy measurement: profile it "
+                                "again with `edgeprof profile MODEL --measure`")
         devices[name] = (device["kind"], device["name"])
     if len(set(devices.values())) > 1:
         found = "; ".join(f"{name}: {kind} {device}" for name, (kind, device) in devices.items())
@@ -56,7 +60,16 @@ def calibrate(profiles: dict[str, dict[str, Any]]) -> dict[str, Any]:
     latency_fit = _fit_line(flops, [row["latency_ms"] / 1e3 for row in rows])
     with_energy = [row for row in rows if row["joules_per_flop"] is not None]
     energy_fit = _fit_line([r["flops"] for r in with_energy], [r["dynamic_energy_mj"] / 1e3 for r in with_energy])
+    warnings = []
+    if latency_fit is not None and latency_fit[0] < 0:
+        warnings.append(f"the latency fit has a negative fixed overhead ({latency_fit[0] * 1e3:.1f} ms): a straight "
+                        "line does not fit these measurements (too few models, or a contended machine)")
+    if latency_fit is not None and latency_fit[1] <= 0:
+        warnings.append("the latency fit does not grow with FLOPs: no speed can be read from it")
+    if energy_fit is not None and (energy_fit[0] < 0 or energy_fit[1] <= 0):
+        warnings.append("the energy fit is implausible (a negative overhead or a slope that is not positive)")
     return {
+        "warnings": warnings,
         "device": {"kind": kind, "name": name},
         "profiles": rows,
         "flops_per_s_median": statistics.median(row["flops_per_s"] for row in rows),

@@ -15,6 +15,7 @@ the device. On the meta device this costs no arithmetic at all.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.fx as fx
+from torch import fx
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils import flop_counter
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -194,12 +195,22 @@ class NodeCost:
         return sum(math.prod(shape) * dtype.itemsize for shape, dtype in self.outputs)
 
 
-def _tensor_specs(value: Any) -> list[tuple[tuple[int, ...], torch.dtype]]:
+def tensor_leaves(value: Any) -> list[torch.Tensor]:
+    """Every tensor inside `value`, in order: through tuples, lists, dicts (`ModelOutput`-style outputs are dicts)
+    and dataclasses; any other value holds none."""
     if isinstance(value, torch.Tensor):
-        return [(tuple(value.shape), value.dtype)]
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = [getattr(value, f.name) for f in dataclasses.fields(value)]
     if isinstance(value, (tuple, list)):
-        return [spec for v in value for spec in _tensor_specs(v)]
+        return [tensor for item in value for tensor in tensor_leaves(item)]
     return []
+
+
+def _tensor_specs(value: Any) -> list[tuple[tuple[int, ...], torch.dtype]]:
+    return [(tuple(tensor.shape), tensor.dtype) for tensor in tensor_leaves(value)]
 
 
 class _CountingInterpreter(fx.Interpreter):
@@ -217,11 +228,13 @@ class _CountingInterpreter(fx.Interpreter):
         return result
 
 
-def count_nodes(module: fx.GraphModule, example: torch.Tensor) -> tuple[dict[fx.Node, NodeCost], Counter[str], Any]:
-    """Run `module` on `example` (meta tensors suffice) and return each node's cost, the ops that got no
+def count_nodes(
+    module: fx.GraphModule, inputs: tuple[torch.Tensor, ...]
+) -> tuple[dict[fx.Node, NodeCost], Counter[str], Any]:
+    """Run `module` on `inputs` (meta tensors suffice) and return each node's cost, the ops that got no
     formula, and the output."""
     counter = OpCounter()
     interpreter = _CountingInterpreter(module, counter)
     with canonical_counting(), counter:
-        output = interpreter.run(example)
+        output = interpreter.run(*inputs)
     return interpreter.costs, counter.uncounted, output

@@ -8,12 +8,17 @@ energy windows gives the dynamic (baseline-subtracted) energy next to the total.
 
 The device block gets the effective `flops_per_s` (FLOPs / whole-model latency) and `joules_per_flop`
 (dynamic energy / FLOPs) that simulators use as a device's f and epsilon.
+
+On a CPU the timing is checked for contention (`contention_check`): the CPU time the process got per second of
+wall time in each timing round, and how far the timings scatter (p90 over median). Both go into the profile's
+`timing.contention`, with a warning when they say the machine was busy with something else.
 """
 
 from __future__ import annotations
 
 import math
 import platform
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,14 +30,25 @@ from torch import nn
 from edgeprof.profiler.energy import EnergyMeter, is_jetson, open_meter
 from edgeprof.profiler.models import LoadedModel
 from edgeprof.profiler.static import Analysis, runnable_graph, static_profile
-from edgeprof.profiler.timing import LatencyStats, fixed_threads, resolve_device, synchronize, time_callables
+from edgeprof.profiler.timing import (
+    LatencyStats,
+    RoundLoad,
+    fixed_threads,
+    resolve_device,
+    synchronize,
+    time_callables,
+)
 
 MAX_CALLS_PER_WINDOW = 100_000
+# A process timing CPU work keeps at least one core busy; with less than this share of one, it was preempted.
+MIN_CPU_SHARE = 0.7
+# Repeats of the same work on a quiet machine scatter by tens of percent at most; beyond this, stalls dominate.
+MAX_SPREAD = 1.5
 
 
 @dataclass
 class MeasureSettings:
-    """How to measure; the CLI's --device, --energy, --warmup, --repeats, --threads."""
+    """How to measure; the CLI's --device, --energy, --warmup, --repeats, --threads, --rails."""
 
     device: str = "cpu"
     energy: str = "auto"
@@ -42,6 +58,7 @@ class MeasureSettings:
     min_window_s: float = 0.25
     idle_s: float = 1.0
     seed: int = 0
+    rails: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -93,8 +110,31 @@ class _EnergySession:
         return {"total": round(1e3 * reading.energy_j / calls, 9), "dynamic": round(1e3 * dynamic / calls, 9)}
 
 
-def _as_tuple(value: Any) -> tuple[Any, ...]:
-    return value if isinstance(value, tuple) else (value,)
+def contention_check(rounds: list[RoundLoad], stats: list[LatencyStats]) -> tuple[dict[str, Any], str | None]:
+    """The profile's `timing.contention` figures, and a warning when the CPU was shared with other work: the CPU
+    share per timing round (median and minimum) and p90/median of every timed piece of work (median and maximum)."""
+    shares = sorted(load.cpu_share for load in rounds)
+    spreads = sorted(s.quantile(0.9) / s.median for s in stats if s.median > 0)
+    figures: dict[str, Any] = {
+        "rounds": len(shares),
+        "cpu_time_per_wall_time": ({"median": round(statistics.median(shares), 4), "min": round(shares[0], 4)}
+                                   if shares else None),
+        "p90_over_median": ({"median": round(statistics.median(spreads), 4), "max": round(spreads[-1], 4)}
+                            if spreads else None),
+    }
+    starved = bool(shares) and statistics.median(shares) < MIN_CPU_SHARE
+    scattered = bool(spreads) and statistics.median(spreads) > MAX_SPREAD
+    figures["suspect"] = starved or scattered
+    if not figures["suspect"]:
+        return figures, None
+    share, spread = figures["cpu_time_per_wall_time"], figures["p90_over_median"]
+    warning = (
+        f"the CPU looks shared with other work: this process got {share['median']:.0%} of a core while timing "
+        f"(median of {len(shares)} rounds; below {MIN_CPU_SHARE:.0%} means it was preempted) and its timings scatter "
+        f"by p90/median {spread['median']:.2f} (median over {len(spreads)} measurements; above {MAX_SPREAD} means "
+        "stalls dominate): latencies and prefix + suffix sums are unreliable; measure on a quiet machine"
+    )
+    return figures, warning
 
 
 def _cpu_name() -> str:
@@ -146,26 +186,27 @@ def measure_profile(
     """
     device = resolve_device(settings.device)
     profile = static_profile(analysis)
-    meter, reason = sensor if sensor is not None else open_meter(settings.energy, str(device))
+    meter, reason = sensor if sensor is not None else open_meter(settings.energy, str(device), settings.rails)
     model = runnable.module.to(device)
     graph = runnable_graph(analysis, runnable)
     graph.module.to(device)  # its own copies of buffers read through get_attr
-    x = runnable.example_input(settings.seed).to(device)
+    inputs = tuple(x.to(device) for x in runnable.example_inputs(settings.seed))
     try:
         with torch.inference_mode(), fixed_threads(settings.threads if device.type == "cpu" else None) as threads:
             info = describe_device(device, threads)
-            whole = _Work(model, (x,), False)
-            points, boundaries = [], [(x,)]
+            whole = _Work(model, inputs, False)
+            points, boundaries = [], [inputs]
             for z, k in enumerate(analysis.cuts):
                 prefix, suffix = graph.split(k)
-                boundary = _as_tuple(prefix(x))
+                boundary = prefix(*inputs)
                 boundaries.append(boundary)
-                points.append((_Work(prefix, (x,), z == 0), _Work(suffix, boundary, z == len(analysis.cuts) - 1)))
+                points.append((_Work(prefix, inputs, z == 0), _Work(suffix, boundary, z == len(analysis.cuts) - 1)))
             layers = [_Work(graph.segment(start, stop), boundaries[z], False)
                       for z, (start, stop) in enumerate(zip(analysis.cuts, analysis.cuts[1:], strict=False), start=1)]
             works = [whole, *(work for pair in points for work in pair), *layers]
             report = (lambda r: progress("timing", r, settings.repeats)) if progress else None
-            stats = time_callables(works, device, settings.warmup, settings.repeats, on_round=report)
+            rounds: list[RoundLoad] = []
+            stats = time_callables(works, device, settings.warmup, settings.repeats, on_round=report, rounds=rounds)
             whole_latency, layer_latencies = stats[0], stats[1 + 2 * len(points):]
             latencies = [(stats[1 + 2 * z], stats[2 + 2 * z]) for z in range(len(points))]
             energies, session = None, None
@@ -186,6 +227,10 @@ def measure_profile(
             meter.close()
 
     flops = profile["totals"]["flops"]
+    contention, contention_warning = contention_check(rounds, stats) if device.type == "cpu" else (None, None)
+    if contention is not None:  # 1 on a quiet CPU; far from 1 when stalls hit some timings and not others
+        ratios = [(prefix.median + suffix.median) / whole_latency.median for prefix, suffix in latencies]
+        contention["prefix_plus_suffix_over_whole"] = {"min": round(min(ratios), 4), "max": round(max(ratios), 4)}
     info.update({
         "energy_source": meter.source if meter is not None else None,
         "energy_unavailable": reason,
@@ -204,7 +249,8 @@ def measure_profile(
         "sync": "cuda_event" if device.type == "cuda" else "none (synchronous CPU)",
         "clock": "torch.cuda.Event" if device.type == "cuda" else "time.perf_counter_ns",
         "min_energy_window_s": settings.min_window_s,
-        "warnings": session.warnings if session else [],
+        "contention": contention,
+        "warnings": [*([contention_warning] if contention_warning else []), *(session.warnings if session else [])],
     }
     for layer, latency in zip(profile["layers"], layer_latencies, strict=True):
         layer["latency_ms"] = latency.as_dict()

@@ -3,19 +3,25 @@
 MODEL may be a torchvision classification model name, a zoo name (`edgeprof.profiler.zoo`),
 `package.module:factory`, or a saved TorchScript / `torch.export` file. Counting needs no real weights, so
 built-in models can be built on the meta device, where construction and counting cost no arithmetic;
-`device="cpu"` builds a runnable model (random init from `seed` unless weights are given).
+`device="cpu"` builds a runnable model (random init from `seed` unless weights are given). Factories may take
+keyword arguments (`model_args`, the CLI's `--model-arg k=v`), and inputs may be any number of tensors of any
+shape and dtype (`input_specs`, the CLI's `--input-shape`). Nothing is ever downloaded: a factory that would
+fetch weights is stopped, and the error says which argument to pass instead.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import difflib
 import functools
 import hashlib
 import importlib
+import inspect
+import re
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +34,46 @@ from edgeprof.profiler import zoo
 
 RANDOM_INIT = "random init"
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+INPUT_DTYPES = {**DTYPES, "float64": torch.float64, "int64": torch.int64, "int32": torch.int32,
+                "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool}
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input tensor of a model: its shape (batch first) and dtype (None: the model's dtype)."""
+
+    shape: tuple[int, ...]
+    dtype: torch.dtype | None = None
+
+
+def parse_input_spec(text: str) -> InputSpec:
+    """`--input-shape` text: "1x3x224x320" or "1,16" with an optional ":dtype" ("1x16:int64")."""
+    shape_text, _, dtype_name = text.strip().partition(":")
+    if dtype_name and dtype_name not in INPUT_DTYPES:
+        raise EdgeprofError(f"--input-shape {text}: unknown dtype {dtype_name!r}; use one of {', '.join(INPUT_DTYPES)}")
+    try:
+        shape = tuple(int(part) for part in re.split(r"[x,]", shape_text.lower()) if part.strip())
+    except ValueError:
+        shape = ()
+    if not shape or any(size < 1 for size in shape):
+        raise EdgeprofError(f"--input-shape {text}: write the whole shape, batch first, as positive integers "
+                            "joined by x (1x3x224x224), optionally followed by :dtype (1x16:int64)")
+    return InputSpec(shape, INPUT_DTYPES[dtype_name] if dtype_name else None)
+
+
+def parse_model_args(pairs: list[str] | None) -> dict[str, Any]:
+    """`--model-arg k=v` pairs as keyword arguments: v read as a Python literal (21, None, True, 'x', (1, 2)), else
+    kept as the string it is."""
+    args: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, equals, text = pair.partition("=")
+        if not equals or not key.strip().isidentifier():
+            raise EdgeprofError(f"--model-arg {pair}: write name=value, e.g. --model-arg num_classes=21")
+        try:
+            args[key.strip()] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            args[key.strip()] = text.strip()
+    return args
 
 
 @dataclass(frozen=True)
@@ -86,20 +132,37 @@ class LoadedModel:
     source: str  # torchvision / zoo / import / file
     weights: str  # RANDOM_INIT, "torchvision:<Enum>.<NAME>" or a file path
     weights_sha256: str | None
-    input_shape: tuple[int, ...]  # (batch, channels, height, width)
-    dtype: torch.dtype
+    input_shape: tuple[int, ...]  # the first input's, e.g. (batch, channels, height, width)
+    dtype: torch.dtype  # of the parameters, and of every input that does not say otherwise
     device: torch.device
+    reload: Callable[[], LoadedModel] | None = None  # the same model built runnable on the CPU
+    inputs: tuple[InputSpec, ...] = ()  # every input; default: one of `input_shape`
+    args: dict[str, Any] = field(default_factory=dict)  # the factory's keyword arguments
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            self.inputs = (InputSpec(self.input_shape),)
 
     @property
     def batch_size(self) -> int:
         return self.input_shape[0]
 
-    def example_input(self, seed: int = 0) -> torch.Tensor:
-        """A seeded random input (empty on the meta device)."""
+    def input_dtypes(self) -> list[torch.dtype]:
+        return [spec.dtype or self.dtype for spec in self.inputs]
+
+    def example_inputs(self, seed: int = 0) -> tuple[torch.Tensor, ...]:
+        """Seeded random inputs, one per input of the model (empty on the meta device): normal floats, and 0/1
+        integers (valid token ids and masks) for integer or boolean inputs."""
+        dtypes = self.input_dtypes()
         if self.device.type == "meta":
-            return torch.empty(self.input_shape, dtype=self.dtype, device="meta")
+            return tuple(torch.empty(spec.shape, dtype=dtype, device="meta") for spec, dtype in zip(self.inputs, dtypes,
+                                                                                                    strict=True))
         generator = torch.Generator().manual_seed(seed)
-        return torch.randn(self.input_shape, generator=generator).to(self.device, self.dtype)
+        return tuple(
+            (torch.randn(spec.shape, generator=generator) if dtype.is_floating_point
+             else torch.randint(0, 2, spec.shape, generator=generator)).to(self.device, dtype)
+            for spec, dtype in zip(self.inputs, dtypes, strict=True)
+        )
 
 
 @contextlib.contextmanager
@@ -181,8 +244,44 @@ def _torchvision_weights(name: str, weights: str):
     return member, cached
 
 
+class DownloadRefused(EdgeprofError):
+    """A factory tried to download weights; edgeprof never downloads."""
+
+
+def weights_arguments(factory: Callable[..., Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The factory's `weights*` arguments that are not None, given `kwargs` and its defaults (torchvision's
+    `weights_backbone` defaults to ImageNet weights, for one)."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return {}
+    found = {name: kwargs.get(name, parameter.default) for name, parameter in parameters.items()
+             if name.startswith("weights")}
+    return {name: value for name, value in found.items() if value is not None and value is not inspect.Parameter.empty}
+
+
+@contextlib.contextmanager
+def _no_downloads(name: str, factory: Callable[..., Any], kwargs: dict[str, Any]) -> Iterator[None]:
+    """Refuse any download from torch's hub (weights a factory fetches), saying which argument avoids it."""
+    fetch = torch.hub.download_url_to_file
+
+    def refuse(url: str, *args: Any, **kw: Any) -> None:
+        named = weights_arguments(factory, kwargs)
+        fix = (" and ".join(f"--model-arg {key}=None" for key in named) if named
+               else "the factory argument that turns its pretrained weights off")
+        cache = Path(torch.hub.get_dir()) / "checkpoints"
+        raise DownloadRefused(f"building {name} would download {url}, and edgeprof never downloads: pass {fix} "
+                              f"for random init, or put {Path(url).name} in {cache}")
+
+    torch.hub.download_url_to_file = refuse
+    try:
+        yield
+    finally:
+        torch.hub.download_url_to_file = fetch
+
+
 def _build(name: str, factory: Callable[..., nn.Module], device: str, seed: int, **kwargs: Any) -> nn.Module:
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _no_downloads(name, factory, kwargs):
         # torchvision's notes on init defaults, and loading weights into meta parameters (a shape check only)
         warnings.simplefilter("ignore")
         try:
@@ -211,15 +310,15 @@ def _import_factory(spec: str) -> Callable[..., nn.Module]:
     return factory
 
 
-def _load_file(path: Path) -> tuple[nn.Module, tuple[int, ...] | None]:
-    """A torch.export archive (.pt2) or a TorchScript file, and the input shape it was exported for."""
+def _load_file(path: Path) -> tuple[nn.Module, tuple[InputSpec, ...] | None]:
+    """A torch.export archive (.pt2) or a TorchScript file, and the inputs it was exported for."""
     if path.suffix == ".pt2":
         try:
             program = torch.export.load(str(path))
         except Exception as error:
             raise EdgeprofError(f"cannot load {path} as a torch.export archive: {_first_line(error)}") from None
-        user_input = next(n for n in program.graph.nodes if n.name in program.graph_signature.user_inputs)
-        return program.module(), tuple(user_input.meta["val"].shape)
+        users = [n for n in program.graph.nodes if n.name in program.graph_signature.user_inputs]
+        return program.module(), tuple(InputSpec(tuple(n.meta["val"].shape), n.meta["val"].dtype) for n in users)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated"
         try:
@@ -246,37 +345,67 @@ def _unknown_model(spec: str) -> EdgeprofError:
 
 
 def _build_builtin(
-    spec: str, weights: str | None, input_size: int | None, device: str, seed: int
+    spec: str, weights: str | None, input_size: int | None, device: str, seed: int, args: dict[str, Any]
 ) -> tuple[nn.Module, int, str, str | None]:
     """A zoo or torchvision model, its input size, and its weights label and hash if named weights."""
     size = input_size or default_input_size(spec)
     if spec in _ZOO:
-        return _build(spec, _ZOO[spec][0], device, seed), size, RANDOM_INIT, None
-    factory = functools.partial(torchvision.models.get_model, spec)
+        return _build(spec, _ZOO[spec][0], device, seed, **args), size, RANDOM_INIT, None
+    builder = torchvision.models.get_model_builder(spec)
     if weights is not None and not Path(weights).is_file():
         member, cached = _torchvision_weights(spec, weights)
         size = input_size or member.transforms.keywords.get("crop_size", size)
-        module = _build(spec, factory, device, seed, weights=member)
+        module = _build(spec, builder, device, seed, **args, weights=member)
         return module, size, f"torchvision:{member}", _sha256(cached)
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(args)
     for prefix, keyword in _SIZED_BY_INPUT.items():
         if spec.startswith(prefix) and size != default_input_size(spec) and weights is None:
-            kwargs[keyword] = size if keyword == "image_size" else (size, size)
-    return _build(spec, factory, device, seed, **kwargs), size, RANDOM_INIT, None
+            kwargs.setdefault(keyword, size if keyword == "image_size" else (size, size))
+    return _build(spec, builder, device, seed, **kwargs), size, _weights_label(builder, kwargs), None
 
 
-def _build_imported(spec: str, device: str, seed: int) -> tuple[nn.Module, str]:
-    """A `package.module:factory` model, on meta if its constructor allows it, else on the CPU."""
+def _weights_label(factory: Callable[..., Any], kwargs: dict[str, Any]) -> str:
+    """RANDOM_INIT, or the weights arguments the factory loaded (from torch's hub cache: nothing downloads)."""
+    named = weights_arguments(factory, kwargs)
+    return ", ".join(f"{key}={value}" for key, value in named.items()) if named else RANDOM_INIT
+
+
+def _build_imported(spec: str, device: str, seed: int, args: dict[str, Any]) -> tuple[nn.Module, str, str]:
+    """A `package.module:factory` model, on meta if its constructor allows it, else on the CPU; where it was
+    built and its weights label."""
     factory = _import_factory(spec)
     module = None
     if device == "meta":
-        with contextlib.suppress(EdgeprofError):  # factories that compute with their weights need real ones
-            module = _build(spec, factory, "meta", seed)
+        try:  # factories that compute with their weights need real ones
+            module = _build(spec, factory, "meta", seed, **args)
+        except DownloadRefused:
+            raise
+        except EdgeprofError:
+            module = None
     if module is None:
-        device, module = "cpu", _build(spec, factory, "cpu", seed)
+        device, module = "cpu", _build(spec, factory, "cpu", seed, **args)
     if not isinstance(module, nn.Module):
         raise EdgeprofError(f"model {spec}: the factory returned {type(module).__name__}, not an nn.Module")
-    return module, device
+    return module, device, _weights_label(factory, args)
+
+
+def _input_specs(
+    spec: str, given: tuple[InputSpec, ...] | None, exported: tuple[InputSpec, ...] | None, input_size: int | None,
+    batch_size: int, size: int
+) -> tuple[InputSpec, ...]:
+    """The model's inputs: an export archive's own, the user's `--input-shape`s, or one (batch, 3, size, size)."""
+    if exported is not None:
+        wrong_size = input_size is not None and tuple(exported[0].shape[2:]) != (input_size, input_size)
+        wrong_given = given is not None and [s.shape for s in given] != [s.shape for s in exported]
+        if wrong_size or wrong_given or batch_size not in (1, exported[0].shape[0]):
+            shapes = " and ".join(str(list(s.shape)) for s in exported)
+            raise EdgeprofError(f"{spec} was exported for input shape {shapes} only")
+        return exported
+    if given is not None:
+        if input_size is not None or batch_size != 1:
+            raise EdgeprofError("--input-shape gives the whole shape, batch first: drop --input-size and --batch")
+        return given
+    return (InputSpec((batch_size, 3, size, size)),)
 
 
 def load_model(
@@ -287,10 +416,14 @@ def load_model(
     dtype: str = "float32",
     device: str = "meta",
     seed: int = 0,
+    input_specs: tuple[InputSpec, ...] | None = None,
+    model_args: dict[str, Any] | None = None,
 ) -> LoadedModel:
     """Resolve MODEL, build it in eval mode on `device` ("meta" or "cpu") and load `weights` if given.
 
-    Files and some imported factories are always built on the CPU; `LoadedModel.device` says where.
+    `model_args` are the factory's keyword arguments; `input_specs` every input's shape and dtype (default: one
+    (batch_size, 3, input_size, input_size) input of `dtype`). Files and some imported factories are always built
+    on the CPU; `LoadedModel.device` says where.
     """
     if dtype not in DTYPES:
         raise EdgeprofError(f"unknown dtype {dtype!r}: use one of {', '.join(DTYPES)}")
@@ -298,18 +431,21 @@ def load_model(
         raise EdgeprofError(f"batch size must be at least 1, got {batch_size}")
     if input_size is not None and input_size < 1:
         raise EdgeprofError(f"input size must be at least 1, got {input_size}")
-    label, sha256, exported_shape, size = RANDOM_INIT, None, None, input_size or 224
+    args = dict(model_args or {})
+    label, sha256, exported, size = RANDOM_INIT, None, None, input_size or 224
     if spec in _ZOO or spec in torchvision_names():
         source = "zoo" if spec in _ZOO else "torchvision"
-        module, size, label, sha256 = _build_builtin(spec, weights, input_size, device, seed)
+        module, size, label, sha256 = _build_builtin(spec, weights, input_size, device, seed, args)
     elif Path(spec).is_file():
+        if args:
+            raise EdgeprofError(f"--model-arg configures a factory; {spec} is a saved model, built already")
         source, device = "file", "cpu"
-        module, exported_shape = _load_file(Path(spec))
+        module, exported = _load_file(Path(spec))
         if weights is None:  # a saved model carries its weights: name the file and its hash
             label, sha256 = str(spec), _sha256(Path(spec))
     elif ":" in spec:
         source = "import"
-        module, device = _build_imported(spec, device, seed)
+        module, device, label = _build_imported(spec, device, seed, args)
     elif "/" in spec or Path(spec).suffix in _MODEL_FILE_SUFFIXES:
         raise EdgeprofError(f"model file {spec} does not exist")
     else:
@@ -322,13 +458,11 @@ def load_model(
         _load_state_dict(module, _read_state_dict(path), str(path), spec)
         label, sha256 = str(path), _sha256(path)
 
-    if exported_shape is not None:
-        wrong_size = input_size is not None and tuple(exported_shape[2:]) != (input_size, input_size)
-        if wrong_size or batch_size not in (1, exported_shape[0]):
-            raise EdgeprofError(f"{spec} was exported for input shape {list(exported_shape)} only")
-        input_shape = exported_shape
-    else:
-        input_shape = (batch_size, 3, size, size)
+    inputs = _input_specs(spec, input_specs, exported, input_size, batch_size, size)
+    if exported is None:
         module = module.eval()  # exported programs are already in inference form and refuse eval()
     module = module.to(dtype=DTYPES[dtype])
-    return LoadedModel(module, spec, source, label, sha256, input_shape, DTYPES[dtype], torch.device(device))
+    reload = functools.partial(load_model, spec, weights, input_size, batch_size, dtype, "cpu", seed, input_specs,
+                               model_args)
+    return LoadedModel(module, spec, source, label, sha256, inputs[0].shape, DTYPES[dtype], torch.device(device),
+                       reload, inputs, args)

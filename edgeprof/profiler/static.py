@@ -15,15 +15,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import torch
-import torch.fx as fx
-from torch.utils._pytree import tree_flatten
+from torch import fx
 
 import edgeprof
 from edgeprof.errors import EdgeprofError
-from edgeprof.profiler.counting import NodeCost, count_nodes
+from edgeprof.profiler.counting import NodeCost, count_nodes, tensor_leaves
 from edgeprof.profiler.graph import ModelGraph, run_split, trace
 from edgeprof.profiler.models import LoadedModel, load_model
-from edgeprof.profiler.partition import Layer, build_layers, choose_cuts
+from edgeprof.profiler.partition import (
+    Layer,
+    build_layers,
+    choose_cuts,
+    tensor_carriers,
+)
 from edgeprof.profiler.schema import SCHEMA_ID
 
 
@@ -53,19 +57,62 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def analyze(model: LoadedModel, cut_mode: str = "clean") -> Analysis:
-    """Trace `model`, count every node on its example input and choose the partition points."""
-    graph = trace(model.module)
+def analyze(model: LoadedModel, cut_mode: str = "clean", verify_fallback: bool = True) -> Analysis:
+    """Trace `model`, count every node on its example inputs and choose the partition points.
+
+    A model no tracer can trace falls back to its top-level children called in order; unless
+    `verify_fallback` is False, that graph is checked at every point on a runnable copy (`model` itself when
+    it is not on the meta device, else `model.reload()`) and refused, naming what stopped the tracers, when it
+    does not reproduce the model.
+    """
+    graph = trace(model.module, model.example_inputs())
     try:
-        costs, uncounted, output = count_nodes(graph.module, model.example_input())
+        costs, uncounted, output = count_nodes(graph.module, model.example_inputs())
     except Exception as error:
         shape = "x".join(map(str, model.input_shape))
+        if graph.method == "children":
+            raise EdgeprofError(_untraceable(model, f"calling its children in order fails ({_first_line(error)})",
+                                             graph.fallback)) from None
         raise EdgeprofError(f"{model.name} cannot run on a {shape} input: {_first_line(error)}") from None
     crossing = graph.crossing_sets()
     cuts = choose_cuts(graph, costs, crossing, cut_mode)
     layers = build_layers(graph, costs, cuts)
-    specs = [(tuple(t.shape), t.dtype) for t in tree_flatten(output)[0] if isinstance(t, torch.Tensor)]
-    return Analysis(model, graph, costs, uncounted, specs, crossing, cut_mode, cuts, layers)
+    specs = [(tuple(t.shape), t.dtype) for t in tensor_leaves(output)]
+    analysis = Analysis(model, graph, costs, uncounted, specs, crossing, cut_mode, cuts, layers)
+    if graph.method == "children":
+        if verify_fallback:
+            _check_fallback(analysis)
+        else:
+            graph.warnings.append("the fallback was not verified (--no-verify-cuts): these points may be wrong")
+    return analysis
+
+
+def _untraceable(model: LoadedModel, problem: str, fallback: str | None) -> str:
+    return (f"{model.name} cannot be profiled: no tracer can trace it ({fallback}), and {problem}; make that "
+            "construct traceable (torch.cond for a data-dependent branch, torch.fx.wrap for a helper) or save "
+            "the model with torch.export (.pt2)")
+
+
+def _check_fallback(analysis: Analysis) -> None:
+    """Refuse a children-in-order graph that does not reproduce the model at every point."""
+    model = analysis.model
+    runnable = model if model.device.type != "meta" else model.reload() if model.reload else None
+    if runnable is None:
+        raise EdgeprofError(_untraceable(model, "its children-in-order fallback cannot be checked without a "
+                                                "runnable copy", analysis.graph.fallback))
+    try:
+        failed = [check for check in verify_cuts(analysis, runnable) if not check.ok]
+    except EdgeprofError:
+        raise
+    except Exception as error:
+        raise EdgeprofError(_untraceable(model, f"calling its children in order fails ({_first_line(error)})",
+                                         analysis.graph.fallback)) from None
+    if failed:
+        worst = max(failed, key=lambda check: check.max_abs_diff)
+        raise EdgeprofError(_untraceable(
+            model, f"calling its children in order does not reproduce its output (z={worst.z}: max |diff| "
+                   f"{worst.max_abs_diff:.3g})", analysis.graph.fallback))
+    analysis.graph.warnings.append(f"the fallback reproduces the model's output at all {len(analysis.cuts)} points")
 
 
 def _nbytes(specs: list[tuple[tuple[int, ...], torch.dtype]]) -> int:
@@ -128,6 +175,11 @@ def _layer_entries(analysis: Analysis) -> tuple[list[dict[str, Any]], list[list[
     return entries, parameters
 
 
+def _input_name(analysis: Analysis, node: fx.Node) -> str:
+    """"input" for a model of one input; the argument's name when there are several."""
+    return "input" if len(analysis.model.inputs) == 1 else str(node.target)
+
+
 def _point_entries(
     analysis: Analysis, layers: list[dict[str, Any]], parameters: list[list[torch.nn.Parameter]]
 ) -> list[dict[str, Any]]:
@@ -151,18 +203,21 @@ def _point_entries(
             crossing = graph.placeholders
         else:  # z = L: the result stays on the device, nothing crosses
             crossing = [] if z == num_layers else analysis.crossing[k]
+        carriers = tensor_carriers(crossing, costs)
         tensors = [
-            {"name": "input" if node.op == "placeholder" else graph.label(node), "shape": list(shape),
-             "dtype": _dtype_name(dtype), "bytes": math.prod(shape) * dtype.itemsize}
-            for node in crossing for shape, dtype in costs[node].outputs
+            {"name": _input_name(analysis, node) if node.op == "placeholder" else graph.label(node),
+             "shape": list(shape), "dtype": _dtype_name(dtype), "bytes": math.prod(shape) * dtype.itemsize}
+            for node in carriers for shape, dtype in costs[node].outputs
         ]
+        carried = [graph.label(node) for node in crossing if node not in carriers]
         points.append({
             "z": z,
             "after": graph.describe_cut(k),
             "layer": analysis.layers[z - 1].name if z else None,
             "node": graph.work[k - 1].name if z else None,
-            "single_tensor": z == num_layers or (len(crossing) == 1 and len(tensors) == 1),
+            "single_tensor": z == num_layers or (len(carriers) == 1 and len(tensors) == 1),
             "tensors": tensors,
+            **({"carried": carried} if carried else {}),
             "upload_bytes": sum(t["bytes"] for t in tensors),
             "device_flops": device_flops,
             "edge_flops": total_flops - device_flops,
@@ -178,7 +233,12 @@ def static_profile(analysis: Analysis) -> dict[str, Any]:
     layers, parameters = _layer_entries(analysis)
     points = _point_entries(analysis, layers, parameters)
     all_params = list(model.module.parameters())
-    input_bytes = math.prod(model.input_shape) * model.dtype.itemsize
+    used = list({id(p): p for params in parameters for p in params}.values())  # read by some layer
+    inputs = [
+        {"name": _input_name(analysis, node), "shape": list(spec.shape), "dtype": _dtype_name(dtype),
+         "bytes": math.prod(spec.shape) * dtype.itemsize}
+        for node, spec, dtype in zip(graph.placeholders, model.inputs, model.input_dtypes(), strict=False)
+    ]
     return {
         "schema": SCHEMA_ID,
         "edgeprof_version": edgeprof.__version__,
@@ -193,7 +253,11 @@ def static_profile(analysis: Analysis) -> dict[str, Any]:
             "batch_size": model.batch_size,
             "params": sum(p.numel() for p in all_params),
             "param_bytes": sum(p.numel() * p.element_size() for p in all_params),
-            "input_bytes": input_bytes,
+            "params_used": sum(p.numel() for p in used),
+            "param_bytes_used": sum(p.numel() * p.element_size() for p in used),
+            "inputs": inputs,
+            "input_bytes": sum(entry["bytes"] for entry in inputs),
+            **({"args": {key: repr(value) for key, value in model.args.items()}} if model.args else {}),
             "output_shape": list(analysis.output_specs[0][0]) if analysis.output_specs else [],
             "output_bytes": _nbytes(analysis.output_specs),
         },
@@ -226,7 +290,7 @@ def static_profile(analysis: Analysis) -> dict[str, Any]:
 def runnable_graph(analysis: Analysis, runnable: LoadedModel) -> ModelGraph:
     """The graph of a real copy of the analysed model (which was counted on the meta device), so that the
     analysis' cut positions can be run."""
-    graph = trace(runnable.module)
+    graph = trace(runnable.module, runnable.example_inputs())
     if [n.name for n in graph.work] != [n.name for n in analysis.graph.work]:
         raise EdgeprofError("the runnable model does not trace to the same graph as the analysed one")
     return graph
@@ -248,16 +312,17 @@ def verify_cuts(
     progress: Callable[[int], None] | None = None,
 ) -> list[CutCheck]:
     """Run prefix then suffix at every partition point on `runnable` (a real copy of the analysed model)
-    and compare with the whole model's output on the same seeded input."""
+    and compare with the whole model's output on the same seeded input: every tensor the output holds (in a
+    tuple, dict or dataclass), shape and value."""
     graph = runnable_graph(analysis, runnable)
-    x = runnable.example_input(seed)
+    inputs = runnable.example_inputs(seed)
     checks = []
     with torch.inference_mode():
-        expected = [t for t in tree_flatten(runnable.module(x))[0] if isinstance(t, torch.Tensor)]
+        expected = tensor_leaves(runnable.module(*inputs))
         scale = max((t.abs().max().item() for t in expected if t.numel()), default=0.0)
         for z, k in enumerate(analysis.cuts):
             prefix, suffix = graph.split(k)
-            got = [t for t in tree_flatten(run_split(prefix, suffix, x))[0] if isinstance(t, torch.Tensor)]
+            got = tensor_leaves(run_split(prefix, suffix, *inputs))
             same_shapes = [a.shape for a in got] == [b.shape for b in expected]
             pairs = zip(got, expected, strict=False)
             diff = max(((a - b).abs().max().item() for a, b in pairs if a.numel()), default=0.0)
@@ -276,7 +341,8 @@ def profile_model(
     batch_size: int = 1,
     dtype: str = "float32",
     cuts: str = "clean",
+    verify_fallback: bool = True,
 ) -> dict[str, Any]:
     """The static profile of MODEL (a name, `package.module:factory` or a file): `edgeprof profile` in Python."""
     loaded = load_model(model, weights, input_size, batch_size, dtype, device="meta")
-    return static_profile(analyze(loaded, cuts))
+    return static_profile(analyze(loaded, cuts, verify_fallback))

@@ -3,7 +3,9 @@
 CPU work is timed with `time.perf_counter_ns` around each call. CUDA work is asynchronous, so each repeat
 is bracketed by CUDA events and the elapsed times are read after one final synchronisation (no host sync
 between repeats, so launches pipeline as they would in deployment). Statistics are the median with p10, p90
-and the minimum: on a shared machine the mean is dominated by stalls.
+and the minimum: on a shared machine the mean is dominated by stalls. On a CPU, each round also records the
+process's CPU time beside the wall time (`RoundLoad`): a process that got much less than a core while it was
+computing was being preempted, and its timings say more about the machine's load than about the model.
 """
 
 from __future__ import annotations
@@ -45,6 +47,19 @@ class LatencyStats:
             "p90": round(self.quantile(0.9), 6),
             "min": round(min(self.samples_ms), 6),
         }
+
+
+@dataclass(frozen=True)
+class RoundLoad:
+    """One timing round (every callable once): its wall time and the CPU time the process used meanwhile."""
+
+    wall_s: float
+    cpu_s: float
+
+    @property
+    def cpu_share(self) -> float:
+        """CPU seconds per wall second: about 1 (or the thread count) when nothing else competed for the cores."""
+        return self.cpu_s / self.wall_s if self.wall_s > 0 else 0.0
 
 
 def resolve_device(name: str) -> torch.device:
@@ -92,12 +107,14 @@ def time_callables(
     warmup: int,
     repeats: int,
     on_round: Callable[[int], None] | None = None,
+    rounds: list[RoundLoad] | None = None,
 ) -> list[LatencyStats]:
     """Time each of `fns` `repeats` times on `device`, round-robin, after `warmup` untimed calls of each.
 
     Round-robin (f1 f2 f3 f1 f2 f3 ...) rather than one after the other spreads slow drifts and stalls of a
     shared machine over every callable alike, so that their medians stay comparable (a prefix plus its suffix
-    against the whole model, say). `on_round(r)` is called after each round, for progress bars.
+    against the whole model, say). `on_round(r)` is called after each round, for progress bars. On a CPU,
+    `rounds` (when given) gets each round's `RoundLoad`.
     """
     if repeats < 1 or warmup < 0:
         raise EdgeprofError(f"repeats must be at least 1 and warmup at least 0, got {repeats} and {warmup}")
@@ -120,10 +137,13 @@ def time_callables(
                 for i in range(len(fns))]
     samples: list[list[float]] = [[] for _ in fns]
     for r in range(1, repeats + 1):
+        round_wall, round_cpu = time.perf_counter(), time.process_time()
         for fn, times in zip(fns, samples, strict=True):
             began = time.perf_counter_ns()
             fn()
             times.append((time.perf_counter_ns() - began) / 1e6)
+        if rounds is not None:
+            rounds.append(RoundLoad(time.perf_counter() - round_wall, time.process_time() - round_cpu))
         if on_round:
             on_round(r)
     return [LatencyStats(tuple(times)) for times in samples]

@@ -111,10 +111,11 @@ class FeatureMapTransformer(nn.Module):
         self.blocks = nn.Sequential(*[TransformerBlock(channels, heads, head_dim, mlp_dim) for _ in range(blocks)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, channels, height, width = x.shape
         tokens = x.flatten(2).transpose(1, 2)  # (batch, height*width, channels)
         tokens = self.blocks(tokens)
-        return tokens.transpose(1, 2).reshape(batch, channels, height, width)
+        # Shaped like the input map itself, which thus stays alive through the blocks: CERL counts the transformer
+        # as one of its 8 layers, so no single-tensor cut falls inside it (a shape read alone would cross for free).
+        return tokens.transpose(1, 2).reshape_as(x)
 
 
 def _conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:

@@ -20,6 +20,10 @@ right because it is the value of the state that decision led to. Otherwise `fini
 state after the last step. Then `compute_returns` runs GAE (`rl.gae`) and `minibatches` yields shuffled,
 flattened samples (every environment, agent and step is one sample, for parameter-shared actors and critics).
 
+Recurrent actors and critics train on sequences instead: store the state fed into each step as a field, and
+`sequence_minibatches` cuts each (environment, agent)'s steps into chunks with that state at each chunk's start
+and the episode starts inside it (`rl.recurrent.unroll` replays them).
+
 Values are stored in return units: denormalise the critic's output before adding it. Log-probabilities are
 stored without rounding (a float64 policy needs a float64 buffer), so the first PPO ratio is exactly 1.
 
@@ -32,7 +36,7 @@ Example, the user layer of E environments and K users:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -228,6 +232,60 @@ class RolloutBuffer:
             self._data[f"{prefix}return"][:steps] = returns
         self.returns_ready = True
 
+    def sequence_minibatches(self, chunk_length: int, num_minibatches: int, generator: torch.Generator | None = None,
+                             hidden: Sequence[str] = ()) -> Iterator[dict[str, torch.Tensor]]:
+        """Shuffled minibatches of sequence chunks, for recurrent actors and critics: each (environment, agent)'s
+        steps cut into chunks of `chunk_length` consecutive steps (starting at steps 0, T, 2T...; the last chunk
+        padded), time first. Each minibatch holds:
+
+        - (T, B, ...) per quantity, the same ones as `minibatches` (B chunks, shuffled with `generator`);
+        - each field named in `hidden` (the recurrent state fed into each step) at the chunks' first step, (B, ...);
+        - "episode_start" (T, B) bool: the step begins an episode (its environment's previous step in this
+          rollout ended), so the recurrent state is reset before it (`recurrent.unroll`);
+        - "valid" (T, B) bool: False on the padding after the last step; average losses over valid entries.
+        """
+        if not self.returns_ready:
+            raise ValueError(f"{self._name}: compute returns before drawing minibatches")
+        if chunk_length < 1:
+            raise ValueError(f"chunk_length must be at least 1 step, got {chunk_length}")
+        hidden = (hidden,) if isinstance(hidden, str) else tuple(hidden)
+        unknown = set(hidden) - set(self.fields)
+        if unknown:
+            raise ValueError(f"hidden states {sorted(unknown)} are not declared fields ({sorted(self.fields)})")
+        clashes = {"episode_start", "valid"} & set(self.fields)
+        if clashes:
+            raise ValueError(f"fields {sorted(clashes)} clash with the sequence minibatches' own keys; rename them")
+        steps, per_step = self.num_steps, self.num_envs * self.num_agents
+        chunks = -(-steps // chunk_length)
+        units = chunks * per_step
+        if not 1 <= num_minibatches <= units:
+            raise ValueError(f"num_minibatches must lie in [1, {units}] (the chunks stored), got {num_minibatches}")
+        padded = chunks * chunk_length
+
+        def chunked(tensor: torch.Tensor) -> torch.Tensor:  # (steps, E, N, ...) -> (T, chunks * E * N, ...)
+            tail = tensor.shape[3:]
+            full = tensor.new_zeros((padded, *tensor.shape[1:]))
+            full[:steps] = tensor
+            return full.reshape(chunks, chunk_length, per_step, *tail).transpose(0, 1).reshape(
+                chunk_length, units, *tail)
+
+        ended = (self.stored("terminated") | self.stored("truncated")).unsqueeze(-1)
+        starts = torch.zeros_like(ended)
+        starts[1:] = ended[:-1]
+        valid = torch.ones_like(ended)
+        sequences = {"episode_start": chunked(starts.expand(-1, -1, self.num_agents)),
+                     "valid": chunked(valid.expand(-1, -1, self.num_agents))}
+        names = [name for name in (*self.fields, *(name for name in _SAMPLED if name in self._data))
+                 if name not in hidden]
+        sequences.update({name: chunked(self.stored(name)) for name in names})
+        firsts = {name: self.stored(name)[::chunk_length].reshape(units, *self.fields[name].shape)
+                  for name in hidden}
+        order = torch.randperm(units, generator=generator).to(self.device)
+        for indices in order.tensor_split(num_minibatches):
+            batch = {name: tensor[:, indices] for name, tensor in sequences.items()}
+            batch.update({name: tensor[indices] for name, tensor in firsts.items()})
+            yield batch
+
     def stored(self, name: str) -> torch.Tensor:
         """The complete steps of one quantity, (steps, E, N, ...) ((steps, E) for the episode-end flags)."""
         if name not in self._data:
@@ -291,16 +349,23 @@ class RolloutBuffer:
     def _tensor(self, name: str, item: Any, shape: tuple[int, ...], dtype: torch.dtype,
                 per_agent: bool = True) -> torch.Tensor:
         """`item` as a tensor of `dtype`, after checking its shape and that its kind (bool, int, float) fits."""
-        tensor = torch.as_tensor(item, device=self.device).detach()
         expected = (self.num_envs, self.num_agents, *shape) if per_agent else (self.num_envs, *shape)
-        if tuple(tensor.shape) != expected:
-            what = "(E, N" + "".join(f", {size}" for size in shape) + ")" if per_agent else "(E,)"
-            raise ValueError(f"{self._name}: {name} must have shape {what} = {expected}, got {tuple(tensor.shape)}")
-        if _kind(tensor.dtype) != _kind(dtype):
-            raise ValueError(f"{self._name}: {name} must be {_kind(dtype)} ({dtype}), got {tensor.dtype}")
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise ValueError(f"{self._name}: {name} contains NaN or infinite values")
-        return tensor.to(dtype)
+        what = "(E, N" + "".join(f", {size}" for size in shape) + ")" if per_agent else "(E,)"
+        return checked_tensor(self._name, name, item, expected, what, dtype, self.device)
+
+
+def checked_tensor(owner: str, name: str, item: Any, expected: tuple[int, ...], what: str, dtype: torch.dtype,
+                   device: torch.device) -> torch.Tensor:
+    """`item` as a detached tensor of `dtype` on `device`, after checking that its shape is `expected` (named
+    `what` in the message, e.g. "(E, N, 4)"), that its kind (bool, integer, float) fits and that it is finite."""
+    tensor = torch.as_tensor(item, device=device).detach()
+    if tuple(tensor.shape) != tuple(expected):
+        raise ValueError(f"{owner}: {name} must have shape {what} = {tuple(expected)}, got {tuple(tensor.shape)}")
+    if _kind(tensor.dtype) != _kind(dtype):
+        raise ValueError(f"{owner}: {name} must be {_kind(dtype)} ({dtype}), got {tensor.dtype}")
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise ValueError(f"{owner}: {name} contains NaN or infinite values")
+    return tensor.to(dtype)
 
 
 def _kind(dtype: torch.dtype) -> str:

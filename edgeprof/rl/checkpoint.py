@@ -89,8 +89,10 @@ def _read(path: Path) -> dict[str, Any]:
         raise EdgeprofError(f"no checkpoint at {path}")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
-        raise EdgeprofError(f"{path} is not a readable checkpoint: {error}") from error
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError):
+        # torch's own message blames its `weights_only` default, which would send the user the wrong way
+        raise EdgeprofError(f"{path} is not a readable checkpoint: it is damaged, or edgeprof did not write it"
+                            ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise EdgeprofError(f"{path} is not an {FORMAT} checkpoint")
     return payload

@@ -62,12 +62,11 @@ multiplier; Heuristic-MAPPO-L keeps our user layer with LRU deployment and equal
 
 from __future__ import annotations
 
-import csv
-import json
+import functools
 import math
 import time
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,11 +75,10 @@ import torch
 from torch import nn
 
 from edgeprof.errors import EdgeprofError
-from edgeprof.files import atomic_output, write_text_atomic
 from edgeprof.optimize.heuristics import LeastRecentlyUsed, equal_share_allocation
-from edgeprof.optimize.solve import check_deployable, run_episodes
+from edgeprof.rl import hyperparameters
 from edgeprof.rl.buffers import Field, Phase, RolloutBuffer
-from edgeprof.rl.checkpoint import component_state, load_checkpoint, save_checkpoint
+from edgeprof.rl.checkpoint import component_state
 from edgeprof.rl.distributions import SequenceResult
 from edgeprof.rl.gae import decision_gamma
 from edgeprof.rl.hc_policies import (
@@ -99,13 +97,13 @@ from edgeprof.rl.hc_policies import (
 from edgeprof.rl.lagrange import LagrangeMultiplier, lagrangian_advantages
 from edgeprof.rl.losses import normalize_advantages, ppo_policy_loss, value_loss
 from edgeprof.rl.normalizers import ValueNormalizer
+from edgeprof.rl.runs import Run, load_run
 from edgeprof.rl.seeding import seed_everything
+from edgeprof.rl.trainers import Panel, TrainerInfo, register_trainer
 from edgeprof.sim.env import EdgeSystem
 from edgeprof.sim.rollout import request_values
-from edgeprof.sim.scenario import Scenario, validate
-from edgeprof.sim.workload import ServiceTable, load_service_table
-
-RUN_FORMAT = "edgeprof.rl.run/1"
+from edgeprof.sim.scenario import Scenario
+from edgeprof.sim.workload import ServiceTable
 
 
 @dataclass(frozen=True)
@@ -180,6 +178,18 @@ class TrainConfig:
             raise EdgeprofError(f"deployment_reward must be own or team, got {self.deployment_reward!r}")
         if self.deployment_baseline not in ("mean_step", "initial"):
             raise EdgeprofError(f"deployment_baseline must be mean_step or initial, got {self.deployment_baseline!r}")
+        hyperparameters.require_finite(self)
+        for name in ("learning_rate", "adam_eps", "clip_coef", "max_grad_norm"):
+            hyperparameters.require(self, name, above=0)
+        for name in ("gamma", "gae_lambda"):
+            hyperparameters.require(self, name, low=0, high=1)
+        for name in ("user_entropy_coef", "deployment_entropy_coef", "allocation_entropy_coef", "value_coef",
+                     "multiplier_init", "multiplier_lr"):
+            hyperparameters.require(self, name, low=0)
+        hyperparameters.require(self, "multiplier_max", low=self.multiplier_init)
+        for name in ("user_hidden", "user_layers", "deploy_hidden", "deploy_embed", "alloc_hidden"):
+            hyperparameters.require(self, f"policy.{name}", low=1)
+        hyperparameters.require(self, "policy.head_gain", above=0)
 
 
 def make_config(algorithm: str, **settings: Any) -> TrainConfig:
@@ -195,32 +205,13 @@ def make_config(algorithm: str, **settings: Any) -> TrainConfig:
 
 # Set by `make_config`'s caller through dedicated options, or by the algorithm: not hyperparameters.
 _NOT_HYPERPARAMETERS = {"algorithm", "seed", "iterations", "slots_per_iteration", "num_envs", "checkpoint_every",
-                        "constrained", "learned_deployment", "learned_allocation", "policy"}
+                        "constrained", "learned_deployment", "learned_allocation", "policy.independent_critics"}
 
 
 def parse_hyperparameters(pairs: list[str]) -> dict[str, Any]:
     """`make_config` settings from NAME=VALUE strings: a `TrainConfig` field (multiplier_lr=0.1) or a network
     size `policy.NAME` (policy.user_hidden=128); values take the type of the field's default."""
-    tunable = {f.name: f for f in fields(TrainConfig) if f.name not in _NOT_HYPERPARAMETERS}
-    network = {f.name: f for f in fields(HCPolicyConfig) if f.name != "independent_critics"}
-    settings: dict[str, Any] = {}
-    policy: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        name = name.strip()
-        target, known = (policy, network) if name.startswith("policy.") else (settings, tunable)
-        key = name.removeprefix("policy.")
-        if not sep or key not in known:
-            choices = ", ".join([*tunable, *(f"policy.{n}" for n in network)])
-            raise EdgeprofError(f"bad hyperparameter {pair!r}: use NAME=VALUE with NAME one of {choices}")
-        kind = type(known[key].default)
-        try:
-            target[key] = kind(text.strip()) if kind is not bool else {"true": True, "false": False}[text.lower()]
-        except (ValueError, KeyError):
-            raise EdgeprofError(f"bad hyperparameter {pair!r}: {key} must be of type {kind.__name__}") from None
-    if policy:
-        settings["policy"] = replace(HCPolicyConfig(), **policy)
-    return settings
+    return hyperparameters.parse(TrainConfig, pairs, _NOT_HYPERPARAMETERS)
 
 
 def episode_seed(seed: int, iteration: int) -> int:
@@ -587,131 +578,10 @@ def _ratio_error(log_prob: torch.Tensor, old_log_prob: torch.Tensor) -> torch.Te
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Runs on disk: RUNDIR/config.json, RUNDIR/log.csv, RUNDIR/checkpoints/latest.pt
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.json"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "log.csv"
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.root / "checkpoints" / "latest.pt"
-
-
-def _run_record(config: TrainConfig, scenario: Scenario, scenario_name: str) -> dict[str, Any]:
-    return {"format": RUN_FORMAT, "config": asdict(config), "scenario_name": scenario_name,
-            "scenario": scenario.fields}
-
-
-def load_run(rundir: str | Path) -> tuple[TrainConfig, Scenario, str]:
-    """The configuration, scenario and scenario name of a training run."""
-    paths = RunPaths(Path(rundir))
-    if not paths.config.is_file():
-        raise EdgeprofError(f"{rundir} is not a training run (no config.json): train one with `edgeprof train`")
-    try:
-        record = json.loads(paths.config.read_text(encoding="utf-8"))
-        if record.get("format") != RUN_FORMAT:
-            raise ValueError(f"its format is {record.get('format')!r}")
-        settings = dict(record["config"])
-        policy = HCPolicyConfig(**settings.pop("policy"))
-        config = TrainConfig(**settings, policy=policy)
-        scenario = Scenario(validate(record["scenario"]))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise EdgeprofError(f"{paths.config} is not a readable {RUN_FORMAT} run configuration: {error}") from None
-    return config, scenario, record.get("scenario_name", "")
-
-
-def _check_resumable(paths: RunPaths, config: TrainConfig, scenario: Scenario) -> None:
-    if not paths.checkpoint.is_file():
-        raise EdgeprofError(f"nothing to resume in {paths.root}: no checkpoint at {paths.checkpoint}")
-    stored_config, stored_scenario, _ = load_run(paths.root)
-    free = {"iterations", "checkpoint_every"}  # a resumed run may go further and checkpoint at another pace
-    stored, wanted = asdict(stored_config), asdict(config)
-    changed = sorted(name for name in stored if name not in free and stored[name] != wanted[name])
-    if json.dumps(stored_scenario.fields, sort_keys=True) != json.dumps(scenario.fields, sort_keys=True):
-        changed.append("scenario")
-    if changed:
-        raise EdgeprofError(f"{paths.root} was trained with other settings ({', '.join(changed)}): resume with the "
-                            "same command line (only --iterations and --checkpoint-every may change)")
-
-
-def _check_fresh(paths: RunPaths) -> None:
-    if paths.root.exists() and not paths.root.is_dir():
-        raise EdgeprofError(f"cannot use {paths.root} as a run directory: it is not a directory")
-    if paths.config.exists() or paths.log.exists() or paths.checkpoint.parent.exists():
-        raise EdgeprofError(f"{paths.root} already holds a training run: add --resume to continue it, or choose "
-                            "another directory")
-    parent = paths.root.parent
-    if not paths.root.exists() and not parent.is_dir():
-        raise EdgeprofError(f"cannot create {paths.root}: directory {parent} does not exist")
-
-
-def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
-    with atomic_output(path) as tmp, tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, LOG_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def train(config: TrainConfig, scenario: Scenario, table: ServiceTable, rundir: str | Path, resume: bool = False,
-          scenario_name: str = "", progress: Callable[[int, int, dict[str, Any]], None] | None = None
-          ) -> list[dict[str, Any]]:
-    """Train into `rundir` until `config.iterations` iterations are done; returns every iteration's log row.
-
-    Writes config.json, log.csv (rewritten whole after every iteration) and checkpoints/latest.pt (at the start,
-    every `checkpoint_every` iterations and at the end). `resume` continues from the checkpoint: the rows and state
-    after it are dropped and recomputed, identically to an uninterrupted run.
-    """
-    paths = RunPaths(Path(rundir))
-    if resume:
-        _check_resumable(paths, config, scenario)
-    else:
-        _check_fresh(paths)
-    check_deployable(scenario, table)
-    trainer = Trainer(config, scenario, table)
-    rows: list[dict[str, Any]] = []
-    if resume:
-        checkpoint = load_checkpoint(paths.checkpoint, trainer.components())
-        trainer.iteration, rows = checkpoint.iteration, list(checkpoint.extra["log"])
-    try:
-        paths.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise EdgeprofError(f"cannot create {paths.checkpoint.parent}: {error.strerror or error}") from None
-    if not resume:  # a run stopped before its first periodic checkpoint resumes from its start
-        save_checkpoint(paths.checkpoint, 0, trainer.components(), extra={"log": rows})
-    write_text_atomic(paths.config, json.dumps(_run_record(config, scenario, scenario_name), indent=1) + "\n")
-    _write_log(paths.log, rows)
-    while trainer.iteration < config.iterations:
-        rows.append(trainer.run_iteration())
-        _write_log(paths.log, rows)
-        if trainer.iteration % config.checkpoint_every == 0 or trainer.iteration == config.iterations:
-            save_checkpoint(paths.checkpoint, trainer.iteration, trainer.components(), extra={"log": rows})
-        if progress:
-            progress(trainer.iteration, config.iterations, rows[-1])
-    return rows
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Evaluation
 
 
 LAYERS = ("deployment", "user", "allocation")
-
-
-def check_layers(layers: Collection[str]) -> None:
-    """Raise on names that are not `LAYERS`."""
-    unknown = sorted(set(layers) - set(LAYERS))
-    if unknown:
-        raise EdgeprofError(f"unknown layer(s) {', '.join(unknown)}: use {', '.join(LAYERS)}")
 
 
 class TrainedPolicy:
@@ -721,7 +591,9 @@ class TrainedPolicy:
 
     def __init__(self, config: TrainConfig, policies: HCPolicies, generator: torch.Generator | None = None,
                  draw: Collection[str] = ()) -> None:
-        check_layers(draw)
+        unknown = sorted(set(draw) - set(LAYERS))
+        if unknown:
+            raise EdgeprofError(f"unknown layer(s) {', '.join(unknown)}: use {', '.join(LAYERS)}")
         if draw and generator is None:
             raise ValueError("drawing actions needs a generator")
         self.name, self.config, self.policies = config.algorithm, config, policies
@@ -738,13 +610,13 @@ class TrainedPolicy:
     @classmethod
     def load(cls, rundir: str | Path, system: EdgeSystem) -> TrainedPolicy:
         """The latest checkpoint of `rundir`, sized for `system` (the run's scenario)."""
-        config, _, _ = load_run(rundir)
-        policies = HCPolicies.for_system(system, config.policy)
+        run = load_run(rundir)
+        policies = HCPolicies.for_system(system, run.config.policy)
         try:
-            policies.load_state_dict(component_state(RunPaths(Path(rundir)).checkpoint, "policies"))
+            policies.load_state_dict(component_state(run.paths.checkpoint, "policies"))
         except RuntimeError as error:
             raise EdgeprofError(f"the checkpoint of {rundir} does not fit this system: {error}") from None
-        return cls(config, policies.eval())
+        return cls(run.config, policies.eval())
 
     @torch.no_grad()
     def deploy(self, system: EdgeSystem) -> np.ndarray:
@@ -770,19 +642,44 @@ class TrainedPolicy:
         return compute_share.numpy(), bandwidth_share.numpy()
 
 
-def evaluate_run(rundir: str | Path, slots: int, seeds: list[int],
-                 progress: Callable[[int, int], None] | None = None, draw: Collection[str] = ()
-                 ) -> list[dict[str, Any]]:
-    """The trained policies of `rundir`, greedy except the layers in `draw` (`LAYERS`), which draw their actions as
-    in training, each episode from its own seed; one episode per seed: one row of `REPORTED` metrics per seed, as
-    `optimize.solve.run_solver` gives for a solver (the same seeds give the same episodes)."""
-    if slots < 1 or not seeds:
-        raise EdgeprofError(f"evaluation needs at least 1 slot and 1 seed, got {slots} slots and seeds {seeds}")
-    check_layers(draw)
-    config, scenario, _ = load_run(rundir)
-    table = load_service_table(scenario)
-    check_deployable(scenario, table)
-    torch.set_num_threads(config.threads)
-    policy = TrainedPolicy.load(rundir, EdgeSystem(scenario, table, num_envs=1, seed=seeds[0]))
-    make_policy = (lambda system, seed: policy.drawing(seed, draw)) if draw else (lambda system, seed: policy)
-    return run_episodes(config.algorithm, make_policy, scenario, table, slots, seeds, progress)
+def policy_maker(run: Run, table: ServiceTable, draw: tuple[str, ...]) -> Callable[[EdgeSystem, int], TrainedPolicy]:
+    """The run's policies for `sim.evaluation.run_episodes`: loaded once, sized by the first episode's system;
+    the layers in `draw` draw their actions from each episode's seed."""
+    loaded: list[TrainedPolicy] = []
+
+    def make(system: EdgeSystem, seed: int) -> TrainedPolicy:
+        if not loaded:
+            torch.set_num_threads(run.config.threads)
+            loaded.append(TrainedPolicy.load(run.path, system))
+        return loaded[0].drawing(seed, draw) if draw else loaded[0]
+
+    return make
+
+
+def config_from_record(settings: dict[str, Any]) -> TrainConfig:
+    """A `TrainConfig` from a run's `config.json`."""
+    policy = HCPolicyConfig(**settings.pop("policy"))
+    return TrainConfig(**settings, policy=policy)
+
+
+def summary(row: dict[str, Any]) -> str:
+    """One line about a log row (the progress bar's and the last line's)."""
+    return (f"cost {row['cost']:.4g}, delay {row['delay_s']:.4g} s (tau-bar {row['delay_constraint_s']:g} s), "
+            f"energy {row['energy_j']:.4g} J, privacy {row['privacy_cost']:.4g}, success rate "
+            f"{row['success_rate']:.3f}, lambda {row['multiplier']:.4g}")
+
+
+PANELS = (Panel("objective", "(a) objective: cost + failure penalty"),
+          Panel("delay_s", "(b) delay (s, log scale)", log_scale=True, limit_column="delay_constraint_s",
+                limit_label="tau-bar (s)"),
+          Panel("cost", "(c) cost  mu1 C_priv + mu2 e"), Panel("energy_j", "(d) energy (J)"),
+          Panel("privacy_cost", "(e) privacy cost"), Panel("success_rate", "(f) success rate"),
+          Panel("multiplier", "(g) lambda"), Panel("user_entropy", "(h) user entropy"))
+
+
+for _name, _variant in ALGORITHMS.items():
+    register_trainer(TrainerInfo(
+        name=_name, system="dpa", description=_variant.description,
+        make_config=functools.partial(make_config, _name), config_from_record=config_from_record,
+        hyperparameters=parse_hyperparameters, make_trainer=Trainer, log_columns=LOG_COLUMNS,
+        timing_columns=TIMING_COLUMNS, make_policy=policy_maker, panels=PANELS, summary=summary, layers=LAYERS))

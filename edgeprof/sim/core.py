@@ -43,7 +43,7 @@ import numpy as np
 
 from edgeprof.sim import model, radio
 from edgeprof.sim.scenario import Scenario
-from edgeprof.sim.workload import ServiceTable
+from edgeprof.sim.workload import ServiceTable, num_services
 
 SHARE_TOLERANCE = 1e-9
 
@@ -180,7 +180,7 @@ def sample_entities(scenario: Scenario, num_envs: int, rng: np.random.Generator)
     user_energy = _uniform(rng, scenario, "users.energy_per_flop_j", per_user)
     user_power = _uniform(rng, scenario, "users.tx_power_dbm", per_user)
     user_preference = _uniform(rng, scenario, "users.privacy_preference", per_user)
-    popularity = _zipf_popularity(rng, num_envs, scenario.num_services, scenario["services.zipf_exponent"])
+    popularity = _zipf_popularity(rng, num_envs, num_services(scenario), scenario["services.zipf_exponent"])
     distance = radio.distances_m(server_xy, user_xy, scenario["radio.min_distance_m"])
     path_loss = radio.path_loss_db(distance, scenario["radio.reference_path_loss_db"],
                                    scenario["radio.path_loss_exponent"])

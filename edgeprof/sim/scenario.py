@@ -1,301 +1,151 @@
-"""Scenarios of seed 001's edge system: a TOML file, validated field by field, with two presets.
+"""Scenarios: a TOML document that names its system and sets that system's declared fields.
 
-`paper` is seed 001's Table I plus the public configuration's values (research/hcmappo.md section 2.2);
-`small` is a system small enough for exact solvers. Keys carry their unit in their name (`_gflops`, `_gb`,
-`_mhz`, `_dbm`, `_mbps`, `_s`); `Scenario` converts them to SI once, so the simulator works in SI only.
-Where the paper is silent, the choice is a named field documented in FIELD_DOCS.
+A scenario is a preset name (`edgeprof scenario list`) or a TOML file. A file names its system (`edge_system =
+"dpa"`) and/or a preset it changes (`base = "small"`); a file that names neither changes `paper`, seed 001's
+preset. Every field of the system's sections is checked against its declaration (`sim.fields`): type, limits,
+choices; unknown sections and fields are refused with the known ones. Presets ship as commented TOML files in
+`edgeprof/sim/presets/`; `to_toml` prints any scenario in the same documented form. Keys carry their unit in
+their name; `Scenario.si_range` converts a range to SI, so the simulators work in SI only.
 """
 
 from __future__ import annotations
 
-import copy
+import textwrap
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from edgeprof.errors import EdgeprofError
+from edgeprof.files import read_text
+from edgeprof.sim.fields import build_section, raw_value, section_fields, section_values
+from edgeprof.sim.systems import System, get_system
 
-SEED_001_MODELS = ["lenet7", "lenet9", "lenet12", "resnet18", "resnet34", "resnet50", "vgg13", "vgg16", "vgg19"]
-
-PAPER: dict[str, dict[str, Any]] = {
-    "system": {
-        "num_servers": 10,
-        "num_users": 50,
-        "area_m": 1000.0,
-        "server_placement": "grid",
-        "user_placement": "random",
-        "slots_per_deployment": 10,
-        "delay_constraint_s": 3.0,
-        "failure_delay_s": 30.0,
-    },
-    "services": {
-        "models": SEED_001_MODELS,
-        "services_per_model": 5,
-        "zipf_exponent": 0.8,
-        "batch_range": [1, 16],
-        "profiles": {},
-    },
-    "users": {
-        "compute_gflops": [10.0, 100.0],
-        "storage_gb": [1.0, 2.0],
-        "energy_per_flop_j": [1e-11, 1e-9],
-        "tx_power_dbm": [20.0, 30.0],
-        "privacy_preference": [0.2, 0.8],
-        "prefix_cache": True,
-    },
-    "servers": {
-        "compute_gflops": [500.0, 2000.0],
-        "storage_gb": [3.0, 5.0],
-        "bandwidth_mhz": [50.0, 100.0],
-        "tx_power_dbm": [30.0, 43.0],
-        "cloud_rate_mbps": [200.0, 500.0],
-    },
-    "radio": {
-        "reference_path_loss_db": 30.0,
-        "path_loss_exponent": 3.5,
-        "shadowing_db": 8.0,
-        "shadowing": "per_slot",
-        "noise_dbm_per_hz": -174.0,
-        "noise_figure_db": 6.0,
-        "carrier_ghz": 3.5,
-        "min_distance_m": 1.0,
-    },
-    "privacy": {"alpha1": 0.31, "alpha2": 1.88, "data_unit_bytes": 1e6},
-    "cost": {"mu_privacy": 5.0, "mu_energy": 5.0, "mu_delay_violation": 0.1, "failure_reward": -500.0,
-             "mu_hit": 1.0, "mu_migration": 0.1},
-}
-
-# Storage binds but never makes a service impossible: every server holds the largest model (resnet50, 0.102 GB),
-# none holds all four (0.167 GB), so servers must choose. (With vgg13, 0.53 GB, most small systems could not
-# host it anywhere, and its requests failing at tau_fail put tau-bar out of reach of every solver.)
-SMALL_OVERRIDES: dict[str, dict[str, Any]] = {
-    "system": {"num_servers": 3, "num_users": 6, "area_m": 300.0},
-    "services": {"models": ["lenet7", "lenet12", "resnet18", "resnet50"], "services_per_model": 1},
-    "servers": {"storage_gb": [0.11, 0.16]},
-}
-
-FIELD_DOCS: dict[str, str] = {
-    "system.num_servers": "J, edge servers (>= 1)",
-    "system.num_users": "K, users (>= 1)",
-    "system.area_m": "side of the square area, metres",
-    "system.server_placement": "grid (the most even grid of J points, cell centres) or random",
-    "system.user_placement": "random (uniform over the area)",
-    "system.slots_per_deployment": "delta-T: slots between deployment decisions",
-    "system.delay_constraint_s": "tau-bar: the long-term average delay limit (C8), seconds",
-    "system.failure_delay_s": ("tau_fail: the delay charged to a request whose service is not deployed at its "
-                               "server (eq. 5). The paper says 'much larger than tau-bar'; the public "
-                               "configuration used tau-bar itself, which hides failures from the constraint; "
-                               "default 10 x tau-bar"),
-    "services.models": "base models; each must have a profile (shipped, or in services.profiles)",
-    "services.services_per_model": "each base model is offered as this many distinct services (I = models x this)",
-    "services.zipf_exponent": "service popularity: P(rank r) proportional to r^-s",
-    "services.batch_range": "D_in: samples per request, an integer drawn uniformly from this range",
-    "services.profiles": "model name -> path of an edgeprof.profile/1 file with leakage, replacing the shipped one",
-    "users.compute_gflops": "f_k, uniform range, GFLOP/s",
-    "users.storage_gb": "user storage for the prefix cache, uniform range, GB (1e9 bytes)",
-    "users.energy_per_flop_j": "epsilon_k, uniform range, J/FLOP",
-    "users.tx_power_dbm": "P_k, uniform range, dBm",
-    "users.privacy_preference": "Pre_k, uniform range in [0, 1]",
-    "users.prefix_cache": ("keep downloaded prefix parameters in user storage (LRU by model): a later request "
-                           "of the same model downloads only the layers not yet held"),
-    "servers.compute_gflops": "f_j, uniform range, GFLOP/s",
-    "servers.storage_gb": "S_j for deployed models (C7), uniform range, GB",
-    "servers.bandwidth_mhz": "B_j shared by its users (C6), uniform range, MHz",
-    "servers.tx_power_dbm": "P_j, uniform range, dBm",
-    "servers.cloud_rate_mbps": "R_C2E: cloud-to-edge model download rate (eq. 23), uniform range, Mbit/s",
-    "radio.reference_path_loss_db": "path loss at 1 m, dB",
-    "radio.path_loss_exponent": "PL(d) = PL(1 m) + 10 n log10(d / 1 m)",
-    "radio.shadowing_db": "log-normal shadowing standard deviation, dB",
-    "radio.shadowing": "per_slot (redrawn every slot: quasi-static within a slot) or per_episode",
-    "radio.noise_dbm_per_hz": "thermal noise density N0, dBm/Hz",
-    "radio.noise_figure_db": "receiver noise figure, dB (noise power = N0 x B x NF)",
-    "radio.carrier_ghz": "carrier frequency (recorded; the path-loss model does not use it)",
-    "radio.min_distance_m": "distances below this are clamped (the path-loss model diverges at 0)",
-    "privacy.alpha1": "alpha_1 of eq. 10",
-    "privacy.alpha2": "alpha_2 of eq. 10",
-    "privacy.data_unit_bytes": ("D_raw in eq. 10 is counted in units of this many bytes (1e6: megabytes), which "
-                                "puts privacy cost on the scale of energy in joules"),
-    "cost.mu_privacy": "mu_1 of eq. 12",
-    "cost.mu_energy": "mu_2 of eq. 12",
-    "cost.mu_delay_violation": "mu_3 of eq. 25: user reward per second of delay above tau-bar",
-    "cost.failure_reward": "R_fail of eq. 25: a user's reward when its service is not at its server (<= 0)",
-    "cost.mu_hit": "mu_hit of eq. 24 (an interval's deployment reward: its hits minus the migration at its start)",
-    "cost.mu_migration": "mu_mig of eq. 24 (every tuned public run used 0.02)",
-}
-
-_CHOICES = {
-    "system.server_placement": ("grid", "random"),
-    "system.user_placement": ("random",),
-    "radio.shadowing": ("per_slot", "per_episode"),
-}
-_POSITIVE_INTS = {"system.num_servers", "system.num_users", "system.slots_per_deployment",
-                  "services.services_per_model"}
-_UNIT_INTERVAL_RANGES = {"users.privacy_preference"}
-_NON_POSITIVE = {"cost.failure_reward"}
+SYSTEM_KEY = "edge_system"  # the top-level key naming a file's system (`system` is a section of seed 001's)
+DEFAULT_BASE = "paper"  # what a file that names neither a system nor a base changes (files before systems)
 
 
-def preset(name: str) -> dict[str, dict[str, Any]]:
-    """A copy of a preset's raw fields."""
-    if name == "paper":
-        return copy.deepcopy(PAPER)
-    if name == "small":
-        raw = copy.deepcopy(PAPER)
-        for section, values in SMALL_OVERRIDES.items():
-            raw[section].update(copy.deepcopy(values))
-        return raw
-    raise EdgeprofError(f"unknown scenario preset {name!r}: use paper, small or a TOML file")
+def presets_dir() -> Path:
+    """Where the shipped preset files live inside the installed package."""
+    return Path(str(resources.files("edgeprof.sim"))) / "presets"
 
 
-def _fail(key: str, message: str) -> EdgeprofError:
-    return EdgeprofError(f"scenario field {key}: {message}")
+def preset_names() -> list[str]:
+    """The shipped presets, by name."""
+    return sorted(path.stem for path in presets_dir().glob("*.toml"))
 
 
-def _check_value(key: str, value: Any, default: Any) -> Any:
-    """`value` checked against the type and limits of the default at `key`."""
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise _fail(key, f"expected true or false, got {value!r}")
-        return value
-    if isinstance(default, int) and not isinstance(default, bool):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail(key, f"expected an integer, got {value!r}")
-        if key in _POSITIVE_INTS and value < 1:
-            raise _fail(key, f"must be at least 1, got {value}")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise _fail(key, f"expected a number, got {value!r}")
-        value = float(value)
-        if value != value or value in (float("inf"), float("-inf")):
-            raise _fail(key, f"must be finite, got {value}")
-        if key in _NON_POSITIVE and value > 0:
-            raise _fail(key, f"must not be positive, got {value}")
-        signed = key.endswith(("_db", "_dbm", "_dbm_per_hz")) or key in _NON_POSITIVE
-        if not signed and value < 0:
-            raise _fail(key, f"must not be negative, got {value}")
-        return value
-    if isinstance(default, str):
-        if not isinstance(value, str) or value not in _CHOICES.get(key, (value,)):
-            raise _fail(key, f"expected one of {', '.join(_CHOICES.get(key, ('a string',)))}, got {value!r}")
-        return value
-    if isinstance(default, list) and (not default or isinstance(default[0], str)):
-        if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            raise _fail(key, f"expected a non-empty list of names, got {value!r}")
-        return value
-    if isinstance(default, list):
-        if not isinstance(value, list) or len(value) != 2:
-            raise _fail(key, f"expected a range [low, high], got {value!r}")
-        low, high = (_check_value(key, v, default[0]) for v in value)
-        if low > high:
-            raise _fail(key, f"range low {low} is above high {high}")
-        if key in _UNIT_INTERVAL_RANGES and high > 1:
-            raise _fail(key, f"must lie in [0, 1], got {value}")
-        return [low, high]
-    if isinstance(default, dict):
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            raise _fail(key, f"expected a table of model = \"path\", got {value!r}")
-        return dict(value)
-    raise _fail(key, "unsupported field")
+def _parse(text: str, label: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise EdgeprofError(f"scenario {label} is not valid TOML: {error}") from None
 
 
-def validate(raw: dict[str, Any], base: str = "paper") -> dict[str, dict[str, Any]]:
-    """`raw` (sections of fields) merged over the preset `base`, every field checked; unknown keys refused."""
-    merged = preset(base)
-    if not isinstance(raw, dict):
-        raise EdgeprofError("a scenario must be a table of sections")
-    for section, values in raw.items():
-        if section == "base":
-            continue
-        if section not in merged:
-            raise EdgeprofError(f"unknown scenario section [{section}]: known sections are {', '.join(PAPER)}")
+def preset_document(name: str) -> dict[str, Any]:
+    """A preset's TOML document (before its base is applied)."""
+    path = presets_dir() / f"{name}.toml"
+    if not path.is_file():
+        raise EdgeprofError(f"unknown scenario preset {name!r}: use one of {', '.join(preset_names())} or a "
+                            "TOML file")
+    return _parse(path.read_text(encoding="utf-8"), f"preset {name}")
+
+
+def _resolve(document: dict[str, Any], label: str, seen: tuple[str, ...] = ()) -> tuple[str, dict[str, dict]]:
+    """The system and the raw sections of a document: its base's fields with its own laid over them."""
+    document = dict(document)
+    base, system = document.pop("base", None), document.pop(SYSTEM_KEY, None)
+    for key, value in (("base", base), (SYSTEM_KEY, system)):
+        if value is not None and not isinstance(value, str):
+            raise EdgeprofError(f"scenario {label}: {key} must be a name, got {value!r}")
+    if base is None and system is None:
+        base = DEFAULT_BASE
+    sections: dict[str, dict[str, Any]] = {}
+    if base is not None:
+        if base in seen:
+            raise EdgeprofError(f"scenario {label}: presets based on each other ({' -> '.join([*seen, base])})")
+        if base not in preset_names():
+            raise EdgeprofError(f"scenario {label}: base must be one of {', '.join(preset_names())}, got {base!r}")
+        base_system, sections = _resolve(preset_document(base), f"preset {base}", (*seen, base))
+        if system is not None and system != base_system:
+            raise EdgeprofError(f"scenario {label}: system {system!r} does not match its base {base!r}, a "
+                                f"{base_system!r} scenario")
+        system = base_system
+    for section, values in document.items():
         if not isinstance(values, dict):
-            raise EdgeprofError(f"scenario section [{section}] must be a table")
-        for key, value in values.items():
-            if key not in merged[section]:
-                raise _fail(f"{section}.{key}", f"unknown field (known: {', '.join(merged[section])})")
-            merged[section][key] = _check_value(f"{section}.{key}", value, PAPER[section][key])
-    return merged
+            raise EdgeprofError(f"scenario {label}: {section} = {values!r} is not a section; the top-level keys "
+                                f"are {SYSTEM_KEY} and base")
+        sections.setdefault(section, {}).update(values)
+    return system, sections
+
+
+def _validate(system: System, sections: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    for section in sections:
+        if section not in system.sections:
+            raise EdgeprofError(f"unknown scenario section [{section}] for system {system.name}: known sections "
+                                f"are {', '.join(system.sections)}")
+    for section in system.sections:
+        if section not in sections:
+            raise EdgeprofError(f"scenario lacks section [{section}] of system {system.name}")
+    return {name: build_section(name, cls, sections[name]) for name, cls in system.sections.items()}
+
+
+def _override_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"value = {text.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text.strip()  # a bare word is a string
 
 
 def load_scenario(spec: str, overrides: list[str] | None = None) -> Scenario:
-    """A scenario from a preset name or a TOML file (whose optional top-level `base` names the preset it
-    changes), then `section.key=value` overrides (values in TOML syntax)."""
-    if spec in ("paper", "small"):
-        raw: dict[str, Any] = {}
-        base = spec
+    """A scenario from a preset name or a TOML file, then `section.field=value` overrides (TOML values)."""
+    if spec in preset_names():
+        system_name, sections = _resolve({"base": spec}, spec)
     else:
         path = Path(spec)
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as error:
-            raise EdgeprofError(f"cannot read scenario {path}: {error.strerror or error}") from None
-        except tomllib.TOMLDecodeError as error:
-            raise EdgeprofError(f"scenario {path} is not valid TOML: {error}") from None
-        base = raw.get("base", "paper")
-        if base not in ("paper", "small"):
-            raise EdgeprofError(f"scenario {path}: base must be paper or small, got {base!r}")
-    fields = validate(raw, base)
+        text = read_text(path, "scenario")
+        system_name, sections = _resolve(_parse(text, str(path)), str(path))
+    system = get_system(system_name)
     for override in overrides or []:
         key, sep, text = override.partition("=")
-        section, _, field = key.strip().partition(".")
-        if not sep or not field:
+        section, _, name = key.strip().partition(".")
+        if not sep or not name:
             raise EdgeprofError(f"override {override!r} must look like section.field=value")
-        try:
-            value = tomllib.loads(f"value = {text.strip()}")["value"]
-        except tomllib.TOMLDecodeError:
-            value = text.strip()  # a bare word is a string
-        changed = {name: dict(values) for name, values in fields.items()}
-        changed.setdefault(section, {})[field] = value
-        fields = validate(changed, base)
-    return Scenario(fields)
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f'{k} = {_toml_value(v)}' for k, v in value.items()) + "}"
-    return repr(value)
-
-
-def to_toml(fields: dict[str, dict[str, Any]], with_docs: bool = True) -> str:
-    """The scenario as TOML, each field preceded by its documentation."""
-    lines = []
-    for section, values in fields.items():
-        lines.append(f"[{section}]")
-        for key, value in values.items():
-            if with_docs:
-                lines.append(f"# {FIELD_DOCS[f'{section}.{key}']}")
-            lines.append(f"{key} = {_toml_value(value)}")
-        lines.append("")
-    return "\n".join(lines)
+        sections.setdefault(section, {})[name] = _override_value(text)
+    return Scenario(system.name, _validate(system, sections))
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """Validated fields (`fields[section][key]`, config units) and their SI values as properties."""
+    """A validated scenario: its system's name and one typed instance per section (config units)."""
 
-    fields: dict[str, dict[str, Any]]
+    system_name: str
+    sections: Mapping[str, Any]
+
+    @property
+    def system(self) -> System:
+        return get_system(self.system_name)
+
+    @property
+    def fields(self) -> dict[str, dict[str, Any]]:
+        """The fields as plain TOML/JSON values, section by section."""
+        return {name: section_values(instance) for name, instance in self.sections.items()}
 
     def __getitem__(self, key: str) -> Any:
-        section, _, field = key.partition(".")
-        return self.fields[section][field]
+        section, _, name = key.partition(".")
+        try:
+            return getattr(self.sections[section], name)
+        except (KeyError, AttributeError):
+            raise KeyError(f"{key} is not a field of system {self.system_name}") from None
 
     def with_value(self, key: str, value: Any) -> Scenario:
         """A copy with one field changed and validated again (`section.field`, config units)."""
-        section, _, field = key.partition(".")
-        changed = {name: dict(values) for name, values in self.fields.items()}
-        changed[section][field] = value
-        return Scenario(validate(changed, "paper"))
-
-    @property
-    def num_services(self) -> int:
-        return len(self["services.models"]) * self["services.services_per_model"]
+        section, _, name = key.partition(".")
+        changed = self.fields
+        changed.setdefault(section, {})[name] = raw_value(value)
+        return Scenario(self.system_name, _validate(self.system, changed))
 
     def si_range(self, key: str) -> tuple[float, float]:
         """A range field converted to SI (FLOP/s, bytes, Hz, W, bit/s)."""
@@ -305,3 +155,45 @@ class Scenario:
             return 10 ** ((low - 30) / 10), 10 ** ((high - 30) / 10)
         scale = {"gflops": 1e9, "gb": 1e9, "mhz": 1e6, "mbps": 1e6}.get(unit, 1.0)
         return low * scale, high * scale
+
+
+def scenario_from_fields(system_name: str, fields: Mapping[str, Mapping[str, Any]]) -> Scenario:
+    """A scenario from complete raw fields (a run's `config.json`), validated."""
+    system = get_system(system_name)
+    return Scenario(system.name, _validate(system, fields))
+
+
+def toml_value(value: Any) -> str:
+    """A value in TOML syntax (the form `--set` overrides take)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def _comment(text: str) -> list[str]:
+    """`text` as TOML comment lines of at most 112 characters."""
+    return ["# " + line for line in textwrap.wrap(" ".join(text.split()), 110)]
+
+
+def to_toml(scenario: Scenario, with_docs: bool = True) -> str:
+    """The scenario as TOML that loads back to the same fields: the system's name, then every section, each
+    field preceded by its documentation and limits."""
+    system = scenario.system
+    lines = [*(_comment(system.description) if with_docs else []), f'{SYSTEM_KEY} = "{system.name}"', ""]
+    for name, instance in scenario.sections.items():
+        lines.append(f"[{name}]")
+        if with_docs and type(instance).__doc__:
+            lines.extend(_comment(type(instance).__doc__))
+        for spec in section_fields(name, type(instance)):
+            if with_docs:
+                limits = spec.limits()
+                lines.extend(_comment(spec.doc + (f" [{limits}]" if limits else "")))
+            lines.append(f"{spec.name} = {toml_value(raw_value(getattr(instance, spec.name)))}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,9 +1,10 @@
-"""Seed 001's services as numpy tables built from profiles: what each partition point of each service costs.
+"""Services as numpy tables built from profiles: what each partition point of each service costs.
 
-The simulator reads per-sample numbers from `edgeprof.profile/1` files (batch 1) and never imports torch. Service
+The simulators read per-sample numbers from `edgeprof.profile/1` files (batch 1) and never import torch. Service
 i is offered by base model `i // services_per_model`: the services of one model share its profile (the same
 weights, FLOPs and bytes) but are deployed, requested and counted separately, as in seed 001 (nine base models,
-five services each, I = 45).
+five services each, I = 45). Leakage (eq. 3's SSIM) is required only by the systems that score privacy
+(`require_leakage`); without it the column holds NaN where the profile has no table.
 
 Every per-point array has shape (I, Lmax + 1), row i holding z = 0..L_i and padded beyond L_i with the values
 of z = L_i (local-only: no edge work, no upload, no leakage), so that a gather never reads garbage; `valid`
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeprof.data import shipped_profile
 from edgeprof.errors import EdgeprofError
 from edgeprof.profiler.schema import load_profile
 from edgeprof.sim.scenario import Scenario
@@ -70,15 +72,17 @@ class ServiceTable:
         return self.prefix_param_bytes[:: self.services_per_model]
 
 
-def _leakage_column(name: str, points: list[dict[str, Any]]) -> list[float]:
-    """Eq. 3's leakage at z = 0..L: 1 at z = 0, 0 at z = L, the profile's SSIM in between (refused if absent)."""
+def _leakage_column(name: str, points: list[dict[str, Any]], required: bool) -> list[float]:
+    """Eq. 3's leakage at z = 0..L: 1 at z = 0, 0 at z = L, the profile's SSIM in between (refused if absent
+    and `required`, else NaN)."""
     last = len(points) - 1
     missing = [z for z in range(1, last) if (points[z].get("leakage") or {}).get("ssim") is None]
-    if missing:
+    if missing and required:
         shown = ", ".join(map(str, missing))
         raise EdgeprofError(f"profile {name} has no leakage at z={shown}: attach a table with "
                             f"`edgeprof profile {name} --leakage ...`")
-    return [1.0, *(float(points[z]["leakage"]["ssim"]) for z in range(1, last)), 0.0]
+    ssim = [float("nan") if z in missing else float(points[z]["leakage"]["ssim"]) for z in range(1, last)]
+    return [1.0, *ssim, 0.0]
 
 
 def _check_profile(name: str, profile: dict[str, Any]) -> None:
@@ -91,7 +95,7 @@ def _check_profile(name: str, profile: dict[str, Any]) -> None:
 
 
 def service_table_from_profiles(
-    names: Sequence[str], profiles: Sequence[dict[str, Any]], services_per_model: int
+    names: Sequence[str], profiles: Sequence[dict[str, Any]], services_per_model: int, require_leakage: bool = True
 ) -> ServiceTable:
     """The table of `len(names) x services_per_model` services from one profile per base model."""
     if len(names) != len(profiles) or not names:
@@ -111,7 +115,7 @@ def service_table_from_profiles(
             "edge_flops": [float(p["edge_flops"]) for p in points],
             "upload_bytes": [float(p["upload_bytes"]) for p in points[:-1]] + [0.0],
             "prefix_param_bytes": [float(p["device_param_bytes"]) for p in points],
-            "leakage": _leakage_column(name, points),
+            "leakage": _leakage_column(name, points, require_leakage),
         }
         for field, column in values.items():
             columns[field][m, : last + 1] = column
@@ -137,21 +141,30 @@ def service_table_from_profiles(
     )
 
 
-def _read_profile(name: str, paths: dict[str, str]) -> dict[str, Any]:
-    if name in paths:
-        path = Path(paths[name])
-        if not path.is_file():
-            raise EdgeprofError(f"the profile of {name} ({path}) does not exist: fix services.profiles or make it "
-                                f"with `edgeprof profile {name} --leakage ...`")
-        return load_profile(path)
-    from edgeprof.data.build import shipped_profile  # imports torch: only when a shipped profile is needed
+def read_profile(name: str, path: str | None) -> dict[str, Any]:
+    """The profile of model `name`: the file at `path` when given (it must profile that model), else the shipped
+    one."""
+    if path is None:
+        return shipped_profile(name)
+    if not Path(path).is_file():
+        raise EdgeprofError(f"the profile of {name} ({path}) does not exist: fix services.profiles or make it "
+                            f"with `edgeprof profile {name} --leakage ...`")
+    profile = load_profile(path)
+    profiled = profile["model"]["name"]
+    if profiled != name and Path(profiled).stem != name:
+        raise EdgeprofError(f"the profile given for {name} ({path}) profiles {profiled!r}: give {name}'s profile "
+                            "or rename the model")
+    return profile
 
-    return shipped_profile(name)
+
+def num_services(scenario: Scenario) -> int:
+    """I: every base model offered `services.services_per_model` times."""
+    return len(scenario["services.models"]) * scenario["services.services_per_model"]
 
 
-def load_service_table(scenario: Scenario) -> ServiceTable:
+def load_service_table(scenario: Scenario, require_leakage: bool = True) -> ServiceTable:
     """The scenario's services: `services.profiles[model]` where given, else the shipped profile of each model."""
     names = list(scenario["services.models"])
     paths = scenario["services.profiles"]
-    profiles = [_read_profile(name, paths) for name in names]
-    return service_table_from_profiles(names, profiles, scenario["services.services_per_model"])
+    profiles = [read_profile(name, paths.get(name)) for name in names]
+    return service_table_from_profiles(names, profiles, scenario["services.services_per_model"], require_leakage)

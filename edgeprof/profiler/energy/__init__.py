@@ -24,6 +24,7 @@ from edgeprof.profiler.energy.base import (
     SensorUnavailable,
     system_path,
 )
+from edgeprof.profiler.energy.rails import RailError
 
 BACKENDS = ("nvml", "jetson", "rapl")
 CHOICES = ("auto", "none", *BACKENDS)
@@ -67,16 +68,28 @@ def _auto_kind(device: str) -> str:
     return "jetson" if is_jetson() else "rapl"
 
 
-def open_meter(choice: str, device: str = "cpu") -> tuple[EnergyMeter | None, str | None]:
-    """The meter for `choice` ("auto", "none" or a backend) measuring `device`, or (None, reason)."""
+def open_meter(
+    choice: str, device: str = "cpu", rails: tuple[str, ...] | None = None
+) -> tuple[EnergyMeter | None, str | None]:
+    """The meter for `choice` ("auto", "none" or a backend) measuring `device`, or (None, reason). `rails` (the
+    user's --rails) names the Jetson rails whose sum is the board's power; naming rails the board lacks, or naming
+    rails for another sensor, is an `EdgeprofError`."""
     if choice not in CHOICES:
         raise EdgeprofError(f"unknown energy backend {choice!r}: use one of {', '.join(CHOICES)}")
     if choice == "none":
         return None, "energy measurement turned off (--energy none)"
     kind = _auto_kind(device) if choice == "auto" else choice
-    options = {"device_index": int(device.partition(":")[2] or 0)} if kind == "nvml" else {}
+    if rails is not None and kind != "jetson":
+        raise EdgeprofError(f"--rails applies to Jetson power monitors, but the sensor here is {kind}: drop --rails")
+    options: dict[str, object] = {}
+    if kind == "nvml":
+        options["device_index"] = int(device.partition(":")[2] or 0)
+    elif kind == "jetson" and rails is not None:
+        options["rails"] = rails
     try:
         return _backend(kind).open_meter(**options), None
+    except RailError as error:
+        raise EdgeprofError(str(error)) from None
     except SensorUnavailable as reason:
         if choice != "auto":
             raise EdgeprofError(f"--energy {kind}: {reason}") from None

@@ -1,16 +1,21 @@
-"""NVIDIA Jetson energy: the board's INA3221 power monitors read from sysfs, or `tegrastats` when sysfs has none.
+"""NVIDIA Jetson energy: the board's power monitors read from sysfs, or `tegrastats` when sysfs has none.
 
-The monitors appear in one of two layouts, depending on the L4T release:
+The monitors appear in one of these layouts, depending on the L4T release and the board:
 
 - L4T <= 32 (JetPack 4), iio driver `ina3221x`:
-  `/sys/bus/i2c/drivers/ina3221x/<bus>-<addr>/iio:device<N>/rail_name_<i>` and `in_power<i>_input` (mW).
+  `/sys/bus/i2c/drivers/ina3221x/<bus>-<addr>/iio:device<N>/rail_name_<i>` and `in_power<i>_input` (mW); L4T 28
+  (JetPack 3, TX2) names the folder `iio_device` instead.
 - L4T >= 34 (JetPack 5 and later), hwmon driver `ina3221`:
   `/sys/bus/i2c/drivers/ina3221/<bus>-<addr>/hwmon/hwmon<N>/in<i>_label`, `in<i>_input` (bus mV) and
   `curr<i>_input` (mA); power is voltage times current.
+- Any hwmon device under `/sys/class/hwmon` named `ina3221` (as above) or `ina238` (Jetson AGX Thor's monitor
+  of the whole board input, `VIN`: `power1_input` in microwatts). On
+  Thor this is the only place the monitors appear; elsewhere it repeats the driver folders, and a chip found
+  twice is read once.
 
 The `N` in `iio:device<N>` / `hwmon<N>` and the channel numbers change across boots, so rails are found by
-their label only. The board total is the module input rail where there is one, otherwise the sum of all rails
-(`tegrastats.total_rails`).
+their label only. Which rails add up to the board's power is decided by `rails.board_total`, for the sysfs
+monitors and for tegrastats alike.
 """
 
 from __future__ import annotations
@@ -31,10 +36,19 @@ from edgeprof.profiler.energy.base import (
     read_sysfs_text,
     system_path,
 )
-from edgeprof.profiler.energy.tegrastats import board_total_w, describe_total, parse_line, total_rails
+from edgeprof.profiler.energy.rails import (
+    BoardTotal,
+    RailError,
+    board_total,
+    is_rail_label,
+)
+from edgeprof.profiler.energy.tegrastats import parse_line
 
 IIO_DRIVER = "/sys/bus/i2c/drivers/ina3221x"
 HWMON_DRIVER = "/sys/bus/i2c/drivers/ina3221"
+HWMON_CLASS = "/sys/class/hwmon"
+VIN_MONITORS = ("ina238",)  # single-channel monitors of the whole board input (Jetson AGX Thor's carrier board)
+VIN_RAIL = "VIN"  # the name tegrastats gives that input
 COMMAND_TIMEOUT_S = 10.0
 
 
@@ -61,33 +75,39 @@ class HwmonRail:
         return read_sysfs_int(self.voltage_file) / 1e3 * read_sysfs_int(self.current_file) / 1e3
 
 
-Rail = IioRail | HwmonRail
+@dataclass(frozen=True)
+class PowerRail:
+    """A hwmon channel that reports the power itself (the INA238's `power1_input`)."""
+
+    name: str
+    power_file: Path  # microwatts
+
+    def power_w(self) -> float:
+        return read_sysfs_int(self.power_file) / 1e6
+
+
+Rail = IioRail | HwmonRail | PowerRail
 
 
 @dataclass(frozen=True)
 class Monitor:
-    """One INA3221 chip, its rails (by name) and, on hwmon, its averaging settings."""
+    """One monitor chip, its rails (by name) and, on hwmon, its averaging settings."""
 
-    device: str  # the chip's i2c address, "<bus>-<addr>"
-    layout: str  # "iio" or "hwmon"
+    device: str  # the chip's i2c address, "<bus>-<addr>", or its hwmon folder
+    layout: str  # "iio", "hwmon" or "hwmon-ina238"
     rails: tuple[Rail, ...]
     update_interval_s: float | None = None  # the time one reading takes (conversion and averaging)
     samples: int | None = None  # readings averaged into one
 
 
-def _is_rail(label: str) -> bool:
-    """Not an unconnected channel (labelled "NC") nor the hwmon driver's "sum of shunt voltages" channel."""
-    return "NC" not in re.split(r"[^A-Za-z0-9]+", label) and "sum of shunt" not in label.lower()
-
-
 def _iio_monitors() -> list[Monitor]:
     monitors = []
-    for chip in sorted(system_path(IIO_DRIVER).glob("*-*/iio:device*")):
+    for chip in sorted(system_path(IIO_DRIVER).glob("*-*/iio[:_]device*")):
         rails = []
         for label_file in chip.glob("rail_name_*"):
             channel = label_file.name.removeprefix("rail_name_")
             label = read_sysfs_text(label_file)
-            if _is_rail(label):
+            if is_rail_label(label):
                 rails.append(IioRail(label, chip / f"in_power{channel}_input"))
         monitors.append(Monitor(chip.parent.name, "iio", tuple(sorted(rails, key=lambda rail: rail.name))))
     return monitors
@@ -97,33 +117,72 @@ def _optional_number(path: Path) -> float | None:
     return read_sysfs_int(path) if path.exists() else None
 
 
+def _hwmon_device(chip: Path) -> str:
+    """The i2c device a hwmon folder belongs to (`.../1-0040/hwmon/hwmon3` -> "1-0040"), else the folder's name."""
+    resolved = chip.resolve()
+    return resolved.parent.parent.name if resolved.parent.name == "hwmon" else chip.name
+
+
+def _hwmon_monitor(chip: Path) -> Monitor:
+    """An INA3221 hwmon folder: one rail per labelled channel."""
+    rails = []
+    for label_file in chip.glob("in*_label"):
+        channel = label_file.name.removeprefix("in").removesuffix("_label")
+        label = read_sysfs_text(label_file)
+        if is_rail_label(label):
+            rails.append(HwmonRail(label, chip / f"in{channel}_input", chip / f"curr{channel}_input"))
+    update_interval_ms = _optional_number(chip / "update_interval")
+    samples = _optional_number(chip / "samples")
+    return Monitor(
+        device=_hwmon_device(chip),
+        layout="hwmon",
+        rails=tuple(sorted(rails, key=lambda rail: rail.name)),
+        update_interval_s=None if update_interval_ms is None else update_interval_ms / 1e3,
+        samples=None if samples is None else int(samples),
+    )
+
+
+def _vin_monitor(chip: Path) -> Monitor:
+    """A single-channel monitor of the board input (INA238): labelled by its `in1_label` if any, else `VIN`."""
+    label_file = chip / "in1_label"
+    label = read_sysfs_text(label_file) if label_file.exists() else VIN_RAIL
+    rail = PowerRail(label, chip / "power1_input")
+    update_interval_ms = _optional_number(chip / "update_interval")
+    return Monitor(_hwmon_device(chip), "hwmon-ina238", (rail,),
+                   None if update_interval_ms is None else update_interval_ms / 1e3)
+
+
 def _hwmon_monitors() -> list[Monitor]:
-    monitors = []
-    for chip in sorted(system_path(HWMON_DRIVER).glob("*-*/hwmon/hwmon*")):
-        rails = []
-        for label_file in chip.glob("in*_label"):
-            channel = label_file.name.removeprefix("in").removesuffix("_label")
-            label = read_sysfs_text(label_file)
-            if _is_rail(label):
-                rails.append(HwmonRail(label, chip / f"in{channel}_input", chip / f"curr{channel}_input"))
-        update_interval_ms = _optional_number(chip / "update_interval")
-        samples = _optional_number(chip / "samples")
-        monitors.append(Monitor(
-            device=chip.parent.parent.name,
-            layout="hwmon",
-            rails=tuple(sorted(rails, key=lambda rail: rail.name)),
-            update_interval_s=None if update_interval_ms is None else update_interval_ms / 1e3,
-            samples=None if samples is None else int(samples),
-        ))
+    """INA3221 chips under the driver folder, then every INA3221 or INA238 under /sys/class/hwmon not seen yet."""
+    chips = sorted(system_path(HWMON_DRIVER).glob("*-*/hwmon/hwmon*"))
+    seen = {chip.resolve() for chip in chips}
+    monitors = [_hwmon_monitor(chip) for chip in chips]
+    for chip in sorted(system_path(HWMON_CLASS).glob("hwmon*"), key=_hwmon_device):  # hwmonN varies by boot
+        name_file = chip / "name"
+        if chip.resolve() in seen or not name_file.is_file():
+            continue
+        name = read_sysfs_text(name_file)
+        if name == "ina3221":
+            monitors.append(_hwmon_monitor(chip.resolve()))
+        elif name in VIN_MONITORS:
+            monitors.append(_vin_monitor(chip.resolve()))
     return monitors
 
 
 def find_monitors() -> list[Monitor]:
-    """Every INA3221 monitor with a rail, in either layout; each rail is read once, so a broken one fails here."""
-    monitors = [monitor for monitor in _iio_monitors() + _hwmon_monitors() if monitor.rails]
+    """Every power monitor with a rail, in any layout; each rail is read once, so a broken one fails here. A rail
+    label seen on an earlier chip is skipped (the same chip reached by two paths)."""
+    monitors, names = [], set()
+    for monitor in _iio_monitors() + _hwmon_monitors():
+        rails = tuple(rail for rail in monitor.rails if rail.name not in names)
+        names.update(rail.name for rail in rails)
+        if rails:
+            monitors.append(Monitor(monitor.device, monitor.layout, rails, monitor.update_interval_s,
+                                    monitor.samples))
     if not monitors:
         raise SensorUnavailable(
-            f"no INA3221 power monitor under {system_path(IIO_DRIVER)} or {system_path(HWMON_DRIVER)}"
+            f"no INA3221 power monitor under {system_path(IIO_DRIVER)}, {system_path(HWMON_DRIVER)} or "
+            f"{system_path(HWMON_CLASS)}"
         )
     for monitor in monitors:
         for rail in monitor.rails:
@@ -151,22 +210,27 @@ def board_state() -> dict[str, str | None]:
     return {"nvpmodel": mode, "jetson_clocks": command_output("jetson_clocks", "--show")}
 
 
-class Ina3221Meter(SamplingMeter):
-    """The board's power from the INA3221 rails in sysfs, polled every `interval_s`."""
+def _chip(monitor: Monitor) -> str:
+    return "ina238" if monitor.layout == "hwmon-ina238" else "ina3221"
+
+
+class SysfsMeter(SamplingMeter):
+    """The board's power from the monitors' rails in sysfs, polled every `interval_s`; `rails` overrides which
+    rails are summed (`rails.board_total`)."""
 
     kind = "jetson"
 
-    def __init__(self, monitors: list[Monitor], interval_s: float) -> None:
+    def __init__(self, monitors: list[Monitor], interval_s: float, rails: Iterable[str] | None = None) -> None:
         super().__init__(interval_s)
         self.monitors = monitors
-        names = [rail.name for monitor in monitors for rail in monitor.rails]
-        self.total = describe_total(names)
-        summed = set(total_rails(names))
-        self._summed_rails = [rail for monitor in monitors for rail in monitor.rails if rail.name in summed]
+        self.total = board_total([rail.name for monitor in monitors for rail in monitor.rails], rails)
+        summed = [(monitor, rail) for monitor in monitors for rail in monitor.rails if rail.name in self.total.rails]
+        self._summed_rails = [rail for _, rail in summed]
+        self._chips = "+".join(sorted({_chip(monitor) for monitor, _ in summed}))
 
     @property
     def source(self) -> str:
-        return f"ina3221:{self.total}"
+        return f"{self._chips}:{self.total.describe()}"
 
     @property
     def update_period_s(self) -> float:
@@ -188,7 +252,8 @@ class Ina3221Meter(SamplingMeter):
             }
             for monitor in self.monitors
         ]
-        return {"monitors": monitors, "total": self.total, "polling_interval_s": self.interval_s, **board_state()}
+        return {"monitors": monitors, "total": self.total.describe(), "total_rule": self.total.rule,
+                "polling_interval_s": self.interval_s, **board_state()}
 
 
 class TegrastatsMeter(SamplingMeter):
@@ -196,21 +261,23 @@ class TegrastatsMeter(SamplingMeter):
 
     `lines` is any source of lines: the stdout of `process` (which `close` stops), or a list in tests.
     `read_power_w` blocks until the next line, so the sampling thread polls at a quarter of the period and
-    then waits for the line.
+    then waits for the line. `rails` overrides which rails are summed (`rails.board_total`).
     """
 
     kind = "tegrastats"
 
-    def __init__(self, lines: Iterable[str], period_s: float, process: subprocess.Popen[str] | None = None) -> None:
+    def __init__(self, lines: Iterable[str], period_s: float, process: subprocess.Popen[str] | None = None,
+                 rails: Iterable[str] | None = None) -> None:
         super().__init__(period_s / 4)
         self.period_s = period_s
-        self.rails: list[str] = []
+        self.override = None if rails is None else tuple(rails)
+        self.total: BoardTotal | None = None
         self._lines = iter(lines)
         self.process = process
 
     @property
     def source(self) -> str:
-        return f"tegrastats:{describe_total(self.rails)}"
+        return f"tegrastats:{self.total.describe() if self.total else 'no line read yet'}"
 
     @property
     def update_period_s(self) -> float:
@@ -223,11 +290,14 @@ class TegrastatsMeter(SamplingMeter):
         rails = parse_line(line)
         if not rails:
             raise SensorUnavailable(f"no power rails in the tegrastats line {line.strip()!r} (run as root?)")
-        self.rails = list(rails)
-        return board_total_w(rails)
+        if self.total is None or not set(self.total.rails) <= set(rails):
+            self.total = board_total(rails, self.override)
+        return self.total.power_w(rails)
 
     def metadata(self) -> dict[str, Any]:
-        return {"rails": self.rails, "total": describe_total(self.rails), "interval_s": self.period_s, **board_state()}
+        total = self.total.describe() if self.total else None
+        return {"total": total, "total_rule": self.total.rule if self.total else None, "interval_s": self.period_s,
+                **board_state()}
 
     def close(self) -> None:
         if self.process is not None:  # ending its output wakes a sampling thread waiting for a line
@@ -238,8 +308,9 @@ class TegrastatsMeter(SamplingMeter):
             self.process.stdout.close()
 
 
-def open_tegrastats(command: str, interval_s: float) -> TegrastatsMeter:
-    """A meter over `<command> --interval <ms>`, started so that a tegrastats without rails fails here."""
+def open_tegrastats(command: str, interval_s: float, rails: Iterable[str] | None = None) -> TegrastatsMeter:
+    """A meter over `<command> --interval <ms>`, started so that a tegrastats without rails (or without the rails
+    `rails` names) fails here."""
     period_ms = max(1, round(interval_s * 1e3))
     try:
         process = subprocess.Popen(
@@ -248,10 +319,10 @@ def open_tegrastats(command: str, interval_s: float) -> TegrastatsMeter:
     except OSError as error:
         raise SensorUnavailable(f"cannot run {command}: {error}") from None
     assert process.stdout is not None
-    meter = TegrastatsMeter(process.stdout, period_ms / 1e3, process)
+    meter = TegrastatsMeter(process.stdout, period_ms / 1e3, process, rails)
     try:
         meter.start()
-    except SensorUnavailable:
+    except (SensorUnavailable, RailError):
         meter.close()
         raise
     return meter
@@ -270,14 +341,17 @@ def probe() -> str:
     try:
         monitors = find_monitors()
     except SensorUnavailable as problem:
-        return f"tegrastats ({_tegrastats_instead(problem)}); no INA3221 sysfs: {problem}"
+        return f"tegrastats ({_tegrastats_instead(problem)}); no sysfs power monitor: {problem}"
+    chips = "+".join(sorted({_chip(monitor) for monitor in monitors})).upper()
     layouts = "+".join(sorted({monitor.layout for monitor in monitors}))
     names = [rail.name for monitor in monitors for rail in monitor.rails]
-    return f"INA3221 {layouts}, rails {', '.join(names)}; total {describe_total(names)}"
+    return f"{chips} {layouts}, rails {', '.join(names)}; total {board_total(names).describe()}"
 
 
-def open_meter(interval_s: float = 0.02) -> EnergyMeter:
-    """A meter of the board's power: the INA3221 sysfs polled every `interval_s`, or tegrastats at that interval.
+def open_meter(interval_s: float = 0.02, rails: Iterable[str] | None = None) -> EnergyMeter:
+    """A meter of the board's power: the sysfs monitors polled every `interval_s`, or tegrastats at that interval;
+    `rails` (the user's --rails) names the rails to sum instead of the board's rule (`rails.board_total`), and a
+    name the board lacks is a `RailError`.
 
     20 ms: polling every 10 ms cost a 2-core CPU up to 4% of a model's speed (benchmarks/measure_overhead.py),
     20 ms under 2%, and an energy window of at least 0.25 s still integrates a dozen samples or more.
@@ -285,5 +359,5 @@ def open_meter(interval_s: float = 0.02) -> EnergyMeter:
     try:
         monitors = find_monitors()
     except SensorUnavailable as problem:
-        return open_tegrastats(_tegrastats_instead(problem), interval_s)
-    return Ina3221Meter(monitors, interval_s)
+        return open_tegrastats(_tegrastats_instead(problem), interval_s, rails)
+    return SysfsMeter(monitors, interval_s, rails)

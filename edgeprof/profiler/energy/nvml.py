@@ -9,17 +9,30 @@ Three readings, best first:
 3. `nvmlDeviceGetPowerUsage` (milliwatts), polled the same way. On Ampere and newer (except GA100) it is a 1-second
    moving average, which smears anything shorter than a few seconds.
 
+The GPU is found by its UUID (or, failing that, its PCI bus id) as torch reports it for the CUDA device: CUDA
+numbers only the GPUs `CUDA_VISIBLE_DEVICES` leaves visible, in its own order, while NVML numbers every GPU in
+PCI order, so `cuda:0` under `CUDA_VISIBLE_DEVICES=2` is NVML's GPU 2. The CUDA index is used as the NVML index
+only when torch has no CUDA to ask and `CUDA_VISIBLE_DEVICES` is unset.
+
 Tests replace the library: pass `library=` to `open_meter`, or monkeypatch `load_library` for code (the CLI) that
-opens meters through `edgeprof.profiler.energy.open_meter`.
+opens meters through `edgeprof.profiler.energy.open_meter`; `cuda_gpu` stands for torch's device properties.
 """
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from edgeprof.profiler.energy.base import CounterMeter, EnergyMeter, SamplingMeter, SensorUnavailable
+from edgeprof.profiler.energy.base import (
+    CounterMeter,
+    EnergyMeter,
+    SamplingMeter,
+    SensorUnavailable,
+)
 
 COUNTER_UPDATE_PERIOD_S = 0.1  # the counter refreshes every 10-100 ms; assume the slow end
 INSTANT_POWER_UPDATE_PERIOD_S = 0.1  # the same power sensor feeds the instant field
@@ -39,13 +52,35 @@ def load_library() -> ModuleType:
     return pynvml
 
 
+@dataclass(frozen=True)
+class CudaGpu:
+    """The physical GPU behind a CUDA device index, as torch reports it (None where torch has no CUDA)."""
+
+    cuda_index: int
+    uuid: str | None  # "GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", as NVML spells it
+    pci_bus_id: str | None  # "00000000:01:00.0"
+
+
+def cuda_gpu(index: int) -> CudaGpu:
+    """The UUID and PCI bus id of CUDA device `index` from torch, which applies `CUDA_VISIBLE_DEVICES`."""
+    import torch
+
+    if not torch.cuda.is_available() or not 0 <= index < torch.cuda.device_count():
+        return CudaGpu(index, None, None)
+    properties = torch.cuda.get_device_properties(index)
+    gpu_uuid = f"GPU-{uuid.UUID(bytes=bytes(properties.uuid.bytes))}"
+    bus = f"{properties.pci_domain_id:08X}:{properties.pci_bus_id:02X}:{properties.pci_device_id:02X}.0"
+    return CudaGpu(index, gpu_uuid, bus)
+
+
 class _Gpu:
     """One GPU in an initialised NVML session; `shutdown()` ends the session once."""
 
-    def __init__(self, nvml: Any, index: int, handle: Any) -> None:
+    def __init__(self, nvml: Any, index: int, handle: Any, cuda: CudaGpu) -> None:
         self.nvml = nvml
-        self.index = index
+        self.index = index  # NVML's index, which CUDA_VISIBLE_DEVICES does not change
         self.handle = handle
+        self.cuda = cuda
         self._open = True
         self.name = self.read_or_none(nvml.nvmlDeviceGetName, handle)
 
@@ -65,6 +100,8 @@ class _Gpu:
         limit_mw = self.read_or_none(nvml.nvmlDeviceGetEnforcedPowerLimit, handle)
         return {
             "gpu_index": self.index,
+            "cuda_index": self.cuda.cuda_index,
+            "gpu_uuid": self.read_or_none(nvml.nvmlDeviceGetUUID, handle),
             "gpu_name": self.name,
             "driver_version": self.read_or_none(nvml.nvmlSystemGetDriverVersion),
             "power_limit_w": limit_mw / 1000 if limit_mw is not None else None,
@@ -90,22 +127,47 @@ class _Gpu:
             self.nvml.nvmlShutdown()
 
 
-def _open_gpu(nvml: Any, index: int) -> _Gpu:
-    """Start NVML and take GPU `index`, or `SensorUnavailable` (with NVML shut down again) saying why not."""
+def _find_handle(nvml: Any, gpu: CudaGpu) -> Any:
+    """NVML's handle of `gpu`: by UUID, else PCI bus id, else (no CUDA identity, no CUDA_VISIBLE_DEVICES) index."""
+    tried = []
+    lookups = ((gpu.uuid, nvml.nvmlDeviceGetHandleByUUID), (gpu.pci_bus_id, nvml.nvmlDeviceGetHandleByPciBusId))
+    for key, lookup in lookups:
+        if key is None:
+            continue
+        try:
+            return lookup(key)
+        except nvml.NVMLError as error:
+            tried.append(f"{key}: {error}")
+    if tried:
+        raise SensorUnavailable(f"NVML has no GPU matching cuda:{gpu.cuda_index} ({'; '.join(tried)})")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        raise SensorUnavailable(
+            f"cannot tell which NVML GPU is cuda:{gpu.cuda_index}: CUDA_VISIBLE_DEVICES={visible} renumbers the "
+            "CUDA devices and torch has no CUDA to report the GPU's UUID"
+        )
+    count = nvml.nvmlDeviceGetCount()
+    if not 0 <= gpu.cuda_index < count:
+        raise SensorUnavailable(f"no GPU {gpu.cuda_index}: NVML sees {count} GPU(s)")
+    return nvml.nvmlDeviceGetHandleByIndex(gpu.cuda_index)
+
+
+def _open_gpu(nvml: Any, gpu: CudaGpu) -> _Gpu:
+    """Start NVML and take `gpu`, or `SensorUnavailable` (with NVML shut down again) saying why not."""
     try:
         nvml.nvmlInit()
     except nvml.NVMLError as error:
         raise SensorUnavailable(f"NVML failed to start ({error}): no NVIDIA driver or GPU here") from None
     try:
-        count = nvml.nvmlDeviceGetCount()
-        handle = nvml.nvmlDeviceGetHandleByIndex(index) if 0 <= index < count else None
+        handle = _find_handle(nvml, gpu)
+        index = nvml.nvmlDeviceGetIndex(handle)
     except nvml.NVMLError as error:
         nvml.nvmlShutdown()
-        raise SensorUnavailable(f"NVML cannot open GPU {index}: {error}") from None
-    if handle is None:
+        raise SensorUnavailable(f"NVML cannot open GPU {gpu.cuda_index}: {error}") from None
+    except SensorUnavailable:
         nvml.nvmlShutdown()
-        raise SensorUnavailable(f"no GPU {index}: NVML sees {count} GPU(s)")
-    return _Gpu(nvml, index, handle)
+        raise
+    return _Gpu(nvml, index, handle, gpu)
 
 
 class NvmlCounterMeter(CounterMeter):
@@ -194,14 +256,15 @@ def _choose_meter(gpu: _Gpu) -> NvmlCounterMeter | NvmlPowerMeter:
     raise SensorUnavailable(f"{gpu.label} has no readable energy or power: {'; '.join(failures)}")
 
 
-def open_meter(device_index: int = 0, library: Any = None) -> EnergyMeter:
-    """A meter for GPU `device_index` through `library` (default: `load_library()`), or `SensorUnavailable`."""
+def open_meter(device_index: int = 0, library: Any = None, gpu: CudaGpu | None = None) -> EnergyMeter:
+    """A meter for CUDA device `device_index` (the physical GPU `gpu` names; by default what torch reports for that
+    index) through `library` (default: `load_library()`), or `SensorUnavailable`."""
     nvml = library if library is not None else load_library()
-    return _choose_meter(_open_gpu(nvml, device_index))
+    return _choose_meter(_open_gpu(nvml, gpu if gpu is not None else cuda_gpu(device_index)))
 
 
 def probe() -> str:
     """What `open_meter()` would measure, e.g. "GPU 0 NVIDIA H100 80GB HBM3: total-energy counter"."""
-    meter = _choose_meter(_open_gpu(load_library(), 0))
+    meter = _choose_meter(_open_gpu(load_library(), cuda_gpu(0)))
     meter.close()
     return meter.description

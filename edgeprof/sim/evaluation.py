@@ -1,0 +1,68 @@
+"""One evaluation harness for everything that acts in a system: solvers, heuristics and trained policies.
+
+`run_episodes` plays one seeded episode per seed through the scenario's system (`System.run_episode`) and
+returns one row per seed: the label (the `solver` column), the seed, the slots and the system's reported
+metrics. The same seed gives every policy the same episode (nodes, channels and requests are drawn from it, not
+from the decisions), so rows of two policies with the same seeds are paired. Each system states its policy
+protocol beside its episode (seed 001: `sim.rollout.Policy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from edgeprof.errors import EdgeprofError
+from edgeprof.sim.scenario import Scenario
+from edgeprof.stats import mean_interval
+
+MakePolicy = Callable[[Any, int], Any]  # (the episode's environment, seed) -> a policy of the system's protocol
+
+
+def load_workload(scenario: Scenario) -> Any:
+    """The scenario's workload, checked against the scenario (`System.check`): every command loads it here."""
+    system = scenario.system
+    workload = system.load_workload(scenario)
+    if system.check is not None:
+        system.check(scenario, workload)
+    return workload
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Comma-separated non-negative integers (episode seeds)."""
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise EdgeprofError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise EdgeprofError("--seeds needs at least one seed")
+    outside = [seed for seed in seeds if not 0 <= seed < 2 ** 63]
+    if outside:
+        raise EdgeprofError(f"--seeds must lie in [0, 2**63), got {outside[0]}")
+    return seeds
+
+
+def run_episodes(label: str, scenario: Scenario, workload: Any, make_policy: MakePolicy, slots: int,
+                 seeds: Sequence[int], progress: Callable[[int, int], None] | None = None,
+                 extra: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """One episode of `slots` slots per seed with the policy `make_policy(env, seed)`: one row per seed with the
+    system's reported metrics, labelled `label`, and the `extra` results the episode has (e.g. per-user means)."""
+    if slots < 1 or not seeds:
+        raise EdgeprofError(f"an evaluation needs at least 1 slot and 1 seed, got {slots} slots and seeds {seeds}")
+    system = scenario.system
+    rows = []
+    for index, seed in enumerate(seeds):
+        metrics = system.run_episode(scenario, workload, make_policy, slots, seed)
+        rows.append({"solver": label, "seed": seed, "slots": slots, **{key: metrics[key] for key in system.metrics},
+                     **{key: metrics[key] for key in extra if key in metrics}})
+        if progress:
+            progress(index + 1, len(seeds))
+    return rows
+
+
+def summarise(rows: Sequence[dict[str, Any]], metrics: Sequence[str],
+              bounds: Mapping[str, tuple[float, float]] | None = None) -> dict[str, tuple[Any, Any, Any]]:
+    """Each metric's mean and 95% interval over the rows (seeds), clipped to the metric's range where `bounds`
+    gives one (`System.bounded_metrics`); no interval from one seed (`stats.mean_interval`)."""
+    bounds = bounds or {}
+    return {key: mean_interval([row[key] for row in rows], bounds.get(key)) for key in metrics}

@@ -1,0 +1,143 @@
+"""One platform for every system: a toy second system (`toy_system`, a bandit defined in the tests) goes through
+`scenario show`, `solve`, `train`, `evaluate` and `plot` with no change to the commands; bad input names the
+field or the choices; the registries list what is there."""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+
+import pytest
+import toy_system
+
+from edgeprof.errors import EdgeprofError
+from edgeprof.optimize.solve import solvers_for
+from edgeprof.rl.runs import load_run
+from edgeprof.rl.trainers import trainers
+from edgeprof.sim.scenario import preset_document
+from edgeprof.sim.systems import system_names
+
+BANDIT = 'edge_system = "bandit"\n[arms]\narms = 4\nnoise = 0.1\n'
+
+
+@pytest.fixture
+def bandit(tmp_path):
+    toy_system.register()
+    path = tmp_path / "bandit.toml"
+    path.write_text(BANDIT)
+    yield path
+    toy_system.unregister()
+
+
+def _one_line(result, fragment):
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
+    assert fragment in result.err, result.err
+
+
+def test_a_second_system_runs_through_every_command(bandit, run_cli, tmp_path):
+    shown = run_cli("scenario", "show", bandit, "--set", "arms.arms=5")
+    assert shown.code == 0, shown.err
+    assert tomllib.loads(shown.out) == {"edge_system": "bandit", "arms": {"arms": 5, "noise": 0.1}}
+    assert "# number of arms [>= 2, <= 20]" in shown.out and "# A multi-armed bandit" in shown.out
+
+    rows_csv = tmp_path / "oracle.csv"
+    solved = run_cli("solve", "--scenario", bandit, "--solver", "oracle", "--slots", "50", "--seeds", "0,1,2",
+                     "-o", rows_csv)
+    assert solved.code == 0, solved.err
+    with rows_csv.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["solver", "seed", "slots", "reward", "best_rate"]
+    assert [float(row["best_rate"]) for row in rows] == [1.0, 1.0, 1.0]
+    assert "best_rate" in solved.out and "reward" in solved.out
+    uniform = run_cli("solve", "--scenario", bandit, "--solver", "uniform", "--slots", "200", "--seeds", "0")
+    assert uniform.code == 0 and "oracle" in run_cli("solve", "--list").out
+
+    rundir = tmp_path / "run"
+    trained = run_cli("train", "bandit-greedy", "--scenario", bandit, "--iterations", "4", "--seed", "3",
+                      "--hparam", "epsilon=0.2", "-o", rundir)
+    assert trained.code == 0, trained.err
+    assert "4 iterations" in trained.out and "best arm" in trained.out
+    run = load_run(rundir)
+    assert run.algorithm == "bandit-greedy" and run.config.epsilon == 0.2 and run.scenario["arms.arms"] == 4
+    resumed = run_cli("train", "bandit-greedy", "--scenario", bandit, "--iterations", "6", "--seed", "3",
+                      "--hparam", "epsilon=0.2", "-o", rundir, "--resume")
+    assert resumed.code == 0, resumed.err
+    assert (rundir / "log.csv").read_text().count("\n") == 7  # header and six iterations
+
+    evaluated = run_cli("evaluate", rundir, "--seeds", "0,1", "--slots", "30", "-o", tmp_path / "eval.csv")
+    assert evaluated.code == 0, evaluated.err
+    assert "greedy" in evaluated.out and "best_rate" in evaluated.out
+    sampled = run_cli("evaluate", rundir, "--seeds", "0,1", "--slots", "30", "--sample")
+    assert sampled.code == 0 and "sampled" in sampled.out, sampled.err
+
+    plotted = run_cli("plot", rundir, "-o", tmp_path / "curves.png")
+    assert plotted.code == 0, plotted.err
+    assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_help_lists_the_choices(bandit, run_cli):
+    solve_help = " ".join(run_cli("solve", "--help").out.split())  # the help wraps its lines
+    assert "dpa: local-only, edge-only, greedy, neurosurgeon, lru, random, primal-dual, exact" in solve_help
+    assert "bandit: uniform, oracle" in solve_help
+    train_help = " ".join(run_cli("train", "--help").out.split())
+    assert "hc-mappo-l, h-mappo, h-ippo, hc-ippo-l, heuristic-mappo-l, bandit-greedy" in train_help
+
+
+def test_registries_list_the_second_system_beside_seed_001(bandit):
+    assert system_names() == ["dpa", "bandit"]
+    assert list(solvers_for("bandit")) == ["uniform", "oracle"]
+    assert "primal-dual" in solvers_for("dpa") and "oracle" not in solvers_for("dpa")
+    assert trainers("bandit").keys() == {"bandit-greedy"} and "hc-mappo-l" in trainers("dpa")
+
+
+def test_bad_input_names_the_field_or_the_choices(bandit, run_cli, tmp_path):
+    _one_line(run_cli("scenario", "show", bandit, "--set", "arms.arms=50"), "arms.arms: must be >= 2, <= 20, got 50")
+    _one_line(run_cli("scenario", "show", bandit, "--set", "system.num_users=5"),
+              "unknown scenario section [system] for system bandit: known sections are arms")
+    _one_line(run_cli("scenario", "show", bandit, "--set", "arms.bandits=5"),
+              "arms.bandits: unknown field (known: arms, noise)")
+    _one_line(run_cli("solve", "--scenario", bandit, "--solver", "greedy"),
+              "unknown solver 'greedy' for system bandit: use one of uniform, oracle")
+    _one_line(run_cli("solve", "--scenario", "small", "--solver", "oracle"), "unknown solver 'oracle' for system dpa")
+    _one_line(run_cli("train", "bandit-gready", "-o", tmp_path / "r"), "unknown algorithm 'bandit-gready'")
+    _one_line(run_cli("train", "bandit-greedy", "--scenario", "small", "-o", tmp_path / "r"),
+              "bandit-greedy trains on system bandit; scenario is a dpa scenario")
+    _one_line(run_cli("train", "bandit-greedy", "-o", tmp_path / "r"), "system bandit ships no preset")
+    _one_line(run_cli("train", "bandit-greedy", "--scenario", bandit, "--hparam", "epsilon=2", "-o", tmp_path / "r"),
+              "epsilon must lie in [0, 1], got 2.0")
+    _one_line(run_cli("train", "bandit-greedy", "--scenario", bandit, "--envs", "2", "-o", tmp_path / "r"),
+              "bandit-greedy does not take these settings")
+    unknown_system = tmp_path / "other.toml"
+    unknown_system.write_text('edge_system = "foci2"\n')
+    _one_line(run_cli("scenario", "show", unknown_system), "unknown system 'foci2': known systems are dpa, bandit")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_system_may_be_named_once(bandit):
+    from dataclasses import replace
+
+    from edgeprof.sim.systems import register_system
+
+    with pytest.raises(ValueError, match="already registered"):
+        register_system(replace(toy_system.SYSTEM, description="another"))
+    with pytest.raises(EdgeprofError, match="unknown scenario preset 'bandit'"):
+        preset_document("bandit")
+
+
+def test_a_run_folder_in_use_is_refused(bandit, run_cli, tmp_path):
+    import subprocess
+    import sys
+
+    rundir = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", "import time\nfrom edgeprof.files import folder_lock\n"
+                               f"with folder_lock({str(rundir)!r}):\n    print('locked', flush=True)\n"
+                               "    time.sleep(30)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        _one_line(run_cli("train", "bandit-greedy", "--scenario", bandit, "--iterations", "2", "-o", rundir),
+                  f"run folder {rundir} is in use by another edgeprof process (pid {holder.pid})")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (rundir / "config.json").exists()
+    assert run_cli("train", "bandit-greedy", "--scenario", bandit, "--iterations", "2", "-o", rundir).code == 0
