@@ -400,6 +400,14 @@ def leakage_command(
     steps: Annotated[int | None, typer.Option(min=1, help="Override the preset's training steps per point.")] = None,
     train_images: Annotated[int | None, typer.Option(min=1, help="Override the preset's attacker images.")] = None,
     ssim_weight: Annotated[float, typer.Option(min=0, help="Add this x (1 - SSIM) to the decoder's MSE loss.")] = 0.0,
+    rmle_iterations: Annotated[int | None, typer.Option(min=1, help="rmle: optimisation steps per image (default: "
+                                                                    "the preset's, up to twice that at the deepest "
+                                                                    "point).")] = None,
+    rmle_tv_weight: Annotated[float | None, typer.Option(min=0, help="rmle: weight of the total-variation prior "
+                                                                     "(default: 0.05 at the input, rising to 0.2 at "
+                                                                     "the deepest point).")] = None,
+    rmle_learning_rate: Annotated[float | None, typer.Option(help="rmle: Adam's learning rate "
+                                                                 "(default 0.05).")] = None,
     normalize: Annotated[str, typer.Option(help="How the victim normalises [0, 1] images before the model: "
                                                 "imagenet, cifar10, mnist, unit ([-1, 1]), none, weights (the "
                                                 "torchvision weights' own), or M,M,M/S,S,S.")] = "imagenet",
@@ -410,12 +418,13 @@ def leakage_command(
 ) -> None:
     """Train inversion attacks at each partition point and write an SSIM leakage table with pictures."""
     from edgeprof.inversion.leakage import LeakageRequest, run_leakage
-    from edgeprof.inversion.report import point_label, write_outputs
+    from edgeprof.inversion.report import point_label
     from edgeprof.stats import format_interval
 
     request = LeakageRequest(model, output, data, preset.value, input_size, points, attack.value, weights, device,
                              seed, resume, steps, train_images, ssim_weight, threads, decoder_seed, repeats,
-                             normalize, small_images.value, cuts.value)
+                             normalize, small_images.value, cuts.value, rmle_iterations, rmle_tv_weight,
+                             rmle_learning_rate)
     with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as progress:
         tasks: dict[str, Any] = {}
 
@@ -426,7 +435,6 @@ def leakage_command(
             progress.update(tasks[key], description=label, completed=done, total=total)
 
         result = run_leakage(request, report)
-    write_outputs(result, Path(output))
     if quiet:
         return
     meta = result.metadata

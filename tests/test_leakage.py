@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,14 @@ import torch
 from PIL import Image
 
 from edgeprof.errors import EdgeprofError
+from edgeprof.files import folder_lock
 from edgeprof.inversion.leakage import (
+    RMLE_DEPTH_GAIN,
+    RMLE_TV_WEIGHT,
     LeakageRequest,
     attack_points,
     resolve_normalization,
+    rmle_settings,
     run_leakage,
 )
 from edgeprof.inversion.report import attach_leakage, read_leakage_table, write_outputs
@@ -135,7 +140,7 @@ def test_outputs_and_attaching_to_a_profile(tmp_path):
 
 
 def test_rmle_attack_reconstructs_a_shallow_point(tmp_path):
-    result = run_leakage(_request(tmp_path, points="1", attack="rmle"))
+    result = run_leakage(_request(tmp_path, points="1", attack="rmle", steps=None))
     row = result.rows[0]
     assert row["attack"] == "rmle" and row["eval_images"] == 8 and row["train_images"] == 0
     assert row["ssim_mean"] > result.metadata["baseline_ssim"] + 0.2
@@ -308,3 +313,123 @@ def test_he_points_are_attacked_by_name_and_left_out_when_attached(tmp_path):
     assert profile["partition_points"][1]["leakage"]["ssim"] == result.rows[2]["ssim_mean"]
     with pytest.raises(EdgeprofError, match="unknown points conv11: .*--cuts all adds the points before"):
         run_leakage(_request(tmp_path / "clean", model=HE_CNN, input_size=32, points="conv11"))
+
+
+def test_rmle_strength_grows_with_depth_unless_given():
+    shallow, deep = (rmle_settings(LeakageRequest("m", Path("o"), attack="rmle"), 200, d) for d in (0.0, 1.0))
+    assert (shallow.iterations, shallow.tv_weight) == (200, RMLE_TV_WEIGHT)
+    assert (deep.iterations, deep.tv_weight) == (400, RMLE_TV_WEIGHT * RMLE_DEPTH_GAIN)
+    given = rmle_settings(LeakageRequest("m", Path("o"), attack="rmle", rmle_iterations=7, rmle_tv_weight=0.0,
+                                         rmle_learning_rate=0.2), 200, 1.0)
+    assert (given.iterations, given.tv_weight, given.learning_rate) == (7, 0.0, 0.2)
+
+
+def test_rmle_options_reach_the_attack_and_the_row(tmp_path):
+    result = run_leakage(_request(tmp_path, model="lenet7", steps=None, points="1,3",
+                                  attack="rmle", rmle_iterations=6, rmle_tv_weight=0.3))
+    assert [r["steps"] for r in result.rows] == [6, 6]
+    assert [r["training"][0]["rmle"] for r in result.rows] == [{"iterations": 6, "learning_rate": 0.05,
+                                                               "tv_weight": 0.3}] * 2
+    assert result.metadata["attack"]["rmle"]["tv_weight"] == 0.3 and "(1 + 3 d)" in result.metadata["attack"][
+        "rmle"]["rule"]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--attack", "rmle", "--steps", "5"], "--steps: options of the inverse-net attack's decoders, which rmle"),
+    (["--attack", "rmle", "--ssim-weight", "0.5", "--repeats", "2"], "--repeats, --ssim-weight: options of the "),
+    (["--rmle-tv-weight", "0.1"], "--rmle-tv-weight: options of the rmle attack; add --attack rmle"),
+    (["--attack", "rmle", "--rmle-learning-rate", "0"], "rMLE learning rate must be positive, got 0.0: check the"),
+    (["--attack", "rmle", "--rmle-learning-rate", "nan"], "rMLE learning rate must be positive, got nan"),
+    (["--attack", "rmle", "--rmle-tv-weight", "inf"], "total-variation weight must be 0 or more, got inf"),
+    (["--attack", "rmle", "--rmle-iterations", "0"], "Invalid value for '--rmle-iterations'"),
+])
+def test_attack_options_are_checked_in_one_line_before_any_work(run_cli, tmp_path, options, message):
+    result = run_cli("leakage", "--model", "lenet7", *options, "-o", tmp_path / "out")
+    assert result.code == 2 and message in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_finished_run_is_rerun_afresh_or_resumed_from_its_checkpoints(tmp_path):
+    first = run_leakage(_request(tmp_path, points="1"))
+    assert json.loads((tmp_path / "checkpoints" / "run.json").read_text())["finished"] is True
+    table = (tmp_path / "leakage.csv").read_text()
+    again = run_leakage(_request(tmp_path, points="1"))  # no --resume demanded: the folder's run had finished
+    assert (tmp_path / "leakage.csv").read_text() == table and again.rows[0]["ssim_mean"] == first.rows[0][
+        "ssim_mean"]
+    reused = run_leakage(_request(tmp_path, points="1", resume=True))
+    assert reused.metadata["seconds_per_point"] == again.metadata["seconds_per_point"]  # read, not retrained
+    assert (tmp_path / "leakage.csv").read_text() == table
+
+
+def _damage_json(path: Path) -> None:
+    path.write_text('{"row": ')
+
+
+def _damage_pt(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def _row_of_another_point(path: Path) -> None:
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, "row": {**saved["row"], "position": 99}}))
+
+
+@pytest.mark.parametrize(("target", "damage", "message"), [
+    ("p2.json", _damage_json, "p2.json is damaged (not valid JSON (line 1, column 9"),
+    ("p2.json", _row_of_another_point, "p2.json is damaged (not the row of the point at position 2)"),
+    ("p2.pt", _damage_pt, "p2.pt is damaged (unreadable: RuntimeError)"),
+    ("run.json", lambda path: path.write_text("[]"), "run.json is damaged (no settings fingerprint in it)"),
+    ("run.json", lambda path: path.unlink(), "run.json is damaged (missing, so the finished points' settings"),
+])
+def test_a_damaged_checkpoint_is_one_line_and_exit_2(run_cli, tmp_path, target, damage, message):
+    with pytest.raises(KeyboardInterrupt):
+        run_leakage(_request(tmp_path, points="1,2"), _interrupt_after_first_point)
+    damage(tmp_path / "checkpoints" / target)
+    result = run_cli("leakage", "--model", "lenet7", "--points", "1,2", "--steps", "20", "--train-images", "48",
+                     "--device", "cpu", "--threads", "1", "-o", tmp_path, "--resume")
+    assert result.code == 2 and message in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    assert "delete it and run again with --resume" in result.err and not (tmp_path / "leakage.csv").exists()
+
+
+def test_an_unfinished_run_asks_for_resume_or_a_fresh_start(run_cli, tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        run_leakage(_request(tmp_path, points="1,2"), _interrupt_after_first_point)
+    result = run_cli("leakage", "--model", "lenet7", "--points", "1,2", "-o", tmp_path)
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1
+    assert f"pass --resume to continue it, delete {tmp_path / 'checkpoints'} to start afresh" in result.err
+
+
+def test_a_folder_in_use_by_another_run_is_refused(run_cli, tmp_path):
+    with folder_lock(tmp_path / "out", "leakage folder"):
+        result = run_cli("leakage", "--model", "lenet7", "--points", "1", "--steps", "5", "-o", tmp_path / "out")
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1
+    assert f"leakage folder {tmp_path / 'out'} is in use by another edgeprof process (pid {os.getpid()})" in result.err
+    assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+def _with_cell(text: str, column: str, value: str) -> str:
+    """The table with `column` of its last row set to `value`."""
+    header, *rows = text.splitlines()
+    cells = rows[-1].split(",")
+    cells[header.split(",").index(column)] = value
+    return "\n".join([header, *rows[:-1], ",".join(cells)]) + "\n"
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda text: _with_cell(text, "ssim_mean", "abc"), "line 3: ssim_mean is 'abc', not a number: the table is"),
+    (lambda text: text.rsplit(",", 5)[0] + "\n", "line 3: too few cells: the table is damaged"),
+    (lambda text: text + "1,2,3," * 40 + "\n", "line 4: too many cells"),
+    (lambda text: _with_cell(text, "baseline_ssim", "nan"), "line 3: baseline_ssim is nan: the table is damaged"),
+])
+def test_a_damaged_leakage_table_is_one_line_and_exit_2(run_cli, tmp_path, damage, message):
+    run_leakage(_request(tmp_path, points="0,5"))
+    table = tmp_path / "leakage.csv"
+    table.write_text(damage(table.read_text()))
+    result = run_cli("profile", "lenet7", "--leakage", table, "-q")
+    assert result.code == 2 and message in result.err and len(result.err.strip().splitlines()) == 1, result.err
+
+
+def test_a_binary_file_as_leakage_table_is_one_line(run_cli, tmp_path):
+    (tmp_path / "t.csv").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe" * 10)
+    result = run_cli("profile", "lenet7", "--leakage", tmp_path / "t.csv", "-q")
+    assert result.code == 2 and "is not a leakage table" in result.err and len(result.err.strip().splitlines()) == 1

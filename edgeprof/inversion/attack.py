@@ -50,6 +50,14 @@ class RmleConfig:
     learning_rate: float = 0.05
     tv_weight: float = 0.05
 
+    def __post_init__(self) -> None:
+        if self.iterations < 1:
+            raise ValueError(f"rMLE iterations must be at least 1, got {self.iterations}")
+        if not 0 < self.learning_rate < math.inf:
+            raise ValueError(f"rMLE learning rate must be positive, got {self.learning_rate}")
+        if not 0 <= self.tv_weight < math.inf:
+            raise ValueError(f"rMLE total-variation weight must be 0 or more, got {self.tv_weight}")
+
 
 class Features:
     """What the device sends at one cut for a fixed set of images: kept when it fits in `cache_bytes`, else

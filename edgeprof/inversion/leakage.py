@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import pickle
 import shutil
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ import torch
 
 import edgeprof
 from edgeprof.errors import EdgeprofError
-from edgeprof.files import check_writable, write_text_atomic
+from edgeprof.files import check_writable, folder_lock, read_json, write_text_atomic
 from edgeprof.inversion.attack import (
     Features,
     InverseNetConfig,
@@ -39,6 +40,7 @@ from edgeprof.inversion.attack import (
     train_inverse_network,
 )
 from edgeprof.inversion.data import ImageSplits, load_images, mean_image, to_float
+from edgeprof.inversion.report import write_outputs
 from edgeprof.inversion.ssim import SSIM_DESCRIPTION, mse, psnr, ssim
 from edgeprof.profiler.models import RANDOM_INIT, default_input_size, load_model
 from edgeprof.profiler.partition import _is_single_tensor
@@ -109,6 +111,9 @@ class LeakageRequest:
     normalize: str = "imagenet"
     small_images: str = "upscale"
     cuts: str = "clean"  # "all": also He et al.'s points before activations and poolings
+    rmle_iterations: int | None = None  # None: the preset's, more at deeper points (`rmle_settings`)
+    rmle_tv_weight: float | None = None  # None: RMLE_TV_WEIGHT, more at deeper points
+    rmle_learning_rate: float | None = None  # None: RmleConfig's
 
 
 @dataclass
@@ -306,6 +311,64 @@ def _spatial_shape(analysis: Any, node: Any) -> tuple[int, ...] | None:
     return tuple(source_shape[1:]) if source_shape[0] == out_shape[0] else None
 
 
+RMLE_TV_WEIGHT = 0.05  # the total-variation weight at the input; the deepest point gets RMLE_DEPTH_GAIN x more
+RMLE_DEPTH_GAIN = 4.0
+
+
+def rmle_settings(request: LeakageRequest, preset_iterations: int, depth: float) -> RmleConfig:
+    """The white-box attack's budget and prior at a point `depth` of the way (0..1) through the model.
+
+    Deeper features keep less of the image, so the optimisation has more freedom to fit noise: by default the
+    total-variation prior grows linearly from RMLE_TV_WEIGHT at the input to RMLE_DEPTH_GAIN times it at the
+    output, and the iterations from the preset's to twice as many. Options given explicitly are used as given.
+    """
+    iterations, tv_weight, learning_rate = request.rmle_iterations, request.rmle_tv_weight, request.rmle_learning_rate
+    if iterations is None:
+        iterations = round(preset_iterations * (1 + depth))
+    if tv_weight is None:
+        tv_weight = round(RMLE_TV_WEIGHT * (1 + (RMLE_DEPTH_GAIN - 1) * depth), 6)
+    try:
+        return RmleConfig(iterations, RmleConfig.learning_rate if learning_rate is None else learning_rate, tv_weight)
+    except ValueError as error:
+        raise EdgeprofError(f"{error}: check the --rmle-* options") from None
+
+
+RMLE_RULE = (f"at depth d (the point's graph position over the last one): total-variation weight "
+             f"{RMLE_TV_WEIGHT} x (1 + {RMLE_DEPTH_GAIN - 1:g} d) and the preset's iterations x (1 + d), unless given")
+
+
+def _rmle_options(request: LeakageRequest) -> dict[str, Any]:
+    return {"iterations": request.rmle_iterations, "tv_weight": request.rmle_tv_weight,
+            "learning_rate": request.rmle_learning_rate}
+
+
+def _check_attack_options(request: LeakageRequest) -> None:
+    """Options that the chosen attack would silently ignore are refused, each with one line."""
+    if request.attack not in ATTACKS:
+        raise EdgeprofError(f"unknown attack {request.attack!r}: use one of {', '.join(ATTACKS)}")
+    if request.repeats is not None and request.repeats < 1:
+        raise EdgeprofError(f"--repeats must be at least 1, got {request.repeats}")
+    if request.attack == "rmle":
+        decoder_options = {"--repeats": (request.repeats or 1) > 1, "--steps": request.steps is not None,
+                           "--ssim-weight": request.ssim_weight != 0}
+        given = [name for name, set_ in decoder_options.items() if set_]
+        if given:
+            raise EdgeprofError(f"{', '.join(given)}: options of the inverse-net attack's decoders, which rmle does "
+                                "not train (it optimises each image from mid-grey): use --rmle-iterations, "
+                                "--rmle-tv-weight and --rmle-learning-rate")
+        rmle_settings(request, 1, 0.0)  # refuses out-of-range values before any work
+    else:
+        given = [name for name, set_ in {"--rmle-iterations": request.rmle_iterations is not None,
+                                         "--rmle-tv-weight": request.rmle_tv_weight is not None,
+                                         "--rmle-learning-rate": request.rmle_learning_rate is not None}.items()
+                 if set_]
+        if given:
+            raise EdgeprofError(f"{', '.join(given)}: options of the rmle attack; add --attack rmle, or leave them "
+                                "out")
+    if request.ssim_weight < 0 or not math.isfinite(request.ssim_weight):
+        raise EdgeprofError(f"--ssim-weight must be 0 or more, got {request.ssim_weight}")
+
+
 def _decoder_seed(decoder_seed: int, position: int, repeat: int) -> int:
     """The seed of one decoder: fixed by --decoder-seed, the point and the repeat, independent of --seed."""
     digest = hashlib.sha256(f"{decoder_seed}\0{position}\0{repeat}".encode()).digest()
@@ -323,28 +386,46 @@ def _check_outdir(outdir: Path) -> None:
     check_writable(outdir / "leakage.csv" if outdir.is_dir() else outdir)
 
 
+def _damaged(path: Path, why: str) -> EdgeprofError:
+    return EdgeprofError(f"leakage checkpoint {path} is damaged ({why}): delete it and run again with --resume to "
+                         "recompute that point, or delete the checkpoints folder to start afresh")
+
+
+def _read_marker(marker: Path) -> dict[str, Any]:
+    """The checkpoints' run.json: the settings' fingerprint and whether the run finished."""
+    try:
+        doc = read_json(marker, "leakage checkpoint")
+    except EdgeprofError as error:
+        raise _damaged(marker, str(error).split(": ", 1)[-1]) from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("fingerprint"), str):
+        raise _damaged(marker, "no settings fingerprint in it")
+    return doc
+
+
 def _prepare_outdir(outdir: Path, fingerprint: str, resume: bool) -> Path:
     """OUTDIR/checkpoints, fresh or (with resume) from the same settings.
 
     Only finished points count as an earlier run: a run that failed before finishing one (a bad model, data
-    or interrupt during the first point) leaves nothing to resume, so the next run starts afresh.
+    or interrupt during the first point) leaves nothing to resume, and a run that finished leaves its table, so
+    in both cases the next run starts afresh. A run stopped after finishing points is continued with --resume.
     """
     _check_outdir(outdir)
     checkpoints = outdir / "checkpoints"
     marker = checkpoints / "run.json"
     finished = list(checkpoints.glob("p*.json")) if checkpoints.is_dir() else []
-    if marker.exists() and finished:
-        previous = json.loads(marker.read_text())["fingerprint"]
-        if not resume:
-            raise EdgeprofError(f"{outdir} holds checkpoints of an earlier run: pass --resume to continue it, "
-                                "or choose another OUTDIR")
-        if previous != fingerprint:
-            raise EdgeprofError(f"{outdir} holds checkpoints of a run with other settings; --resume needs the same "
-                                "model, data, preset, points' budget and seeds")
-    elif checkpoints.exists():
-        shutil.rmtree(checkpoints)  # nothing finished: nothing reusable
+    previous = _read_marker(marker) if finished and marker.exists() else None
+    if finished and previous is None:
+        raise _damaged(marker, "missing, so the finished points' settings are unknown")
+    if finished and resume and previous["fingerprint"] != fingerprint:
+        raise EdgeprofError(f"{outdir} holds checkpoints of a run with other settings; --resume needs the same "
+                            "model, data, preset, points' budget and seeds")
+    if finished and not resume and not previous.get("finished"):
+        raise EdgeprofError(f"{outdir} holds checkpoints of an unfinished run: pass --resume to continue it, "
+                            f"delete {checkpoints} to start afresh, or choose another OUTDIR")
+    if not (finished and resume) and checkpoints.exists():
+        shutil.rmtree(checkpoints)  # nothing reusable
     checkpoints.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(marker, json.dumps({"fingerprint": fingerprint}) + "\n")
+    write_text_atomic(marker, json.dumps({"fingerprint": fingerprint, "finished": False}) + "\n")
     return checkpoints
 
 
@@ -390,17 +471,28 @@ def run_leakage(
     request: LeakageRequest,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> LeakageResult:
-    """The leakage table of `request.model`; `progress(label, done, total)` reports points and steps."""
+    """The leakage table of `request.model`, written into `request.outdir` (`report.write_outputs`);
+    `progress(label, done, total)` reports points and steps.
+
+    The folder is locked for the run, so a second run into it is refused instead of mixing checkpoints. Each
+    finished point is checkpointed; once the outputs are written the checkpoints are marked finished.
+    """
     if request.preset not in PRESETS:
         raise EdgeprofError(f"unknown preset {request.preset!r}: use one of {', '.join(PRESETS)}")
-    if request.attack not in ATTACKS:
-        raise EdgeprofError(f"unknown attack {request.attack!r}: use one of {', '.join(ATTACKS)}")
-    if request.repeats is not None and request.repeats < 1:
-        raise EdgeprofError(f"--repeats must be at least 1, got {request.repeats}")
-    if request.attack == "rmle" and (request.repeats or 1) > 1:
-        raise EdgeprofError("rmle starts every image from mid-grey and has no randomness to repeat: --repeats "
-                            "applies to the inverse-net attack")
-    _check_outdir(Path(request.outdir))
+    _check_attack_options(request)
+    outdir = Path(request.outdir)
+    _check_outdir(outdir)
+    with folder_lock(outdir, "leakage folder"):
+        result, checkpoints = _table(request, progress)
+        write_outputs(result, outdir)
+        marker = checkpoints / "run.json"
+        write_text_atomic(marker, json.dumps({**_read_marker(marker), "finished": True}) + "\n")
+    return result
+
+
+def _table(request: LeakageRequest, progress: Callable[[str, int, int], None] | None
+           ) -> tuple[LeakageResult, Path]:
+    """`run_leakage`'s work inside the locked folder: the result and the checkpoints folder."""
     preset = PRESETS[request.preset]
     size = _input_size(request, preset.max_input_size)
     budget = dataclasses.replace(
@@ -420,11 +512,10 @@ def run_leakage(
                          request.seed, channels, request.small_images)
     config = InverseNetConfig(steps=budget.steps, batch_size=budget.batch_size, width=budget.width,
                               ssim_weight=request.ssim_weight)
-    rmle = RmleConfig(iterations=budget.rmle_iterations)
     settings = {
         "model": request.model, "weights": runnable.weights, "weights_sha256": runnable.weights_sha256,
         "input_size": size, "preset": request.preset, "budget": dataclasses.asdict(budget),
-        "attack": request.attack, "inverse_net": dataclasses.asdict(config), "rmle": dataclasses.asdict(rmle),
+        "attack": request.attack, "inverse_net": dataclasses.asdict(config), "rmle": _rmle_options(request),
         "data": images.summary, "seed": request.seed, "decoder_seed": request.decoder_seed, "cuts": analysis.cuts,
         "normalization": mean_std,
     }
@@ -441,7 +532,7 @@ def run_leakage(
     if baseline >= 1 - 1e-9:
         raise EdgeprofError("every evaluation image equals the attacker's mean image (are all images blank or "
                             "saturated?); check the data")
-    run = _Run(request, analysis, graph, images, eval_images, baseline, budget, config, rmle, mean_std, device,
+    run = _Run(request, analysis, graph, images, eval_images, baseline, budget, config, mean_std, device,
                checkpoints, progress)
     result = LeakageResult([], {}, originals=images.eval[:SAMPLE_IMAGES])
     provenance = {"weights": runnable.weights, "weights_sha256": runnable.weights_sha256, "data": images.source,
@@ -467,7 +558,7 @@ def run_leakage(
         "preset": request.preset,
         "budget": dataclasses.asdict(budget),
         "attack": {"name": request.attack, "inverse_net": dataclasses.asdict(config),
-                   "rmle": dataclasses.asdict(rmle) if request.attack == "rmle" else None},
+                   "rmle": {**_rmle_options(request), "rule": RMLE_RULE} if request.attack == "rmle" else None},
         "data": {"source": images.source, "smoke_test_only": images.smoke_test_only, **images.summary},
         "ssim": SSIM_DESCRIPTION,
         "intervals": ("95% Student-t; images: over the mean SSIM of each evaluation source (file or picture); "
@@ -482,7 +573,7 @@ def run_leakage(
             "random-init weights: deep-layer leakage is typically overstated compared with a trained model"),
         "warnings": _warnings(images, runnable, budget.repeats, request.attack, len(images.eval)),
     }
-    return result
+    return result, checkpoints
 
 
 @dataclass
@@ -497,7 +588,6 @@ class _Run:
     baseline: float
     budget: Preset
     config: InverseNetConfig
-    rmle: RmleConfig
     mean_std: tuple[tuple[float, ...], tuple[float, ...]]
     device: torch.device
     checkpoints: Path
@@ -509,9 +599,7 @@ class _Run:
         saved_row = self.checkpoints / f"p{point.position}.json"
         saved_sample = self.checkpoints / f"p{point.position}.pt"
         if saved_row.exists():
-            saved = json.loads(saved_row.read_text())
-            sample = torch.load(saved_sample) if saved_sample.exists() else None
-            return saved["row"], sample, saved["seconds"]
+            return self._saved(point, saved_row, saved_sample)
         started = time.perf_counter()
         k = point.position
         layer = next((index for index, cut in enumerate(self.analysis.cuts) if cut >= k), 0)  # the layer holding k
@@ -529,6 +617,28 @@ class _Run:
         seconds = round(time.perf_counter() - started, 2)
         write_text_atomic(saved_row, json.dumps({"row": row, "seconds": seconds}) + "\n")
         return row, sample, seconds
+
+    @staticmethod
+    def _saved(point: Point, saved_row: Path, saved_sample: Path) -> tuple[dict[str, Any], torch.Tensor | None,
+                                                                          float]:
+        """A finished point's checkpoint, checked: a damaged one is named, never half-used."""
+        try:
+            saved = read_json(saved_row, "leakage checkpoint")
+        except EdgeprofError as error:
+            raise _damaged(saved_row, str(error).split(": ", 1)[-1]) from None
+        row = saved.get("row") if isinstance(saved, dict) else None
+        if not isinstance(row, dict) or row.get("position") != point.position or not isinstance(
+                saved.get("seconds"), (int, float)):
+            raise _damaged(saved_row, f"not the row of the point at position {point.position}")
+        sample = None
+        if row.get("attack") != "by definition":
+            try:
+                sample = torch.load(saved_sample, weights_only=True)
+            except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:  # truncated or foreign
+                raise _damaged(saved_sample, f"unreadable: {type(error).__name__}") from None
+            if not isinstance(sample, torch.Tensor) or sample.dtype != torch.uint8:
+                raise _damaged(saved_sample, "not the point's reconstructions")
+        return row, sample, saved["seconds"]
 
     def _by_definition(self, k: int) -> dict[str, Any]:
         """z = 0 uploads the input itself (SSIM 1); z = L uploads nothing (SSIM 0)."""
@@ -575,20 +685,24 @@ class _Run:
                                 "covers single-tensor points")
         spatial = _spatial_shape(self.analysis, self.analysis.crossing[k][0])
         truth = self.eval_images
+        started = time.perf_counter()
         if self.request.attack == "inverse-net":
             features = self._features(k, spatial)
+            features_seconds = time.perf_counter() - started
             recons, training = [], []
             for repeat in range(self.budget.repeats):
                 seed = _decoder_seed(self.request.decoder_seed, k, repeat)
                 report = self._reporter(f"{point.after}: decoder {repeat + 1}/{self.budget.repeats}",
                                         self.config.steps)
+                training_started = time.perf_counter()
                 trained = train_inverse_network(features["train"], features["val"], truth.shape[-1], self.config,
                                                 seed, report)
                 recons.append(reconstruct_with_decoder(trained.decoder, features["eval"]))
                 training.append({"seed": seed, "steps": trained.steps, "best_step": trained.best_step,
+                                 "seconds": round(time.perf_counter() - training_started, 2),
                                  "best_validation_mse": round(trained.best_validation_mse, 6),
                                  "history": trained.history})
-            train_images, decoder_input = len(features["train"]), features["train"].shape
+            train_images, decoder_input, steps = len(features["train"]), features["train"].shape, self.config.steps
             sources = self.images.eval_sources
         else:
             prefix = _normalized(self._segment(0, k), self.mean_std, self.device)
@@ -599,22 +713,26 @@ class _Run:
             truth, sources = truth[index], self.images.eval_sources[index]
             with torch.no_grad():
                 observed = prefix(truth)
-            report = self._reporter(f"{point.after}: rMLE", self.rmle.iterations)
+            features_seconds = time.perf_counter() - started
+            rmle = rmle_settings(self.request, self.budget.rmle_iterations, k / self.analysis.cuts[-1])
+            report = self._reporter(f"{point.after}: rMLE", rmle.iterations)
             with torch.enable_grad():
-                recons = [reconstruct_rmle(prefix, observed, tuple(truth.shape[1:]), self.rmle, 0, report)]
-            train_images, decoder_input, training = 0, tuple(observed.shape[1:]), []
+                recons = [reconstruct_rmle(prefix, observed, tuple(truth.shape[1:]), rmle, 0, report)]
+            train_images, decoder_input, steps = 0, tuple(observed.shape[1:]), rmle.iterations
+            training = [{"rmle": dataclasses.asdict(rmle)}]
         per_repeat = torch.stack([ssim(recon, truth).cpu() for recon in recons])
         sent = self.analysis.costs[self.analysis.crossing[k][0]].outputs[0][0][1:]
         scores = {
             "feature_shape": "x".join(map(str, sent)), "decoder_input": "x".join(map(str, decoder_input)),
             "feature_bytes": self.analysis.model.dtype.itemsize * math.prod(sent),
             "attack": self.request.attack, "train_images": train_images,
-            "steps": self.config.steps if training else self.rmle.iterations, "eval_images": len(truth),
+            "steps": steps, "eval_images": len(truth),
             **_scores(per_repeat, sources, self.baseline),
             "psnr_mean": round(float(torch.stack([psnr(r, truth).cpu() for r in recons]).mean()), 4),
             "mse_mean": round(float(torch.stack([mse(r, truth).cpu() for r in recons]).mean()), 6),
             "ssim_repeats": [round(float(value), 6) for value in per_repeat.double().mean(dim=1)],
-            "training": training,
+            "training": training,  # each decoder's seconds include reconstructing the evaluation images
+            "features_seconds": round(features_seconds, 2),
         }
         sample = (recons[0][:SAMPLE_IMAGES].clamp(0, 1) * 255).round().to(torch.uint8).cpu()
         return scores, sample

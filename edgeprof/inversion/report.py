@@ -8,13 +8,12 @@ no-information baseline against z. Reading a table back needs neither torch nor 
 from __future__ import annotations
 
 import csv
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from edgeprof.errors import EdgeprofError
-from edgeprof.files import atomic_output, write_text_atomic
+from edgeprof.files import atomic_outputs, json_text
 
 COLUMNS = [
     "z", "position", "kind", "after", "layer", "model", "input_size", "feature_shape", "decoder_input", "feature_bytes",
@@ -27,16 +26,17 @@ PROVENANCE = ("weights", "weights_sha256", "data", "preset", "ssim_weight")
 
 
 def write_outputs(result: Any, outdir: Path) -> list[Path]:
-    """Write the four outputs of a `LeakageResult` into `outdir`; returns their paths."""
+    """Write the four outputs of a `LeakageResult` into `outdir`, all of them or none; returns their paths."""
     paths = [outdir / name for name in ("leakage.csv", "leakage.json", "reconstructions.png", "leakage_curve.png")]
-    with atomic_output(paths[0]) as tmp, tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in result.rows:
-            writer.writerow({key: "" if row.get(key) is None else row[key] for key in COLUMNS})
-    write_text_atomic(paths[1], json.dumps({**result.metadata, "rows": result.rows}, indent=1) + "\n")
-    _plot_reconstructions(result, paths[2])
-    _plot_curve(result, paths[3])
+    with atomic_outputs(*paths) as (table, metadata, pictures, curve):
+        with table.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            for row in result.rows:
+                writer.writerow({key: "" if row.get(key) is None else row[key] for key in COLUMNS})
+        metadata.write_text(json_text({**result.metadata, "rows": result.rows}), encoding="utf-8")
+        _plot_reconstructions(result, pictures)
+        _plot_curve(result, curve)
     return paths
 
 
@@ -69,8 +69,7 @@ def _plot_reconstructions(result: Any, path: Path) -> None:
             if c == 0:
                 axis.set_ylabel(label, fontsize=6, rotation=0, ha="right", va="center")
     fig.suptitle(f"{result.metadata['model']['name']}: originals over reconstructions", fontsize=9)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+    fig.savefig(path, dpi=120, bbox_inches="tight", format="png")
     plt.close(fig)
 
 
@@ -113,32 +112,56 @@ def _plot_curve(result: Any, path: Path) -> None:
                    f"{meta['preset']} preset, {source}", fontsize=9)
     axis.legend(fontsize=7, loc="upper right")
     axis.grid(alpha=0.3)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=150, format="png")
+    fig.savefig(path, dpi=150, format="png")
     plt.close(fig)
 
 
 def read_leakage_table(path: str | Path) -> list[dict[str, Any]]:
-    """The rows of a leakage.csv, with numbers parsed (`z` is None for points that are no partition point)."""
+    """The rows of a leakage.csv, with numbers parsed (`z` is None for points that are no partition point).
+
+    A file that is not such a table, or one damaged (cut short, a cell that is no number), is refused with one
+    line naming the file and the first bad row.
+    """
     path = Path(path)
     try:
-        with path.open(newline="") as handle:
+        with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
     except OSError as error:
         raise EdgeprofError(f"cannot read leakage table {path}: {error.strerror or error}") from None
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise EdgeprofError(f"{path} is not a leakage table ({error}): give the leakage.csv of `edgeprof leakage`"
+                            ) from None
     if not rows or not {"z", "ssim_mean", "model", "input_size"} <= set(rows[0]):
         raise EdgeprofError(f"{path} is not a leakage table (expected the columns of `edgeprof leakage`)")
     if not set(PROVENANCE) <= set(rows[0]):
         raise EdgeprofError(f"{path} does not say which weights and data produced it (an older `edgeprof leakage` "
                             "wrote it); run `edgeprof leakage` again")
 
-    def number(text: str) -> float | None:
-        return None if text in ("", "None") else float(text)
+    def number(text: str | None, column: str, line: int, kind: type = float, optional: bool = True) -> Any:
+        if optional and text in ("", "None"):
+            return None
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise EdgeprofError(f"{path}, line {line}: {column} is {text!r}, not a number: the table is damaged; "
+                                "run `edgeprof leakage` again") from None
+        if not math.isfinite(value):
+            raise EdgeprofError(f"{path}, line {line}: {column} is {text}: the table is damaged; run `edgeprof "
+                                "leakage` again")
+        return value
 
-    return [{**row, "z": int(row["z"]) if row["z"] else None, "input_size": int(row["input_size"]),
-             "ssim_mean": float(row["ssim_mean"]), "psnr_mean": number(row.get("psnr_mean", "")),
-             "baseline_ssim": number(row.get("baseline_ssim", "")), "weights_sha256": row["weights_sha256"] or None}
-            for row in rows]
+    parsed = []
+    for line, row in enumerate(rows, start=2):
+        if None in row or None in row.values():
+            raise EdgeprofError(f"{path}, line {line}: {'too many' if None in row else 'too few'} cells: the table "
+                                "is damaged; run `edgeprof leakage` again")
+        parsed.append({**row, "z": number(row["z"], "z", line, int), "input_size": number(row["input_size"],
+                       "input_size", line, int, optional=False),
+                       "ssim_mean": number(row["ssim_mean"], "ssim_mean", line, optional=False),
+                       "psnr_mean": number(row.get("psnr_mean", ""), "psnr_mean", line),
+                       "baseline_ssim": number(row.get("baseline_ssim", ""), "baseline_ssim", line),
+                       "weights_sha256": row["weights_sha256"] or None})
+    return parsed
 
 
 def describe_table(rows: list[dict[str, Any]], where: str) -> str:
