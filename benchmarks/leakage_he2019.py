@@ -33,7 +33,7 @@ from edgeprof.files import write_text_atomic
 from edgeprof.inversion.data import BUILTIN_SPLIT, load_images, to_float
 from edgeprof.inversion.he2019 import PUBLISHED_SSIM, cifar10_cnn
 from edgeprof.inversion.leakage import NORMALIZATIONS, LeakageRequest, run_leakage
-from edgeprof.inversion.report import write_outputs
+from edgeprof.stats import format_interval
 
 RESULTS = Path(__file__).parent / "results"
 MODEL = "edgeprof.inversion.he2019:cifar10_cnn"
@@ -81,7 +81,6 @@ def train_briefly(steps: int, seed: int) -> tuple[torch.nn.Module, dict]:
 def attack(weights: str | None, points: str, repeats: int, threads: int, outdir: Path) -> dict:
     result = run_leakage(LeakageRequest(MODEL, outdir, input_size=32, points=points, cuts="all", weights=weights,
                                         device="cpu", threads=threads, repeats=repeats))
-    write_outputs(result, outdir)
     keys = ("z", "kind", "after", "feature_shape", "ssim_mean", "ssim_ci95_low", "ssim_ci95_high",
             "ssim_repeats", "psnr_mean", "leakage_norm")
     return {"weights": result.metadata["model"]["weights"], "baseline_ssim": result.metadata["baseline_ssim"],
@@ -95,9 +94,7 @@ def markdown(result: dict) -> str:
     published = PUBLISHED_SSIM["inverse-net"]
 
     def cell(row: dict) -> str:
-        low, high = row["ssim_ci95_low"], row["ssim_ci95_high"]
-        interval = "n = 1" if low is None else f"{low:.3f}-{high:.3f}"
-        return f"{row['ssim_mean']:.3f} ({interval})"
+        return f"{row['ssim_mean']:.3f} ({format_interval(row['ssim_ci95_low'], row['ssim_ci95_high'], 3)})"
 
     lines = [
         "# He et al. 2019's CIFAR-10 CNN: SSIM of the black-box inverse network by split point",
