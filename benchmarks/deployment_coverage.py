@@ -79,7 +79,8 @@ def coverage(rundir: Path, seeds: list[int], slots: int) -> dict[str, Any]:
     for mode, layers in MODES.items():
         recorders = []
 
-        def recorded(system: EdgeSystem, seed: int, layers: tuple[str, ...] = layers) -> CoverageRecorder:
+        def recorded(system: EdgeSystem, seed: int, layers: tuple[str, ...] = layers,
+                     recorders: list[CoverageRecorder] = recorders) -> CoverageRecorder:
             recorders.append(CoverageRecorder(trained.drawing(seed, layers) if layers else trained, table))
             return recorders[-1]
 

@@ -47,8 +47,10 @@ def median_ms(work: Callable[[], object]) -> float:
 
 
 def rows(count: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    return {"obs": torch.randn(count, 16, generator=generator), "next_obs": torch.randn(count, 16, generator=generator),
-            "action": torch.randint(353, (count,), generator=generator), "reward": torch.randn(count, generator=generator),
+    return {"obs": torch.randn(count, 16, generator=generator),
+            "next_obs": torch.randn(count, 16, generator=generator),
+            "action": torch.randint(353, (count,), generator=generator),
+            "reward": torch.randn(count, generator=generator),
             "terminated": torch.zeros(count, dtype=torch.bool)}
 
 
@@ -173,10 +175,11 @@ def main() -> None:
         "dqn_update_ms": update,
         "capacities": capacities,
     }
-    result["summary"] = {row["capacity"]: {key: round(row[key], 4) for key in (
-        "uniform_sample_ms", "prioritized_sample_ms", "prioritized_update_ms", "sum_tree_draw_ms",
-        "sum_tree_update_ms", "scan_over_tree_sample_and_update", "prioritized_sample_and_update_share_of_dqn_update")} | {"dqn_update_ms": round(update, 4)}
-        for row in capacities}
+    keys = ("uniform_sample_ms", "prioritized_sample_ms", "prioritized_update_ms", "sum_tree_draw_ms",
+            "sum_tree_update_ms", "scan_over_tree_sample_and_update",
+            "prioritized_sample_and_update_share_of_dqn_update")
+    result["summary"] = {row["capacity"]: {key: round(row[key], 4) for key in keys}
+                         | {"dqn_update_ms": round(update, 4)} for row in capacities}
     result["wall_s"] = time.perf_counter() - started
     write_result(args.output, result, "summary")
 

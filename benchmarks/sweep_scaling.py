@@ -39,7 +39,7 @@ def noop(config: dict[str, Any], outdir: str) -> dict[str, Any]:
 
 def sweep_seconds(backend_name: str, workers: int, seeds: int, folder: Path) -> float:
     started = time.perf_counter()
-    summary = run_experiment(EXPERIMENT, folder, "smoke", seeds, METHODS, make_backend(backend_name, workers))
+    summary = run_experiment(EXPERIMENT, folder, "smoke", range(seeds), METHODS, make_backend(backend_name, workers))
     if summary["failed"] or summary["finished"] != summary["planned"]:
         raise SystemExit(f"{backend_name}: {summary}")
     return time.perf_counter() - started
@@ -80,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     load_before = os.getloadavg()
-    runs = len(plan(get_experiment(EXPERIMENT), "smoke", args.seeds, METHODS))
+    runs = len(plan(get_experiment(EXPERIMENT), "smoke", range(args.seeds), METHODS))
     scratch = Path(tempfile.mkdtemp(prefix="sweep-scaling-"))
     try:
         seconds, csv_text = {}, {}

@@ -11,6 +11,7 @@ import functools
 import json
 import signal
 import sys
+import time
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -62,6 +63,67 @@ class Energy(str, Enum):
 class Source(str, Enum):
     zoo = "zoo"
     torchvision = "torchvision"
+
+
+def _version(value: bool) -> None:
+    if value:
+        from edgeprof import __version__
+
+        print(f"edgeprof {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """What it costs, and what it leaks, to split a PyTorch model between a device and an edge server."""
+
+
+PROGRESS_EVERY_S = 30.0  # with stderr not a terminal (a log, CI), a progress line at most this often
+
+
+class _LineProgress:
+    """`rich.progress.Progress`'s add_task/update for logs: a plain line on stderr when a task finishes and at most
+    every `PROGRESS_EVERY_S` seconds in between, so long runs are not silent in a log."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[int, dict[str, Any]] = {}
+        self.started = time.monotonic()
+
+    def __enter__(self) -> _LineProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add_task(self, description: str, total: float | None = None) -> int:
+        self.tasks[len(self.tasks)] = {"description": description, "total": total, "completed": 0, "printed": 0.0}
+        return len(self.tasks) - 1
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        self.update(task, completed=self.tasks[task]["completed"] + advance)
+
+    def update(self, task: int, completed: float | None = None, total: float | None = None,
+               description: str | None = None) -> None:
+        state = self.tasks[task]
+        state.update({key: value for key, value in (("completed", completed), ("total", total),
+                                                     ("description", description)) if value is not None})
+        now = time.monotonic()
+        finished = state["total"] is not None and state["completed"] >= state["total"]
+        if finished or now - state["printed"] >= PROGRESS_EVERY_S:
+            state["printed"] = now
+            of = f"/{state['total']:g}" if state["total"] is not None else ""
+            print(f"edgeprof: {state['description']}: {state['completed']:g}{of} ({now - self.started:.0f} s)",
+                  file=sys.stderr, flush=True)
+
+
+def _progress(quiet: bool) -> Any:
+    """A progress bar on a terminal, periodic lines in a log, nothing with --quiet."""
+    if quiet or err_console.is_terminal:
+        return Progress(console=err_console, disable=quiet, transient=True)
+    return _LineProgress()
 
 
 def _si(value: float, unit: str = "") -> str:
@@ -182,7 +244,7 @@ def _print_profile(profile: dict[str, Any], top: int | None) -> None:
 def _verify(analysis, runnable, seed: int, quiet: bool) -> None:
     from edgeprof.profiler.static import verify_cuts
 
-    with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as progress:
+    with _progress(quiet) as progress:
         task = progress.add_task("verifying cuts", total=len(analysis.cuts))
         checks = verify_cuts(analysis, runnable, seed=seed, progress=lambda z: progress.advance(task))
     failed = [c for c in checks if not c.ok]
@@ -200,7 +262,7 @@ def _verify(analysis, runnable, seed: int, quiet: bool) -> None:
 def _measure(analysis, runnable, settings, sensor, quiet: bool) -> dict[str, Any]:
     from edgeprof.profiler.measure import measure_profile
 
-    with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as progress:
+    with _progress(quiet) as progress:
         task = progress.add_task(f"measuring on {settings.device}", total=settings.repeats)
 
         def report(stage: str, done: int, total: int) -> None:
@@ -262,10 +324,12 @@ def profile_command(
     --measure, also its latency and energy on this machine."""
     from edgeprof.profiler.measure import MeasureSettings
     from edgeprof.profiler.models import load_model, parse_input_spec, parse_model_args
-    from edgeprof.profiler.schema import write_profile
     from edgeprof.profiler.static import analyze, static_profile
     from edgeprof.profiler.timing import resolve_device
 
+    _check_suffix(output, ".json")
+    _check_suffix(csv, ".csv", "--csv")
+    _check_suffix(plot, ".png", "--plot")
     layers_csv = csv.with_name(csv.stem + ".layers.csv") if csv else None
     for path in (output, csv, layers_csv, plot):
         if path is not None:
@@ -305,32 +369,42 @@ def profile_command(
 
         rows = read_leakage_table(leakage)
         attach_leakage(profile, rows, describe_table(rows, str(leakage)))
-    if output:
-        write_profile(profile, output)
-    if csv:
-        _write_csvs(profile, csv, layers_csv)
-    if plot:
-        from edgeprof.profiler.plot import plot_tradeoff
-
-        plot_tradeoff(profile, plot)
+    _write_profile_outputs(profile, output, csv, layers_csv, plot)
     if not quiet:
         _print_profile(profile, top)
 
 
-def _write_csvs(profile: dict[str, Any], points_path: Path, layers_path: Path) -> None:
-    from edgeprof.files import atomic_output
+def _write_profile_outputs(profile: dict[str, Any], output: Path | None, csv: Path | None, layers_csv: Path | None,
+                           plot: Path | None) -> None:
+    """The profile's JSON, its two CSVs and its figure: all of the requested ones, or none."""
+    from edgeprof.profiler.plot import tradeoff_figure
+    from edgeprof.profiler.schema import validate_profile
     from edgeprof.profiler.tables import layers_frame, points_frame
 
-    with atomic_output(points_path) as tmp:
-        points_frame(profile).to_csv(tmp, index=False)
-    with atomic_output(layers_path) as tmp:
-        layers_frame(profile).to_csv(tmp, index=False)
+    validate_profile(profile)
+    writers = {output: lambda tmp: tmp.write_text(json_text(profile), encoding="utf-8"),
+               csv: lambda tmp: points_frame(profile).to_csv(tmp, index=False),
+               layers_csv: lambda tmp: layers_frame(profile).to_csv(tmp, index=False),
+               plot: lambda tmp: tradeoff_figure(profile).savefig(tmp, dpi=150, format="png")}
+    chosen = {path: write for path, write in writers.items() if path is not None}
+    with atomic_outputs(*chosen) as temporaries:
+        for write, tmp in zip(chosen.values(), temporaries, strict=True):
+            write(tmp)
+
+
+def _check_suffix(path: Path | None, suffixes: str | tuple[str, ...], option: str = "-o") -> None:
+    """Refuse an output whose extension names another format than the option writes."""
+    allowed = (suffixes,) if isinstance(suffixes, str) else suffixes
+    if path is not None and path.suffix.lower() not in allowed:
+        raise EdgeprofError(f"{option} {path}: this writes {' or '.join(s.lstrip('.').upper() for s in allowed)}; "
+                            f"name the file {' or '.join('*' + s for s in allowed)}")
 
 
 @app.command("validate")
 def validate_command(
     files: Annotated[list[Path], typer.Argument(help="Profile JSON files to check.")],
     every: Annotated[bool, typer.Option("--all", help="One line per problem instead of one per file.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the files that fail.")] = False,
 ) -> None:
     """Check profile files against the edgeprof.profile/1 schema and every invariant that can be recomputed from
     them: one line per file (its first problem and how many more), every file checked; exit 2 if any failed."""
@@ -348,7 +422,7 @@ def validate_command(
             more = "" if every or len(problems) < 2 else f" (and {len(problems) - 1} more: --all lists them)"
             err_console.print(f"edgeprof: error: {path}: {problem}{more}", highlight=False, markup=False)
         failed = failed or bool(problems)
-        if not problems:
+        if not problems and not quiet:
             console.print(f"{path}: valid {profile['schema']} ({profile['model']['name']}, "
                           f"{len(profile['partition_points'])} partition points)", highlight=False)
     if failed:
@@ -425,7 +499,7 @@ def leakage_command(
                              seed, resume, steps, train_images, ssim_weight, threads, decoder_seed, repeats,
                              normalize, small_images.value, cuts.value, rmle_iterations, rmle_tv_weight,
                              rmle_learning_rate)
-    with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as progress:
+    with _progress(quiet) as progress:
         tasks: dict[str, Any] = {}
 
         def report(label: str, done: int, total: int) -> None:
@@ -459,11 +533,19 @@ def leakage_command(
 
 
 @app.command("devices")
-def devices_command() -> None:
+def devices_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
     """List the compute devices and energy sensors found here, with the reason for each one that is not."""
     from edgeprof.profiler.energy import probe_sensors
     from edgeprof.profiler.measure import compute_devices
 
+    if as_json:
+        print(json.dumps({"devices": [{"device": name, "available": available, "detail": detail}
+                                      for name, available, detail in compute_devices()],
+                          "sensors": [{"sensor": status.kind, "available": status.available, "detail": status.detail}
+                                      for status in probe_sensors()]}, indent=1))
+        return
     table = Table(title="Compute devices")
     for column in ("device", "status", "detail"):
         table.add_column(column)
@@ -482,16 +564,25 @@ def devices_command() -> None:
 def calibrate_command(
     files: Annotated[list[Path], typer.Argument(help="Measured profiles of one device.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the summary as JSON.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Summarise measured profiles of one device: its effective FLOP/s and joules per FLOP."""
     from edgeprof.profiler.calibrate import calibrate
     from edgeprof.profiler.schema import load_profile
 
+    _check_suffix(output, ".json")
     if output:
         check_writable(output)
     summary = calibrate({str(path): load_profile(path) for path in files})
     if output:
         write_json_atomic(output, summary)
+    for warning in summary["warnings"]:
+        err_console.print(f"warning: {warning}", highlight=False, markup=False)
+    if as_json:
+        print(json_text(summary), end="")
+    if as_json or quiet:
+        return
     device = summary["device"]
     table = Table(title=f"{device['kind']} {device['name']}")
     for column in ("model", "input", "dtype", "GFLOPs", "latency ms", "GFLOP/s", "pJ/FLOP"):
@@ -509,8 +600,6 @@ def calibrate_command(
         fit = summary["latency_fit"]
         console.print(f"fit latency = {fit['overhead_s'] * 1e3:.3f} ms + FLOPs / ({fit['flops_per_s'] / 1e9:.2f} "
                       "GFLOP/s)", highlight=False)
-    for warning in summary["warnings"]:
-        err_console.print(f"warning: {warning}", highlight=False, markup=False)
 
 
 class SplitObjective(str, Enum):
@@ -625,8 +714,9 @@ def split_command(
     objective: Annotated[SplitObjective, typer.Option(help="What to minimise: latency, device energy, leakage "
                                                            "(privacy), or a weighted sum.")] = SplitObjective.latency,
     weights: Annotated[str | None, typer.Option(
-        metavar="WEIGHTS", help="With --objective weighted: weights per second, joule and SSIM, e.g. "
-                                "latency=1,energy=0.5,privacy=2.")] = None,
+        "--objective-weights", "--weights", metavar="WEIGHTS",
+        help="With --objective weighted: weights per second, joule and SSIM, e.g. latency=1,energy=0.5,privacy=2 "
+             "(--weights is the old spelling).")] = None,
     max_latency: Annotated[str | None, typer.Option(
         metavar="TIME", help="Only points whose end-to-end latency is at most this, e.g. 100ms.")] = None,
     max_energy: Annotated[str | None, typer.Option(
@@ -657,6 +747,8 @@ def split_command(
     from edgeprof.sim.split import build_split_problem
     from edgeprof.units import parse_flop_rate
 
+    _check_suffix(output, ".json")
+    _check_suffix(plot, ".png", "--plot")
     for path in (output, plot):
         if path is not None:
             check_writable(path)
@@ -743,8 +835,10 @@ def solve_command(
     overrides: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
     slots: Annotated[int, typer.Option(min=1, help="Slots per seed.")] = 100,
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds (one episode each).")] = "0,1,2,3,4",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write per-seed rows as CSV.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write per-seed rows as CSV (or JSON: "
+                                                                      "*.json).")] = None,
     list_solvers: Annotated[bool, typer.Option("--list", help="List the solvers of every system and exit.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Run a solver (heuristic, optimizer, exact) of the scenario's system over several seeds: mean and 95%
@@ -760,36 +854,48 @@ def solve_command(
         return
     if solver is None:
         raise EdgeprofError("give --solver NAME (see `edgeprof solve --list`)")
+    _check_suffix(output, (".csv", ".json"))
     if output:
         check_writable(output)
     seed_list = parse_seeds(seeds)
     loaded, workload = _load(scenario, overrides)
     get_solver(loaded.system_name, solver)
-    with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
+    with _progress(quiet) as bar:
         task = bar.add_task(f"{solver}: seeds", total=len(seed_list))
         rows = run_solver(solver, loaded, workload, slots, seed_list,
                           lambda done, total: bar.update(task, completed=done, total=total))
     if output:
-        _write_rows_csv(output, rows)
+        _write_rows(output, rows)
     if not quiet:
         _print_summary(f"{solver} on {scenario}: {slots} slots x {len(seed_list)} seeds (mean, 95% interval)", rows,
-                       loaded.system)
+                       loaded.system, as_json)
 
 
-def _print_summary(title: str, rows: list[dict[str, Any]], system: Any) -> None:
-    """The mean and 95% interval over seeds of every reported metric (`edgeprof solve`, `edgeprof evaluate`)."""
+def _print_summary(title: str, rows: list[dict[str, Any]], system: Any, as_json: bool = False) -> None:
+    """The mean and 95% interval over seeds of every reported metric (`edgeprof solve`, `edgeprof evaluate`);
+    with `as_json`, that summary and the per-seed rows as JSON."""
     from edgeprof.sim.evaluation import summarise
     from edgeprof.stats import format_interval
 
+    summary = summarise(rows, system.metrics, system.bounded_metrics)
+    if as_json:
+        intervals = {key: {"mean": mean, "ci95_low": low, "ci95_high": high, "n": n}
+                     for key, (mean, low, high, n) in summary.items()}
+        print(json_text({"title": title, "summary": intervals, "rows": rows}), end="")
+        return
     table = Table(title=title)
     for column in ("metric", "mean", "95% interval"):
         table.add_column(column, justify="left" if column == "metric" else "right")
-    for key, (mean, low, high) in summarise(rows, system.metrics, system.bounded_metrics).items():
-        table.add_row(key, f"{mean:.4g}", format_interval(low, high))
+    for key, (mean, low, high, n) in summary.items():
+        if mean is None:
+            table.add_row(key, "undefined", "no seed defines it")
+        else:
+            table.add_row(key, f"{mean:.4g}", format_interval(low, high) + (f" (n = {n})" if n < len(rows) else ""))
     console.print(table)
 
 
-def _write_rows_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Per-seed rows as CSV, or as a JSON list when the file is named *.json."""
     import pandas as pd
 
     from edgeprof.files import atomic_output, non_finite
@@ -798,6 +904,9 @@ def _write_rows_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     if where is not None:
         raise EdgeprofError(f"refusing to write {path}: a metric is not finite ({where}); the scenario's numbers "
                             "overflow the simulator")
+    if path.suffix.lower() == ".json":
+        write_json_atomic(path, rows)
+        return
     with atomic_output(path) as tmp:
         pd.DataFrame(rows).to_csv(tmp, index=False)
 
@@ -830,8 +939,10 @@ def train_command(
     from edgeprof.rl.trainers import get_trainer, trainers
 
     if list_trainers:
-        for info in trainers().values():
-            print(f"{info.system:6s} {info.name:18s} {info.description}")
+        found = list(trainers().values())
+        system_width, name_width = (max(len(getattr(info, key)) for info in found) for key in ("system", "name"))
+        for info in found:
+            print(f"{info.system:{system_width}s}  {info.name:{name_width}s}  {info.description}")
         return
     if algorithm is None or output is None:
         raise EdgeprofError("give an ALGORITHM and -o RUNDIR (see `edgeprof train --list`)")
@@ -851,7 +962,7 @@ def train_command(
         if scenario is None:
             raise EdgeprofError(f"system {info.system} ships no preset: give --scenario FILE.toml")
     loaded, workload = _load(scenario, overrides)
-    with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
+    with _progress(quiet) as bar:
         task = bar.add_task(f"{algorithm}: training", total=iterations)
 
         def report(done: int, total: int, row: dict[str, Any]) -> None:
@@ -876,7 +987,9 @@ def evaluate_command(
     draw: Annotated[str | None, typer.Option(help="Comma-separated action layers that draw their actions (seed "
                                                   "001: deployment, user, allocation); the others act "
                                                   "greedily.")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write per-seed rows as CSV.")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write per-seed rows as CSV (or JSON: "
+                                                                      "*.json).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Run a trained run's policies greedily (or drawing their actions: every layer's, `--sample`, or some,
@@ -893,18 +1006,19 @@ def evaluate_command(
     if draw is not None and not layers:
         raise EdgeprofError(f"--draw needs at least one layer: {', '.join(run.trainer.layers)}")
     seed_list = parse_seeds(seeds) if seeds is not None else list(range(episodes or 5))
+    _check_suffix(output, (".csv", ".json"))
     if output:
         check_writable(output)
-    with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
+    with _progress(quiet) as bar:
         task = bar.add_task(f"{run.algorithm}: seeds", total=len(seed_list))
         rows = evaluate_run(rundir, slots, seed_list, lambda done, total: bar.update(task, completed=done), layers)
     if output:
-        _write_rows_csv(output, rows)
+        _write_rows(output, rows)
     if not quiet:
         mode = ("greedy" if not layers else "sampled" if set(layers) == set(run.trainer.layers)
                 else f"{', '.join(layers)} drawn")
         _print_summary(f"{run.algorithm} ({rundir}) on {run.scenario_name or 'its scenario'}, {mode}: {slots} slots "
-                       f"x {len(seed_list)} seeds (mean, 95% interval)", rows, run.scenario.system)
+                       f"x {len(seed_list)} seeds (mean, 95% interval)", rows, run.scenario.system, as_json)
 
 
 @app.command("plot")
@@ -925,6 +1039,7 @@ def plot_command(
     for rundir in rundirs:
         load_run(rundir)
     path = output or rundirs[0] / "training.png"
+    _check_suffix(path, ".png")
     check_writable(path)
     plot_training(rundirs, path, smooth, by_algorithm)
     if not quiet:
@@ -947,11 +1062,19 @@ def scenario_show_command(
 
 
 @scenario_app.command("list")
-def scenario_list_command() -> None:
+def scenario_list_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
     """List the systems and the shipped presets."""
     from edgeprof.sim.scenario import preset_document, preset_names
     from edgeprof.sim.systems import get_system, system_names
 
+    if as_json:
+        print(json.dumps({"systems": [{"name": name, "default_preset": get_system(name).default_preset,
+                                       "description": get_system(name).description} for name in system_names()],
+                          "presets": [{"name": name, "base": preset_document(name).get("base")}
+                                      for name in preset_names()]}, indent=1))
+        return
     table = Table(title="Systems")
     for column in ("system", "default preset", "description"):
         table.add_column(column)
@@ -971,31 +1094,36 @@ def scenario_list_command() -> None:
 def simulate_command(
     scenario: Annotated[str, typer.Option(help=SCENARIO_HELP)] = "paper",
     overrides: Annotated[list[str] | None, typer.Option("--set", help=SET_HELP)] = None,
-    policy: Annotated[str, typer.Option(help="A solver of the scenario's system (see Choices; seed 001's "
-                                             "baselines: section V-A, README).")] = "random",
+    policy: Annotated[str, typer.Option("--solver", "--policy", help="A solver of the scenario's system (see "
+                                        "Choices; seed 001's baselines: section V-A, README); --policy is the old "
+                                        "spelling.")] = "random",
     slots: Annotated[int, typer.Option(min=1, help="Slots to simulate.")] = 100,
     envs: Annotated[int, typer.Option(min=1, help="Independent environments run in parallel (batched).")] = 1,
     seed: Annotated[int, typer.Option(min=0, help="Seed of the system draws and of the random policy.")] = 0,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write the metrics as JSON.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Run one policy through one episode of the scenario's system, fed by real profiles, and report every
     metric (all requests, and successful ones where the system tells them apart)."""
     from edgeprof.optimize.solve import get_solver
 
+    _check_suffix(output, ".json")
     if output:
         check_writable(output)
     loaded, workload = _load(scenario, overrides)
     info = get_solver(loaded.system_name, policy)
     prepared = info.prepare(loaded) if info.prepare else loaded
-    with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
+    with _progress(quiet) as bar:
         task = bar.add_task(f"simulating {policy}", total=slots)
         metrics = loaded.system.run_episode(prepared, workload, info.make, slots, seed, envs,
                                             lambda done: bar.update(task, completed=done))
     report = {"scenario": scenario, "overrides": overrides or [], "policy": policy, "seed": seed, **metrics}
     if output:
         write_json_atomic(output, report)
-    if quiet:
+    if as_json:
+        print(json_text(report), end="")
+    if quiet or as_json:
         return
     table = Table(title=f"{policy} on {scenario} ({loaded.system_name}): {slots} slots x {envs} environment(s), "
                         f"seed {seed}")
@@ -1007,6 +1135,30 @@ def simulate_command(
         cells = [f"{metrics[name]:.4g}", *(("" if success is None else f"{success:.4g}",) if with_success else ())]
         table.add_row(name, *cells)
     console.print(table)
+
+
+trace_app = typer.Typer(help="Mobility traces for the foci system (README: the trace CSV).", no_args_is_help=True)
+app.add_typer(trace_app, name="trace")
+
+
+@trace_app.command("porto")
+def trace_porto_command(
+    source: Annotated[Path, typer.Argument(help="Kaggle's Porto taxi train.csv (POLYLINE of [lon, lat] fixes, 15 s).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The trace CSV to write (device,t_s,lat,lon).")],
+    box: Annotated[str | None, typer.Option(help="lat_min,lat_max,lon_min,lon_max to keep (default: a 2.5 km^2 "
+                                                 "square of downtown Porto).")] = None,
+    max_trips: Annotated[int | None, typer.Option(min=1, help="Stop after this many trips.")] = None,
+) -> None:
+    """Convert Porto's taxi trajectories into a trace CSV (`mobility.source = "trace"`)."""
+    from edgeprof.sim.mobility import PORTO_DOWNTOWN, convert_porto
+
+    check_writable(output)
+    try:
+        bounds = PORTO_DOWNTOWN if box is None else tuple(float(part) for part in box.split(","))
+    except ValueError:
+        raise EdgeprofError(f"--box must be four numbers lat_min,lat_max,lon_min,lon_max, got {box!r}") from None
+    count = convert_porto(source, output, bounds, max_trips)
+    console.print(f"wrote {count} trips to {output}", highlight=False)
 
 
 data_app = typer.Typer(help="The shipped profiles of the papers' model zoo.", no_args_is_help=True)
@@ -1031,7 +1183,7 @@ def data_build_command(
     settings = BuildSettings(names, output, workdir, seed=seed, threads=threads)
     check_build(settings)
     for name in names:
-        with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
+        with _progress(quiet) as bar:
             task = bar.add_task(name, total=None)
 
             def report(label: str, done: int, total: int, model: str = name, task: Any = task) -> None:
@@ -1087,7 +1239,8 @@ def experiment_run_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="OUTDIR: runs/, results.csv, experiment.json.")],
     budget: Annotated[Budget, typer.Option(help="smoke: a laptop in minutes; paper: the paper's budget (a "
                                                 "cluster).")] = Budget.smoke,
-    seeds: Annotated[int | None, typer.Option(min=1, help="Replicate seeds 0..N-1 (default: the budget's).")] = None,
+    seeds: Annotated[str | None, typer.Option(help="Comma-separated replicate seeds, as in `edgeprof solve` "
+                                                   "(default: 0..N-1 for the budget's N).")] = None,
     methods: Annotated[str | None, typer.Option(help="Comma-separated subset of the experiment's methods.")] = None,
     backend: Annotated[Backend, typer.Option(help="Where runs execute.")] = Backend.serial,
     workers: Annotated[int, typer.Option(min=1, help="Processes (process) or CPUs (local ray).")] = 2,
@@ -1102,10 +1255,12 @@ def experiment_run_command(
     from edgeprof.experiments.backends import make_backend
     from edgeprof.experiments.definitions import get_experiment
     from edgeprof.experiments.sweep import plan, run_experiment, run_id, state
+    from edgeprof.sim.evaluation import parse_seeds
 
     experiment = get_experiment(name)
     chosen = None if methods is None else [item.strip() for item in methods.split(",") if item.strip()]
-    planned = plan(experiment, budget.value, seeds, chosen)
+    seed_list = None if seeds is None else parse_seeds(seeds)
+    planned = plan(experiment, budget.value, seed_list, chosen)
     if address is not None and backend is not Backend.ray:
         raise EdgeprofError("--address is for the ray backend: add --backend ray")
     if dry_run:
@@ -1119,13 +1274,13 @@ def experiment_run_command(
         print(f"{len(planned)} runs, {len(done.pending)} to run", file=sys.stderr)
         return
     runner = make_backend(backend.value, workers, address)
-    with Progress(console=err_console, disable=quiet or not err_console.is_terminal, transient=True) as bar:
+    with _progress(quiet) as bar:
         task = bar.add_task(f"{name}: runs", total=None)
 
         def report(done: int, total: int, result: dict[str, Any]) -> None:
             bar.update(task, completed=done, total=total)
 
-        summary = run_experiment(name, output, budget.value, seeds, chosen, runner, resume, report)
+        summary = run_experiment(name, output, budget.value, seed_list, chosen, runner, resume, report)
     for failure in summary["failed"]:
         err_console.print(f"warning: run {failure['id']} failed: {failure['error']} (see "
                           f"{output}/runs/{failure['id']}/error.json; --resume retries it)", highlight=False,
@@ -1154,6 +1309,18 @@ def _is_click_exception(error: BaseException) -> bool:
     return any(cls.__name__ == "ClickException" for cls in type(error).__mro__)
 
 
+OLD_SPELLINGS = {("split", "--weights"): "--objective-weights", ("simulate", "--policy"): "--solver"}  # one release
+
+
+def _notice_old_spellings(argv: list[str]) -> None:
+    """One line on stderr for each option this release renamed (the old spelling still works)."""
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    for (name, old), new in OLD_SPELLINGS.items():
+        if command == name and any(arg == old or arg.startswith(old + "=") for arg in argv):
+            err_console.print(f"edgeprof: note: {name} {old} is now {new}; {old} goes in the next release",
+                              highlight=False, markup=False)
+
+
 def _terminate(signum: int, frame: Any) -> None:
     """SIGTERM unwinds like Ctrl-C, so temporary files are removed and locks released on the way out."""
     raise KeyboardInterrupt
@@ -1169,6 +1336,7 @@ def main() -> None:
     what the outside world can do to any command (an unreadable or non-UTF-8 file, a full disk, no memory)."""
     with contextlib.suppress(ValueError):  # only the main thread may set handlers (tests may call from others)
         signal.signal(signal.SIGTERM, _terminate)
+    _notice_old_spellings(sys.argv[1:])
     try:
         code = app(standalone_mode=False)  # a command's typer.Exit(n) comes back as n
     except EdgeprofError as error:

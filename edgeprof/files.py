@@ -181,6 +181,14 @@ def read_json(path: str | Path, what: str = "file") -> Any:
     return parse_json(read_text(path, what), f"{what} {path}")
 
 
+def make_parents(folder: Path, what: str = "folder") -> None:
+    """Create the folders above `folder` that are missing (an output folder's parents), or refuse in one line."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise EdgeprofError(f"cannot create {what} {folder}: {_reason(error)}") from None
+
+
 @contextlib.contextmanager
 def folder_lock(folder: str | Path, what: str = "folder") -> Iterator[Path]:
     """Hold an exclusive lock on `folder` (created if missing) for the block; a folder another process holds is

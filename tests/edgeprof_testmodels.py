@@ -46,6 +46,10 @@ def broken_factory() -> nn.Module:
     raise RuntimeError("this factory always fails")
 
 
+def exiting_factory() -> nn.Module:
+    raise SystemExit(3)
+
+
 def small_vgg() -> nn.Module:
     """A VGG-style network for 32x32 inputs: five 3x3 convs in three pooled stages and a linear head."""
     return nn.Sequential(

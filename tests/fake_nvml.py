@@ -1,7 +1,8 @@
 """A stand-in for the `pynvml` module: GPUs that draw a set power, with readings that follow `time.monotonic()`.
 
 GPU i has the UUID `uuids[i]` and PCI bus id `pci_bus_ids[i]`, so code that must map CUDA devices to NVML GPUs
-can be checked. Pass an instance wherever the NVML module is expected (`nvml.open_meter(library=FakeNvml())`, or monkeypatch
+can be checked. Pass an instance wherever the NVML module is expected (`nvml.open_meter(library=FakeNvml())`, or
+monkeypatch
 `edgeprof.profiler.energy.nvml.load_library` to return it). Any function named in `unsupported` raises
 `NVMLError_NotSupported`, like a GPU that lacks the feature; naming "NVML_FI_DEV_POWER_INSTANT" there makes that
 field report NOT_SUPPORTED inside a successful `nvmlDeviceGetFieldValues` call, as real drivers do.

@@ -83,6 +83,12 @@ def _corrupt(tmp_path):
     return path
 
 
+def _corrupt_archive(tmp_path):
+    path = tmp_path / "corrupt.pt2"
+    path.write_bytes(bytes(range(256)) * 8)
+    return path
+
+
 def _wrong_version(tmp_path):
     path = tmp_path / "v2.json"
     path.write_text(json.dumps({"schema": "edgeprof.profile/2"}))
@@ -107,6 +113,12 @@ def _unreadable_weights(tmp_path):
         (lambda t: ["profile", "lenet7", "-o", t / "missing-dir" / "out.json"],
          "directory .*missing-dir does not exist"),
         (lambda t: ["profile", "lenet7", "--batch", "0", "-o", t / "out.json"], "--batch"),
+        (lambda t: ["profile", "torch.nn:Identity", "--input-size", "16", "-o", t / "out.json"],
+         "torch.nn:Identity has nothing to split: its forward does no work on the input"),
+        (lambda t: ["profile", "edgeprof_testmodels:exiting_factory", "-o", t / "out.json"],
+         r"cannot build edgeprof_testmodels:exiting_factory: its factory called sys.exit\(3\)"),
+        (lambda t: ["profile", _corrupt_archive(t), "-o", t / "out.json"],
+         "corrupt.pt2 as a torch.export archive: it is not a zip file"),
         (lambda t: ["validate", _corrupt(t)], r"corrupt.json: not valid JSON \(line 1, column 2"),
         (lambda t: ["validate", _wrong_version(t)], r"\$\.schema: 'edgeprof.profile/2' is not supported"),
         (lambda t: ["validate", t / "absent.json"], "cannot read .*absent.json"),
@@ -228,7 +240,8 @@ def test_input_shapes_and_model_args(run_cli, tmp_path):
     assert model["inputs"][0]["dtype"] == "int64" and model["args"] == {"num_classes": "5"}
     two = run_cli("profile", "edgeprof_testmodels:two_inputs", "--input-shape", "1x3x8x8", "--input-shape", "1x4", "-q",
                   "-o", out)
-    assert two.code == 0 and [entry["shape"] for entry in load_profile(out)["model"]["inputs"]] == [[1, 3, 8, 8], [1, 4]]
+    assert two.code == 0
+    assert [entry["shape"] for entry in load_profile(out)["model"]["inputs"]] == [[1, 3, 8, 8], [1, 4]]
     for args, message in [(["--input-shape", "1x3xQ"], "write the whole shape, batch first"),
                           (["--input-shape", "1x16", "--input-size", "16"], "drop --input-size and --batch"),
                           (["--model-arg", "num_classes"], "write name=value")]:

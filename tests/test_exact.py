@@ -12,12 +12,12 @@ from edgeprof.errors import EdgeprofError
 from edgeprof.optimize import exact
 from edgeprof.optimize.allocation import candidate_objectives, floored_delay_weight
 from edgeprof.optimize.solve import run_solver, solvers_for
-
-SOLVERS = solvers_for("dpa")
 from edgeprof.sim import core
 from edgeprof.sim.env import EdgeSystem
 from edgeprof.sim.scenario import load_scenario
 from edgeprof.sim.workload import load_service_table
+
+SOLVERS = solvers_for("dpa")
 
 TINY = ("system.num_users=3", "system.num_servers=2", 'services.models=["lenet7", "lenet12"]')
 

@@ -17,6 +17,8 @@ import pytest
 from edgeprof.experiments.definitions import BUDGETS, EXPERIMENTS, get_experiment
 from edgeprof.experiments.sweep import plan, run_id
 
+pytestmark = pytest.mark.slow  # minutes of CPU: CI runs it, `pytest` alone does not
+
 SOLVERS = "greedy,edge-only,local-only"  # fast methods for the backend and kill tests
 
 
@@ -38,11 +40,11 @@ def test_every_definition_plans_runs_at_every_budget():
                 experiment.budgets[budget].seeds
             assert len({run_id(config) for config in runs}) == len(runs)  # every run its own id
     fig11 = get_experiment("seed001-fig11")
-    assert [config["value"] for config in plan(fig11, "paper", 1, ["greedy"])] == [2.0, 2.5, 3.0, 3.5, 4.0]
+    assert [config["value"] for config in plan(fig11, "paper", [0], ["greedy"])] == [2.0, 2.5, 3.0, 3.5, 4.0]
 
 
 def test_run_ids_depend_on_the_config_only():
-    config = plan(get_experiment("seed001-fig11"), "smoke", 1, ["greedy"])[0]
+    config = plan(get_experiment("seed001-fig11"), "smoke", [0], ["greedy"])[0]
     script = (f"import json\nfrom edgeprof.experiments.sweep import run_id\n"
               f"print(run_id(json.loads({json.dumps(json.dumps(config))})))")
     other_process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
@@ -51,7 +53,7 @@ def test_run_ids_depend_on_the_config_only():
 
 
 def _sweep(run_cli, outdir, *extra):
-    result = run_cli("experiment", "run", "seed001-fig11", "--methods", SOLVERS, "--seeds", "2", "-o", outdir,
+    result = run_cli("experiment", "run", "seed001-fig11", "--methods", SOLVERS, "--seeds", "0,1", "-o", outdir,
                      *extra)
     assert result.code == 0, result.err
     return (outdir / "results.csv").read_text()
@@ -67,7 +69,7 @@ def test_backends_give_the_same_results(run_cli, tmp_path, backend):
 
 
 def test_a_killed_driver_and_a_killed_training_run_resume_to_the_same_results(run_cli, tmp_path):
-    args = ["experiment", "run", "seed001-fig5", "--methods", "greedy,h-mappo", "--seeds", "2"]
+    args = ["experiment", "run", "seed001-fig5", "--methods", "greedy,h-mappo", "--seeds", "0,1"]
     whole = tmp_path / "whole"
     assert run_cli(*args, "-o", whole).code == 0
     expected = (whole / "results.csv").read_text()
@@ -91,8 +93,8 @@ def test_a_killed_driver_and_a_killed_training_run_resume_to_the_same_results(ru
     from edgeprof.rl.trainers import get_trainer
 
     partial = tmp_path / "partial"
-    assert run_cli(*args[:3], "--methods", "greedy", "--seeds", "2", "-o", partial).code == 0
-    config = next(c for c in plan(get_experiment("seed001-fig5"), "smoke", 2, ["h-mappo"]) if c["seed"] == 1)
+    assert run_cli(*args[:3], "--methods", "greedy", "--seeds", "0,1", "-o", partial).code == 0
+    config = next(c for c in plan(get_experiment("seed001-fig5"), "smoke", [0, 1], ["h-mappo"]) if c["seed"] == 1)
     scenario, workload = _scenario(config)
     trainer_config = get_trainer("h-mappo").make_config(**{**config["train_settings"], "iterations": 1, "seed": 1})
     train_folder = partial / "runs" / run_id(config) / "train"
@@ -105,7 +107,7 @@ def test_a_killed_driver_and_a_killed_training_run_resume_to_the_same_results(ru
 
 def test_report_puts_measured_beside_the_paper(run_cli, tmp_path):
     outdir = tmp_path / "fig6"
-    assert run_cli("experiment", "run", "seed001-fig6", "--methods", "greedy,edge-only,h-mappo", "--seeds", "1",
+    assert run_cli("experiment", "run", "seed001-fig6", "--methods", "greedy,edge-only,h-mappo", "--seeds", "0",
                    "-o", outdir).code == 0
     reported = run_cli("experiment", "report", outdir)
     assert reported.code == 0, reported.err
@@ -117,7 +119,8 @@ def test_report_puts_measured_beside_the_paper(run_cli, tmp_path):
     assert (outdir / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = _rows(outdir / "results.csv")
     assert {(row["method"], row["mode"]) for row in rows} == {("greedy", "solve"), ("edge-only", "solve"),
-                                                             ("h-mappo", "greedy"), ("h-mappo", "sampled")}
+                                                             ("h-mappo", "greedy"), ("h-mappo", "sampled"),
+                                                             ("h-mappo", "deployment_drawn")}
 
 
 def test_dry_run_lists_the_runs_and_writes_nothing(run_cli, tmp_path):
@@ -130,13 +133,16 @@ def test_bad_input_is_one_line_and_writes_nothing(run_cli, tmp_path):
     _one_line(run_cli("experiment", "run", "seed001-fig99", "-o", tmp_path / "a"), "unknown experiment 'seed001-fig99'")
     _one_line(run_cli("experiment", "run", "seed001-fig11", "--methods", "oracle", "-o", tmp_path / "a"),
               "seed001-fig11 has no method oracle")
-    _one_line(run_cli("experiment", "run", "seed001-fig11", "-o", "/proc/sweep"), "cannot create experiment folder /proc/sweep")
-    _one_line(run_cli("experiment", "run", "seed001-fig11", "-o", tmp_path / "no" / "such"), "does not exist")
+    _one_line(run_cli("experiment", "run", "seed001-fig11", "-o", "/proc/sweep"),
+              "cannot create experiment folder /proc/sweep")
+    (tmp_path / "afile").write_text("x")
+    _one_line(run_cli("experiment", "run", "seed001-fig11", "-o", tmp_path / "afile" / "sweep"),
+              "cannot create experiment folder")
     _one_line(run_cli("experiment", "run", "seed001-fig11", "--address", "1.2.3.4:1", "-o", tmp_path / "a"),
               "--address is for the ray backend")
     assert not (tmp_path / "a").exists()
     other = tmp_path / "other"
-    assert run_cli("experiment", "run", "seed001-fig11", "--methods", "greedy", "--seeds", "1", "-o", other).code == 0
+    assert run_cli("experiment", "run", "seed001-fig11", "--methods", "greedy", "--seeds", "0", "-o", other).code == 0
     _one_line(run_cli("experiment", "run", "seed001-fig13", "--resume", "-o", other),
               "holds experiment seed001-fig11 at budget smoke, not seed001-fig13 at smoke")
     _one_line(run_cli("experiment", "report", tmp_path / "nothing"), "not an experiment folder")
@@ -144,5 +150,6 @@ def test_bad_input_is_one_line_and_writes_nothing(run_cli, tmp_path):
 
 def test_an_unreachable_ray_address_is_one_line(run_cli, tmp_path):
     pytest.importorskip("ray", reason="the ray backend needs the optional ray extra")
-    _one_line(run_cli("experiment", "run", "seed001-fig11", "--methods", "greedy", "--seeds", "1", "--backend", "ray",
-                      "--address", "127.0.0.1:1", "-o", tmp_path / "r"), "cannot reach Ray at 127.0.0.1:1: Connection refused")
+    _one_line(run_cli("experiment", "run", "seed001-fig11", "--methods", "greedy", "--seeds", "0", "--backend", "ray",
+                      "--address", "127.0.0.1:1", "-o", tmp_path / "r"),
+              "cannot reach Ray at 127.0.0.1:1: Connection refused")

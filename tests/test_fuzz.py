@@ -20,6 +20,8 @@ from edgeprof.rl.hc_mappo_l import _NOT_HYPERPARAMETERS, TrainConfig, make_confi
 from edgeprof.rl.hyperparameters import tunable
 from edgeprof.sim.scenario import load_scenario
 
+pytestmark = pytest.mark.slow  # minutes of CPU: CI runs it, `pytest` alone does not
+
 CASES = 200
 ODD_VALUES = [None, True, "x", "", [], {}, -1, 0, 1, -0.4, 1.7, 1e308, -1e308, 10 ** 400, 2 ** 63, 3.5, "NaN"]
 ODD_TOML = ["nan", "inf", "-inf", "-1", "0", "1e309", "1e12", "10000000000", "-5.5", '"word"', "true", "[]",
@@ -62,7 +64,7 @@ def _check_outputs(result, outputs: list[Path]) -> None:
         return
     for path in outputs:
         if path.suffix == ".json":
-            json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"{path} holds {name}"))
+            json.loads(path.read_text(), parse_constant=lambda name, path=path: pytest.fail(f"{path} holds {name}"))
         elif path.suffix == ".csv":
             with path.open(newline="") as handle:
                 for row in csv.DictReader(handle):

@@ -23,14 +23,16 @@ from edgeprof.rl.hc_mappo_l import (
     Trainer,
     make_config,
     parse_hyperparameters,
+    sole_host_requests,
 )
-from edgeprof.rl.runs import evaluate_run, load_run, train
 from edgeprof.rl.hc_policies import (
     DeploymentObservation,
     HCPolicyConfig,
     allocation_shares,
     deployment_from_choices,
+    user_observation,
 )
+from edgeprof.rl.runs import evaluate_run, load_run, train
 from edgeprof.sim import core
 from edgeprof.sim.dpa import REPORTED
 from edgeprof.sim.env import EdgeSystem
@@ -117,18 +119,83 @@ def test_every_algorithm_builds_and_runs_an_iteration(scenario_and_table, algori
     assert set(row) == set(LOG_COLUMNS) and row["iteration"] == 1
     assert all(np.isfinite(row[name]) for name in ("cost", "delay_s", "success_rate", "user_policy_loss"))
     variant = ALGORITHMS[algorithm]
-    assert (row["deployment_policy_loss"] is not None) == variant.learned_deployment
+    trains_deployment = variant.learned_deployment and not variant.random_fill
+    assert (row["deployment_policy_loss"] is not None) == trains_deployment
     assert (row["allocation_policy_loss"] is not None) == variant.learned_allocation
     assert trainer.policies.user.independent == variant.independent_critics
+    assert (row["user_cost_value_loss"] is not None) == variant.constrained  # no cost critic without a multiplier
+    value, cost_value = trainer.policies.user.values(user_observation(trainer.system))
+    assert (cost_value is not None) == variant.constrained and value.shape == (2, trainer.system.num_users)
+
+
+def test_the_debug_checks_change_no_number(scenario_and_table):
+    rows = [Trainer(tiny(debug=debug), *scenario_and_table).run_iteration() for debug in (False, True)]
+    assert [{key: value for key, value in row.items() if key not in TIMING_COLUMNS} for row in rows] == [
+        {key: value for key, value in rows[0].items() if key not in TIMING_COLUMNS}] * 2
 
 
 def test_team_deployment_reward_gives_every_server_the_mean_of_eq_24(scenario_and_table):
     own = Trainer(tiny(deployment_reward="own"), *scenario_and_table).collect().deployment.stored("reward")
-    team = Trainer(tiny(), *scenario_and_table).collect().deployment.stored("reward")
+    team = Trainer(tiny(deployment_reward="team"), *scenario_and_table).collect().deployment.stored("reward")
     assert len(own) >= 2 and not torch.equal(own, own[..., :1].expand_as(own))  # servers earn differently
     assert torch.allclose(team, own.mean(dim=-1, keepdim=True).expand_as(own))
-    with pytest.raises(EdgeprofError, match="deployment_reward must be own or team"):
+    with pytest.raises(EdgeprofError, match="deployment_reward must be own, team or difference"):
         tiny(deployment_reward="shared")
+
+
+def test_the_difference_reward_and_the_coverage_term_credit_the_requests_only_a_server_could_serve(
+        scenario_and_table):
+    rewards = {name: Trainer(tiny(**settings), *scenario_and_table).collect().deployment.stored("reward")
+               for name, settings in (("own", {"deployment_reward": "own"}),
+                                      ("difference", {"deployment_reward": "difference"}),
+                                      ("coverage", {"deployment_reward": "own", "deployment_coverage_coef": 2.0}))}
+    alone = (rewards["coverage"] - rewards["own"]) / 2.0  # mu_hit = 1: requests of the services only j hosts
+    hits_elsewhere = rewards["own"] - rewards["difference"]  # hits of services another server also hosts
+    for counts in (alone, hits_elsewhere):  # the same episodes and actions: only the rewards differ
+        assert bool((counts >= 0).all()) and torch.equal(counts, counts.round())
+    assert bool(alone.sum() > 0) and bool(hits_elsewhere.sum() > 0)
+
+
+def test_requests_only_one_server_hosts_are_counted_for_it(scenario_and_table):
+    system = EdgeSystem(*scenario_and_table, num_envs=1, seed=0)
+    deployment = np.zeros_like(system.deployment)  # (1, I = 4, J = 3)
+    deployment[0, 0, :] = True  # service 0 everywhere
+    deployment[0, 1, 2] = True  # service 1 on server 2 only
+    system.deployment = deployment
+    system.interval_requests[:] = [[5, 7, 11, 0]]  # service 2 is hosted nowhere: nobody can claim its requests
+    assert sole_host_requests(system).tolist() == [[0.0, 0.0, 7.0]]
+
+
+def test_the_pid_multiplier_and_the_deployment_entropy_schedule_are_settings(scenario_and_table):
+    trainer = Trainer(tiny(multiplier_kind="pid", multiplier_kp=0.5, multiplier_init=0.5), *scenario_and_table)
+    row = trainer.run_iteration()
+    violation = row["delay_s"] - 3.0  # tau-bar of the small preset
+    assert row["multiplier"] == pytest.approx(max(0.5 * violation + 0.5 + 0.01 * violation, 0.0))
+    with pytest.raises(EdgeprofError, match="multiplier_kind must be dual or pid"):
+        tiny(multiplier_kind="adam")
+    scheduled = Trainer(tiny(deployment_entropy_final_coef=0.05, deployment_entropy_decay_iterations=4),
+                        *scenario_and_table)
+    coefficients = []
+    for iteration in (0, 2, 4, 9):
+        scheduled.iteration = iteration
+        coefficients.append(scheduled.deployment_entropy_coef())
+    assert coefficients == pytest.approx([0.25, 0.15, 0.05, 0.05])
+
+
+def test_random_fill_keeps_the_untrained_deployment_and_always_draws_it(scenario_and_table, tmp_path):
+    scenario, table = scenario_and_table
+    trainer = Trainer(tiny("random-fill"), scenario, table)
+    before = {name: value.clone() for name, value in trainer.policies.deployment.state_dict().items()}
+    row = trainer.run_iteration()
+    assert row["deployment_policy_loss"] is None and row["deployment_reward"] is not None
+    assert all(torch.equal(before[name], value) for name, value in trainer.policies.deployment.state_dict().items())
+    assert row["user_policy_loss"] is not None and row["allocation_policy_loss"] is not None
+    train(tiny("random-fill", iterations=1), scenario, table, tmp_path / "fill")
+    greedy = evaluate_run(tmp_path / "fill", 6, [0, 1, 0])
+    assert [row["solver"] for row in greedy] == ["random-fill"] * 3
+    assert greedy[0] == {**greedy[2], "seed": 0}  # each episode's draws come from its seed
+    with pytest.raises(EdgeprofError, match="bad hyperparameter 'random_fill=true'"):
+        parse_hyperparameters(["random_fill=true"])  # random-fill is a method of its own
 
 
 @pytest.mark.parametrize("baseline", ["initial", "mean_step"])
@@ -139,7 +206,7 @@ def test_the_deployment_baseline_stored_is_v_h0_or_eq_29s_mean_step_value(scenar
     obs = DeploymentObservation(buffer.stored("features"), buffer.stored("storage_bytes"),
                                 torch.from_numpy(trainer.table.model_bytes.astype(np.float64)))
     with torch.no_grad():
-        replay = trainer.policies.deployment.evaluate(obs, buffer.stored("choices"))
+        replay = trainer.policies.deployment.evaluate(obs, buffer.stored("choices"), buffer.stored("others"))
     value = replay.initial_value if baseline == "initial" else replay.value
     assert not torch.allclose(replay.initial_value, replay.value)  # the two baselines differ
     expected = trainer.normalizers["deployment"].denormalize(value.reshape(buffer.stored("value").shape))
@@ -148,7 +215,7 @@ def test_the_deployment_baseline_stored_is_v_h0_or_eq_29s_mean_step_value(scenar
 
 
 def test_the_defaults_are_the_measured_deployment_settings_and_bad_values_are_refused():
-    assert (tiny().deployment_baseline, tiny().deployment_reward) == ("initial", "team")
+    assert (tiny().deployment_baseline, tiny().deployment_reward) == ("initial", "difference")
     with pytest.raises(EdgeprofError, match="deployment_baseline must be mean_step or initial"):
         tiny(deployment_baseline="first")
 
@@ -254,7 +321,8 @@ def test_plot_by_algorithm_draws_each_algorithms_mean_with_a_95_percent_band(sce
                                                   ("a2", "hc-mappo-l", 2, [2, 3, 4, 5]),
                                                   ("b0", "h-mappo", 0, [9, 8, 7]))]
     panels, curves, limits = training_curves(runs, smooth=1, by_algorithm=True)
-    assert limits == {"delay_s": [3.0]} and [curve.label for curve in curves] == ["hc-mappo-l (3 runs)", "h-mappo (1 run)"]
+    assert limits == {"delay_s": [3.0]}
+    assert [curve.label for curve in curves] == ["hc-mappo-l (3 runs)", "h-mappo (1 run)"]
     grouped, single = curves
     assert grouped.iteration.tolist() == [1, 2, 3, 4]  # the iterations all three runs reached
     assert grouped.mean["delay_s"].tolist() == [2, 3, 4, 5]
@@ -302,7 +370,7 @@ def test_a_trained_policy_draws_only_the_layers_it_is_told_to(run_cli, profiles,
     drawing_deployment = [greedy.drawing(seed, ["deployment"]) for seed in range(20)]
     greedy_actions = greedy.act(system)
     for policy in drawing_deployment:  # the users still take their most probable actions
-        assert all(np.array_equal(a, b) for a, b in zip(policy.act(system), greedy_actions))
+        assert all(np.array_equal(a, b) for a, b in zip(policy.act(system), greedy_actions, strict=True))
     greedy_deployment = greedy.deploy(system)
     assert np.array_equal(greedy.deploy(system), greedy_deployment)
     assert any(not np.array_equal(policy.deploy(system), greedy_deployment) for policy in drawing_deployment)

@@ -45,7 +45,8 @@ def test_state_dict_weights_are_loaded_and_fingerprinted(tmp_path):
     path = tmp_path / "lenet7.pth"
     torch.save({"state_dict": trained.state_dict()}, path)
     loaded = load_model("lenet7", weights=str(path), device="cpu", seed=99)
-    assert all(torch.equal(a, b) for a, b in zip(loaded.module.state_dict().values(), trained.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(loaded.module.state_dict().values(), trained.state_dict().values(),
+                                                 strict=True))
     profile = profile_model("lenet7", weights=str(path))["model"]
     assert profile["weights"] == str(path)
     assert profile["weights_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -156,8 +157,9 @@ def test_torch_export_takes_over_where_fx_fails():
 
 
 def test_a_model_no_tracer_can_trace_is_refused_unless_its_children_reproduce_it():
-    with pytest.raises(EdgeprofError, match=r"edgeprof_testmodels:untraceable cannot be profiled: no tracer can trace "
-                                            r"it .* \(at edgeprof_testmodels.py:\d+: if torch.isfinite\(y\).all\(\):\)"):
+    with pytest.raises(EdgeprofError, match=r"edgeprof_testmodels:untraceable cannot be profiled: no tracer can "
+                                            r"trace it .* \(at edgeprof_testmodels.py:\d+: "
+                                            r"if torch.isfinite\(y\).all\(\):\)"):
         profile_model("edgeprof_testmodels:untraceable", input_size=16)
     unchecked = profile_model("edgeprof_testmodels:untraceable", input_size=16, verify_fallback=False)
     assert unchecked["graph"]["method"] == "children"

@@ -13,8 +13,8 @@ from sim_testing import assert_allowed_or_dropped, small_scenario
 from edgeprof.optimize.heuristics import EdgeOnly
 from edgeprof.optimize.primal_dual import PrimalDualDescent, knapsack
 from edgeprof.optimize.solve import run_solver
-from edgeprof.sim.evaluation import summarise
 from edgeprof.sim.env import EdgeSystem
+from edgeprof.sim.evaluation import summarise
 from edgeprof.sim.rollout import run_policy
 from edgeprof.sim.workload import load_service_table
 
@@ -65,8 +65,8 @@ def test_never_worse_than_edge_only_on_its_own_objective(scenario):
 def test_solve_rows_and_interval(scenario):
     rows = run_solver("edge-only", scenario, load_service_table(scenario), 5, [0, 1, 2])
     assert [row["seed"] for row in rows] == [0, 1, 2]
-    mean, low, high = summarise(rows, ["cost"])["cost"]
-    assert low < mean < high and mean == pytest.approx(np.mean([row["cost"] for row in rows]))
+    mean, low, high, n = summarise(rows, ["cost"])["cost"]
+    assert low < mean < high and mean == pytest.approx(np.mean([row["cost"] for row in rows])) and n == 3
 
 
 def test_solve_cli(run_cli, scenario, tmp_path):
@@ -76,7 +76,7 @@ def test_solve_cli(run_cli, scenario, tmp_path):
                      "--slots", "4", "--seeds", "0,1", "-o", out)
     assert result.code == 0, result.err
     assert out.read_text().splitlines()[0] == "solver,seed,slots,objective,cost,delay_s,energy_j,privacy_cost," \
-                                               "success_rate"
+                                               "success_rate,delay_median_s,delay_p99_s,delay_max_s,delay_top1pct_share"
     assert "primal-dual" in run_cli("solve", "--list").out
     bad = run_cli("solve", "--solver", "oracle", "--scenario", "small")
     assert bad.code == 2 and "unknown solver 'oracle'" in bad.err

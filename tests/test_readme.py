@@ -1,9 +1,13 @@
-"""The README's set-up commands are the ones CI runs, and its Python example works."""
+"""The README's set-up commands are the ones CI runs, its Python example works, and its console examples (the
+tour's profile and leakage runs) are what the commands print."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,18 +28,44 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     namespace: dict = {}
     exec(block, namespace)  # noqa: S102
     assert (tmp_path / "resnet18.json").is_file()
-    assert namespace["best"]["z"] == len(namespace["profile"]["layers"])  # z = L uploads nothing
+    # what the example's comment says: at 10 Mbit/s all on the device, at 50 Mbit/s the image uploaded
+    layers = len(namespace["profile"]["layers"])
+    slow, fast = namespace["best"][10], namespace["best"][50]
+    assert (slow.z, round(slow.latency_s, 2)) == (layers, 0.18) and layers == 10
+    assert (fast.z, round(fast.latency_s, 2)) == (0, 0.11)
     assert namespace["prefix"] is not None and namespace["suffix"] is not None
 
 
-def test_readme_leakage_example_is_what_the_command_prints(run_cli, tmp_path, monkeypatch):
-    """The console block of the leakage section is rerun: its command must print exactly the lines shown."""
-    section = (ROOT / "README.md").read_text().split("### `edgeprof leakage --model MODEL`")[1]
-    block = re.search(r"```console\n(.*?)```", section, re.DOTALL).group(1).splitlines()
-    command = shlex.split(block[0].removeprefix("$ "))
-    shown = block[1:next(i for i, line in enumerate(block) if i and line.startswith("$ "))]
+def _leakage_example(text: str) -> list[str]:
+    """The console block that runs `edgeprof leakage`: its command line and the lines it shows."""
+    block = next(found for found in re.findall(r"```console\n(.*?)```", text, re.DOTALL)
+                 if found.startswith("$ edgeprof leakage ")).splitlines()
+    return block[:next(i for i, line in enumerate(block) if i and line.startswith("$ "))]
+
+
+def test_leakage_examples_are_what_the_command_prints(run_cli, tmp_path, monkeypatch):
+    """The leakage example of the README's tour and of docs/profiling.md is rerun: its command must print exactly
+    the lines shown."""
+    readme = _leakage_example((ROOT / "README.md").read_text())
+    docs = (ROOT / "docs" / "profiling.md").read_text().split("## `edgeprof leakage --model MODEL`")[1]
+    assert _leakage_example(docs) == readme
+    command, shown = shlex.split(readme[0].removeprefix("$ ")), readme[1:]
     assert command[:2] == ["edgeprof", "leakage"] and command[-2:] == ["-o", "leak/"]
     monkeypatch.setenv("COLUMNS", "120")  # a terminal wide enough for the table
     result = run_cli(*command[1:-1], tmp_path / "leak")
     assert result.code == 0, result.err
     assert result.out.replace(str(tmp_path / "leak"), "leak").splitlines() == shown
+
+
+def test_readme_first_console_example_is_real_output(tmp_path):
+    """The tour's profile example: every line the README shows is a line the command prints ("..." elides)."""
+    block = re.search(r"```console\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    command, *shown = block.splitlines()
+    assert command.startswith("$ edgeprof profile ")
+    result = subprocess.run([sys.executable, "-m", "edgeprof", *shlex.split(command[len("$ edgeprof "):])],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    printed = set(result.stdout.splitlines())
+    assert [line for line in shown if line != "..." and line not in printed] == []
+    assert (tmp_path / "resnet18.json").is_file() and (tmp_path / "resnet18.png").is_file()

@@ -212,3 +212,36 @@ def test_whole_row_minibatches_keep_every_agent_of_a_slot_together():
         assert set(counts.tolist()) <= {0, N}  # a row is in a minibatch with all its agents, or not at all
     with pytest.raises(ValueError, match=f"\\[1, {4 * E}\\] \\(the rows stored\\)"):
         next(buffer.minibatches(4 * E + 1, whole_rows=True))
+
+
+def test_scores_given_after_the_rollout_equal_scores_given_at_each_decision():
+    """`set_scores` for the whole rollout: the same next values, advantages and returns as values given one
+    decision at a time, including a pending last decision (deployment) whose value bootstraps the one before."""
+    generator = torch.Generator().manual_seed(3)
+    values, rewards = torch.randn(4, E, N, generator=generator), torch.randn(3, E, N, generator=generator)
+    log_probs = -torch.rand(4, E, N, generator=generator)
+    buffers = [RolloutBuffer(Phase("deploy", 10), 4, E, N, fields={"choices": Field((2,), torch.long)},
+                             with_costs=True) for _ in range(2)]
+    choices = torch.zeros(E, N, 2, dtype=torch.long)
+    for n in range(4):
+        for at_decision, buffer in zip((True, False), buffers, strict=True):
+            if n:
+                buffer.add_outcome(rewards[n - 1], cost=-rewards[n - 1])
+            scores = {"log_prob": log_probs[n], "value": values[n], "cost_value": 2 * values[n]} if at_decision else {}
+            buffer.add_decision(10 * n, choices=choices, **scores)
+    later = buffers[1]
+    with pytest.raises(ValueError, match="set_scores before finish"):
+        later.finish()
+    with pytest.raises(ValueError, match=r"exactly the scores left out.*cost_value"):
+        later.set_scores(log_probs, values)
+    with pytest.raises(ValueError, match=r"\(decisions, E, N\) = \(4, 2, 3\)"):
+        later.set_scores(log_probs[:3], values[:3], 2 * values[:3])
+    later.set_scores(log_probs, values, 2 * values)
+    for buffer in buffers:
+        buffer.finish()
+        buffer.compute_returns(0.9, 0.8)
+    assert buffers[0].num_steps == later.num_steps == 3
+    for name in ("log_prob", "value", "next_value", "next_cost_value", "advantage", "return", "cost_advantage"):
+        assert torch.equal(buffers[0].stored(name), later.stored(name)), name
+    assert torch.equal(later.stored("next_value")[-1], values[3])  # the pending decision's value bootstraps
+    assert torch.equal(later.decisions("choices"), later.stored("choices"))  # finished: the pending one is out

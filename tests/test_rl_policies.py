@@ -1,6 +1,7 @@
 """Seed 001's three policy layers on the small scenario: observations, masks, exact re-scoring, shares, a whole
 run through the simulator, seeding and gradients."""
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 import torch
 from sim_testing import small_scenario
 
-from edgeprof.rl.distributions import autoregressive_sequence
+from edgeprof.rl.distributions import autoregressive_sequence, gumbel_noise
 from edgeprof.rl.hc_policies import (
     DeploymentObservation,
     DeploymentPolicy,
@@ -19,10 +20,10 @@ from edgeprof.rl.hc_policies import (
     UserPolicy,
     allocation_observation,
     allocation_shares,
-    deploy_in_turn,
     deployment_from_choices,
     deployment_observation,
-    draw_in_turn,
+    draw_deployment,
+    others_picks,
     user_observation,
 )
 from edgeprof.sim import core, model
@@ -117,42 +118,55 @@ def test_deployment_sequences_fit_storage_never_repeat_and_stop_only_when_nothin
     system.deploy(deployment)
 
 
-def test_servers_deploying_in_turn_see_the_picks_before_them_and_rescore_exactly(scenario_and_table):
+@pytest.mark.parametrize("order", ["turn", "rounds"])
+def test_servers_deploy_in_turn_or_in_rounds_seeing_the_others_picks_and_rescore_exactly(scenario_and_table, order):
     system = make_system(scenario_and_table)
-    policies = make_policies(system)
+    policies = make_policies(system, dataclasses.replace(SMALL, deployment_order=order))
     deploy_with(policies, system, torch.Generator().manual_seed(3))
     system.step(*_local_everywhere(system))
     while not system.deployment_due:
         system.step(*_local_everywhere(system))
-    previous = system.deployment.copy()
     with torch.no_grad():
-        obs, sequences, deployment = deploy_in_turn(policies.deployment, system, torch.Generator().manual_seed(4))
-    assert np.array_equal(deployment, deployment_from_choices(sequences.choices, system.table.num_services))
-    with torch.no_grad():
-        drawn_obs, choices, drawn = draw_in_turn(policies.deployment, system, torch.Generator().manual_seed(4))
-    assert torch.equal(choices, sequences.choices) and np.array_equal(drawn, deployment)
-    assert torch.equal(drawn_obs.features, obs.features)
+        obs, choices, deployment = draw_deployment(policies.deployment, system, torch.Generator().manual_seed(4))
+        others = others_picks(choices, system.table.num_services, order)
+        sequences = policies.deployment.evaluate(obs, choices, others)
+    assert np.array_equal(deployment, deployment_from_choices(choices, system.table.num_services))
+    assert torch.equal(sequences.choices, choices)
     services, servers = system.table.num_services, system.num_servers
+    picked = torch.nn.functional.one_hot(choices.clamp(min=0), services) * (choices >= 0).unsqueeze(-1)
     for server in range(servers):
-        seen = np.concatenate([deployment[..., :server], previous[..., server + 1:]], axis=-1)  # (E, I, J - 1)
-        others = obs.features[:, server, 3 * services:4 * services].numpy()
-        np.testing.assert_allclose(others, seen.mean(axis=-1), rtol=0, atol=1e-6)
-    reference_generator = torch.Generator().manual_seed(4)  # each server's picks and scores, one after another
+        for step in range(services):
+            if order == "turn":  # the sets of the servers before it
+                seen = picked[:, :server].sum((1, 2))
+            else:  # the other servers' picks of steps < n
+                seen = picked[:, :, :step].sum(2).sum(1) - picked[:, server, :step].sum(1)
+            torch.testing.assert_close(others[:, server, step], seen.float() / (servers - 1), rtol=0, atol=1e-6)
+    # each server's picks and scores, one step after another, given the round's table and the noise drawn at once
+    noise = gumbel_noise((system.num_envs, servers, services, services), torch.Generator().manual_seed(4))
     for server in range(servers):
-        own = type(obs)(obs.features[:, server:server + 1], obs.storage_bytes[:, server:server + 1], obs.model_bytes)
-        reference = stepwise_reference(policies.deployment, own, reference_generator)
-        assert torch.equal(sequences.choices[:, server], reference.choices)
+        own = type(obs)(obs.features[:, server], obs.storage_bytes[:, server], obs.model_bytes)
+        reference = stepwise_reference(policies.deployment, own, noise=noise[:, server], others=others[:, server])
+        assert torch.equal(choices[:, server], reference.choices)
         torch.testing.assert_close(sequences.log_prob[:, server], reference.log_prob, rtol=0, atol=1e-5)
         torch.testing.assert_close(sequences.value[:, server], reference.value, rtol=0, atol=1e-5)
     assert sequences.log_prob.shape == (system.num_envs, servers)
     assert core.storage_feasible(system.table, system.entities, deployment).all()
+    assert bool(others[:, -1].sum() > 0) and policies.deployment.actor.in_features == 32 + services
 
 
-def stepwise_reference(policy, obs, generator, greedy=False):
-    """Each pick drawn and scored as it is made: `autoregressive_sequence` through the policy's own steps."""
+def stepwise_reference(policy, obs, generator=None, greedy=False, noise=None, others=None):
+    """Each pick drawn and scored as it is made: `autoregressive_sequence` through the policy's own steps, with
+    the Gumbel noise of the whole sequence drawn at once from `generator`, as `DeploymentPolicy.draw` draws it
+    (or given), and the round's table `others` (default: that of the rows as the servers of one system, drawn
+    first)."""
+    rows, services = obs.storage_bytes.numel(), obs.model_bytes.shape[0]
+    if noise is None and not greedy:
+        noise = gumbel_noise((rows, services, services), generator)
+    if others is None:
+        others = others_picks(policy.draw(obs, greedy=greedy, noise=noise), services, policy.order)
     with torch.no_grad():
-        return autoregressive_sequence(policy, policy.initial_hidden(obs), policy.masker(obs), generator=generator,
-                                       greedy=greedy)
+        return autoregressive_sequence(policy, policy.initial_hidden(obs, others), policy.masker(obs), greedy=greedy,
+                                       noise=None if noise is None else noise.reshape(rows, services, services))
 
 
 @pytest.mark.parametrize("greedy", [False, True])
@@ -170,20 +184,22 @@ def test_drawn_sequences_are_the_stepwise_references_and_rescore_to_its_log_prob
                                    getattr(reference, name), rtol=0, atol=1e-5)
 
 
-def test_the_numpy_pick_loop_draws_like_the_stepwise_reference_at_the_papers_sizes():
+@pytest.mark.parametrize("order", ["turn", "rounds"])
+def test_the_numpy_pick_loop_draws_like_the_stepwise_reference_at_the_papers_sizes(order):
     torch.manual_seed(0)
     services = 45
-    policy = DeploymentPolicy(12, services, HCPolicyConfig(head_gain=1.0))  # V-A's GRU; peaked logits
+    policy = DeploymentPolicy(12, services, HCPolicyConfig(head_gain=1.0, deployment_order=order))  # peaked logits
     generator = torch.Generator().manual_seed(5)
     for trial in range(6):
-        obs = DeploymentObservation(torch.randn(1 + trial % 3, 12),
-                                    torch.rand(1 + trial % 3, dtype=torch.float64) * 4e9 + 1e8,
+        servers = 1 + trial % 3  # the rows of a one-dimensional observation are the servers of one system
+        obs = DeploymentObservation(torch.randn(servers, 12), torch.rand(servers, dtype=torch.float64) * 4e9 + 1e8,
                                     torch.rand(services, dtype=torch.float64) * 3e8)
         state = generator.get_state()
         drawn = policy.draw(obs, generator, greedy=trial % 2 == 1)
         reference = stepwise_reference(policy, obs, torch.Generator().set_state(state), greedy=trial % 2 == 1)
         assert torch.equal(drawn, reference.choices)
-        assert 1 < int((drawn >= 0).sum(-1).min()) < services  # the storage mask ended the sequences
+        lengths = (drawn >= 0).sum(-1)
+        assert 0 < int(lengths.min()) and int(lengths.max()) < services  # the storage mask ended the sequences
 
 
 def test_sequence_scores_follow_eq_29_30_whatever_the_batch_and_depend_on_the_order(scenario_and_table):
@@ -202,12 +218,16 @@ def test_sequence_scores_follow_eq_29_30_whatever_the_batch_and_depend_on_the_or
     # a minibatch of flattened samples re-scores the same
     flat = type(obs)(obs.features.reshape(-1, obs.features.shape[-1]), obs.storage_bytes.reshape(-1),
                      obs.model_bytes)
-    replay_flat = policies.deployment.evaluate(flat, sampled.choices.reshape(-1, system.table.num_services))
+    services = system.table.num_services
+    others = others_picks(sampled.choices, services, "turn")
+    replay_flat = policies.deployment.evaluate(flat, sampled.choices.reshape(-1, services),
+                                               others.reshape(-1, services, services))
     torch.testing.assert_close(replay_flat.log_prob, sampled.log_prob.reshape(-1), rtol=0, atol=1e-5)
 
     changed = sampled.choices.clone()
     changed[..., [0, 1]] = changed[..., [1, 0]]  # same sets, other order: a different sequence
-    assert not torch.equal(policies.deployment.evaluate(obs, changed).log_prob, sampled.log_prob)
+    assert not torch.equal(policies.deployment.evaluate(obs, changed, others_picks(changed, services, "turn")).log_prob,
+                           sampled.log_prob)
 
     lengths = sampled.lengths.reshape(-1)
     row = int(lengths.argmin())  # a sequence the storage ended early; append a choice after a gap
@@ -215,7 +235,7 @@ def test_sequence_scores_follow_eq_29_30_whatever_the_batch_and_depend_on_the_or
     gapped = sampled.choices.reshape(len(lengths), -1).clone()
     gapped[row, lengths[row] + 1] = next(c for c in range(system.table.num_services) if c not in gapped[row])
     with pytest.raises(ValueError, match="stored sequence"):
-        policies.deployment.evaluate(flat, gapped)
+        policies.deployment.evaluate(flat, gapped, others.reshape(-1, services, services))
 
 
 def test_deployment_from_choices_marks_exactly_the_chosen_services():
@@ -384,7 +404,7 @@ def test_gradients_reach_every_parameter_of_each_layer(scenario_and_table):
     deploy_obs = deployment_observation(system)
     with torch.no_grad():
         stored = policies.deployment.sample(deploy_obs, generator).choices
-    result = policies.deployment.evaluate(deploy_obs, stored)
+    result = policies.deployment.evaluate(deploy_obs, stored, others_picks(stored, system.table.num_services, "turn"))
     (result.log_prob.sum() + result.entropy.sum() + result.value.pow(2).sum()).backward()
     _assert_every_parameter_gets_a_gradient(policies.deployment)
 
@@ -431,17 +451,37 @@ def test_centralised_critics_split_first_layer_equals_the_concatenated_input(sce
     obs = user_observation(system)
     policy = UserPolicy(obs.local.shape[-1], obs.state.shape[-1], system.num_servers, obs.point_mask.shape[-1],
                         HCPolicyConfig(user_hidden=32))
-    critic = policy.reward_critic
+    (critic,) = policy.critics  # one trunk, a reward head and a cost head
     with torch.no_grad():
         whole = torch.nn.Sequential(*critic)(torch.cat([obs.local, obs.state.unsqueeze(1).expand(
-            -1, system.num_users, -1)], dim=-1)).squeeze(-1)  # the same weights applied to [o; s]
-        value, _ = policy.values(obs)
+            -1, system.num_users, -1)], dim=-1))  # the same weights applied to [o; s]
+        values = torch.stack(policy.values(obs), dim=-1)
         index = torch.arange(system.num_envs).unsqueeze(-1).expand(-1, system.num_users)
         flat = UserObservation(obs.local.reshape(-1, obs.local.shape[-1]), obs.state, obs.server_mask.flatten(0, 1),
                                obs.point_mask.flatten(0, 1), index.reshape(-1))  # a minibatch reading a table
-        from_table, _ = policy.values(flat)
-    torch.testing.assert_close(value, whole, rtol=0, atol=1e-5)
-    torch.testing.assert_close(from_table, whole.reshape(-1), rtol=0, atol=1e-5)
+        from_table = torch.stack(policy.values(flat), dim=-1)
+    torch.testing.assert_close(values, whole, rtol=0, atol=1e-5)
+    torch.testing.assert_close(from_table, whole.reshape(-1, 2), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_critics_share_a_trunk_or_not_and_methods_without_a_multiplier_have_no_cost_critic(scenario_and_table,
+                                                                                           shared):
+    system = make_system(scenario_and_table)
+    obs = user_observation(system)
+    sizes = (obs.local.shape[-1], obs.state.shape[-1], system.num_servers, obs.point_mask.shape[-1])
+
+    def critic_parameters(policy):
+        return sum(parameter.numel() for parameter in policy.critics.parameters())
+
+    both = UserPolicy(*sizes, HCPolicyConfig(user_hidden=32, shared_critic=shared))
+    reward_only = UserPolicy(*sizes, HCPolicyConfig(user_hidden=32, shared_critic=shared, cost_critic=False))
+    assert len(both.critics) == (1 if shared else 2) and len(reward_only.critics) == 1
+    value, cost_value = reward_only.values(obs)
+    assert cost_value is None and value.shape == (system.num_envs, system.num_users)
+    one_trunk = critic_parameters(reward_only)
+    # a second head adds 33 weights to a shared trunk; separate critics double the network
+    assert critic_parameters(both) == (one_trunk + 33 if shared else 2 * one_trunk)
 
 
 def _local_everywhere(system):

@@ -1,4 +1,5 @@
-"""Replay buffers: the ring, multi-agent rows, seeded sampling, checkpoint round trips, prioritised draws and weights."""
+"""Replay buffers: the ring, multi-agent rows, seeded sampling, checkpoint round trips, prioritised draws and
+weights."""
 
 import math
 

@@ -97,7 +97,8 @@ def _recomputed(profile):
          "$.partition_points[0].tensors[0].dtype: unknown dtype 'float8'"),
         (lambda d: d["partition_points"][-1].update(edge_param_bytes=4), "$.partition_points[5].edge_param_bytes"),
         (lambda d: d["model"].update(params_used=d["model"]["params"] + 1), "$.model.params_used: "),
-        (lambda d: d["partition_points"][2].update(single_tensor=True, tensors=[*d["partition_points"][2]["tensors"]] * 2,
+        (lambda d: d["partition_points"][2].update(single_tensor=True,
+                                                   tensors=[*d["partition_points"][2]["tensors"]] * 2,
                                                    upload_bytes=2 * points[2]["upload_bytes"]),
          "$.partition_points[2].single_tensor: true, but 2 tensors cross"),
     ]

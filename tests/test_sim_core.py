@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sim_testing import hand_entities, hand_slot, small_scenario, toy_profile
 
+from edgeprof.errors import EdgeprofError
 from edgeprof.sim import core, model, radio
 from edgeprof.sim.scenario import load_scenario
 from edgeprof.sim.workload import load_service_table, service_table_from_profiles
@@ -115,6 +116,18 @@ def test_undeployed_service_fails_with_the_failure_delay_and_costs_nothing():
     assert outcome.cost.tolist() == [0.0]
     assert outcome.delay_mean_s.tolist() == [45.0]
     assert outcome.success_rate.tolist() == [0.0]
+
+
+def test_a_request_over_its_deadline_fails_like_an_unhosted_one():
+    # the hand system's delays are 4.008 s and 1.508 s (test_evaluate_by_hand)
+    outcome = evaluate_hand(load_scenario("small", ["system.request_deadline_s=4.0"]), z=[1, 0])
+    assert outcome.success[0].tolist() == [False, True]
+    assert outcome.delay_s[0] == pytest.approx([30.0, 1.508])  # tau_fail, as for an unhosted service
+    assert outcome.energy_j[0, 0] == 0.0 and outcome.privacy_cost[0, 0] == 0.0 and outcome.local_s[0, 0] == 0.0
+    exactly = evaluate_hand(load_scenario("small", ["system.request_deadline_s=4.008"]), z=[1, 0])
+    assert exactly.success[0].tolist() == [True, True]  # within the deadline up to float rounding of 4.008
+    with pytest.raises(EdgeprofError, match="request_deadline_s: must be > 0, <= 1000000000000, got 0.0"):
+        load_scenario("small", ["system.request_deadline_s=0"])
 
 
 def test_zero_allocation_fails_only_where_something_is_needed():
@@ -269,6 +282,7 @@ def test_edge_only_computes_nothing_locally(small):
 
 def test_random_actions_give_positive_consistent_outcomes(small):
     scenario, table = small
+    scenario = scenario.with_value("system.request_deadline_s", 1e12)  # random shares: some requests take minutes
     entities, slot, actions, outcome = random_outcome(scenario, table, 3)
     assert outcome.success.all()
     assert np.all(outcome.delay_s > 0) and np.all(np.isfinite(outcome.delay_s))
@@ -359,7 +373,8 @@ def test_cache_is_shared_by_the_services_of_one_model():
                               np.array([[True, True]]), 0)
     slot = hand_slot(requests=[0, 2], batch=[1, 1], gains=[[1e-9, 1e-9]])
     shares = np.array([[0.5, 0.5]])
-    outcome = core.evaluate(table, load_scenario("small"), entities, slot, np.ones((1, 4, 1), dtype=bool),
+    no_deadline = load_scenario("small", ["system.request_deadline_s=1e12"])  # slow: see the bytes
+    outcome = core.evaluate(table, no_deadline, entities, slot, np.ones((1, 4, 1), dtype=bool),
                             np.array([[0, 0]]), np.array([[2, 2]]), shares, shares, cache.depth)
     assert outcome.download_bytes[0].tolist() == [0.0, 9000.0]
     with pytest.raises(ValueError, match=r"cache_depth must have shape \(1, 2, 2\) \(per base model\)"):

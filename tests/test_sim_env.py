@@ -11,7 +11,7 @@ from sim_testing import small_scenario
 from edgeprof.optimize.heuristics import EdgeOnly, LocalOnly, RandomPolicy, popularity_deployment
 from edgeprof.sim import core
 from edgeprof.sim.env import EdgeSystem
-from edgeprof.sim.rollout import run_policy
+from edgeprof.sim.rollout import delay_distribution, run_policy
 from edgeprof.sim.workload import load_service_table
 
 
@@ -90,6 +90,17 @@ def test_metrics_are_consistent_and_reproducible(scenario):
                                           + scenario["cost.mu_energy"] * first["energy_j"])
     assert first["requests"] == 15 * 2 * scenario["system.num_users"]
     assert 0 < first["success_rate"] <= 1
+    assert 0 < first["delay_median_s"] <= first["delay_p99_s"] <= first["delay_max_s"] <= 30.0  # the deadline
+    assert 1 / first["requests"] <= first["delay_top1pct_share"] < 1
+
+
+def test_the_delay_distribution_gives_the_median_tail_and_the_slowest_percents_share():
+    delays = np.concatenate([np.ones(198), [100.0, 1000.0]])  # 200 requests: the slowest 1% are the last two
+    spread = delay_distribution(delays.reshape(2, 100))
+    assert spread["delay_median_s"] == 1.0 and spread["delay_max_s"] == 1000.0
+    assert spread["delay_p99_s"] == pytest.approx(np.percentile(delays, 99))  # between the 198th and 199th values
+    assert spread["delay_top1pct_share"] == pytest.approx(1100.0 / 1298.0)
+    assert delay_distribution(np.array([2.0, 2.0]))["delay_top1pct_share"] == 0.5  # the slowest one, at least
 
 
 def test_failures_cost_the_failure_delay_and_nothing_else(scenario):
@@ -154,10 +165,41 @@ def test_pettingzoo_facade_passes_the_parallel_api_test(scenario):
     assert all(reward <= 0 for reward in rewards.values())
 
 
+def test_pettingzoo_agents_see_what_the_trainers_user_actor_sees(scenario):
+    from edgeprof.rl.hc_policies import user_observation
+    from edgeprof.sim.pettingzoo_env import UserAgentsEnv
+
+    env = UserAgentsEnv(scenario, load_service_table(scenario), LocalOnly(), slots=25)
+    observations, _ = env.reset(seed=5)
+    trainer_view = user_observation(env.system)
+    for k, agent in enumerate(env.agents):
+        assert np.array_equal(observations[agent]["observation"], trainer_view.local[0, k].numpy())
+        assert env.observation_space(agent)["observation"].contains(observations[agent]["observation"])
+    assert np.array_equal(env.state(), trainer_view.state[0].numpy()) and env.state_space.contains(env.state())
+
+
+def test_pettingzoo_resets_are_seeded(scenario):
+    from edgeprof.sim.pettingzoo_env import UserAgentsEnv
+
+    def requests(env, seed=None):  # the episode's first slot: its requests and its users' drawn compute
+        env.reset(seed=seed)
+        return np.concatenate([env.system.slot.requests.ravel(), env.system.entities.user_flops_per_s.ravel()])
+
+    env = UserAgentsEnv(scenario, load_service_table(scenario), LocalOnly(), slots=25)
+    first = requests(env, 7)
+    assert np.array_equal(first, requests(env, 7))  # seed s is the episode of seed s, as in `solve --seeds s`
+    following = [requests(env) for _ in range(3)]
+    assert not any(np.array_equal(following[0], other) for other in following[1:])  # reset() draws a new episode
+    requests(env, 7)
+    assert all(np.array_equal(a, b) for a, b in zip(following, [requests(env) for _ in range(3)], strict=True))
+    unseeded = [requests(UserAgentsEnv(scenario, load_service_table(scenario), LocalOnly())) for _ in range(2)]
+    assert not np.array_equal(*unseeded)  # no seed at all: fresh entropy, not seed 0
+
+
 def test_simulate_cli_writes_metrics(run_cli, tmp_path, scenario):
     profiles = "{" + ", ".join(f'{m} = "{p}"' for m, p in scenario["services.profiles"].items()) + "}"
     out = tmp_path / "m.json"
-    result = run_cli("simulate", "--scenario", "small", "--set", f"services.profiles={profiles}", "--policy",
+    result = run_cli("simulate", "--scenario", "small", "--set", f"services.profiles={profiles}", "--solver",
                      "edge-only", "--slots", "12", "--seed", "3", "-o", out)
     assert result.code == 0, result.err
     metrics = __import__("json").loads(out.read_text())
@@ -169,7 +211,7 @@ def test_simulate_cli_writes_metrics(run_cli, tmp_path, scenario):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--policy", "magic"], "unknown solver 'magic' for system dpa: use one of local-only, edge-only"),
+        (["--solver", "magic"], "unknown solver 'magic' for system dpa: use one of local-only, edge-only"),
         (["--set", "system.num_servers=0"], "system.num_servers: must be >= 1"),
         (["--set", "servers.compute_gflops=[-1, 5]"], "must be > 0, <= 1000000000, got -1.0"),
         (["--set", "servers.storage_gb=[0.001, 0.001]"], "infeasible scenario: servers.storage_gb is at most"),

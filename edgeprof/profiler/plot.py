@@ -11,11 +11,15 @@ _MAX_NAMED_TICKS = 40
 
 
 def plot_tradeoff(profile: dict[str, Any], path: str | Path) -> None:
-    """Cumulative device FLOPs (share of the model) and upload bytes at every partition point, as a PNG."""
-    import matplotlib
+    """`tradeoff_figure` written to `path` as a PNG, atomically."""
+    with atomic_output(path) as tmp:
+        tradeoff_figure(profile).savefig(tmp, dpi=150, format="png")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def tradeoff_figure(profile: dict[str, Any]) -> Any:
+    """Cumulative device FLOPs (share of the model) and upload bytes at every partition point (a matplotlib
+    figure outside pyplot: nothing to close)."""
+    from matplotlib.figure import Figure
 
     points = profile["partition_points"]
     total = profile["totals"]["flops"] or 1
@@ -24,7 +28,8 @@ def plot_tradeoff(profile: dict[str, Any], path: str | Path) -> None:
     upload_kb = [p["upload_bytes"] / 1e3 for p in points]
     model = profile["model"]
 
-    fig, flops_axis = plt.subplots(figsize=(max(6.0, 0.28 * len(points) + 2.5), 4.2), layout="constrained")
+    fig = Figure(figsize=(max(6.0, 0.28 * len(points) + 2.5), 4.2), layout="constrained")
+    flops_axis = fig.subplots()
     flops_axis.plot(z, device_share, "o-", color="tab:blue", markersize=3, label="FLOPs on the device")
     flops_axis.set_ylabel("FLOPs on the device (% of model)", color="tab:blue")
     flops_axis.set_ylim(0, 105)
@@ -44,6 +49,4 @@ def plot_tradeoff(profile: dict[str, Any], path: str | Path) -> None:
     handles = flops_axis.get_legend_handles_labels()[0] + upload_axis.get_legend_handles_labels()[0]
     fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=8)
     flops_axis.grid(alpha=0.3)
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=150, format="png")
-    plt.close(fig)
+    return fig

@@ -77,6 +77,9 @@ def analyze(model: LoadedModel, cut_mode: str = "clean", verify_fallback: bool =
     crossing = graph.crossing_sets()
     cuts = choose_cuts(graph, costs, crossing, cut_mode)
     layers = build_layers(graph, costs, cuts)
+    if not layers:
+        raise EdgeprofError(f"{model.name} has nothing to split: its forward does no work on the input "
+                            "(no operation between the input and the output)")
     specs = [(tuple(t.shape), t.dtype) for t in tensor_leaves(output)]
     analysis = Analysis(model, graph, costs, uncounted, specs, crossing, cut_mode, cuts, layers)
     if graph.method == "children":

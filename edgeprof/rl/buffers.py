@@ -12,7 +12,13 @@ slots, and takes its data in the order it happens:
 
 Anything else is refused with a message that says what was expected: a decision before the previous one's
 outcome, an outcome without a decision, a slot that is not `interval` after the previous one (after an episode
-end in every environment, the slot count may restart), a wrong shape, dtype or a NaN.
+end in every environment, the slot count may restart), and, unless the buffer is made with `validate=False`
+(a trainer whose inputs are right by construction: the checks cost more than the copies), a wrong shape, dtype
+or a NaN.
+
+Log-probabilities and values may be left out of `add_decision` (None) and given for the whole rollout at once
+with `set_scores`, before `finish`: a policy that does not change while it collects can score every decision in
+one batched pass instead of one small pass per slot.
 
 `finish` closes the rollout. A decision still waiting for its outcome (the last deployment of a rollout: its
 reward only comes at the next deploy) is left out, and its value bootstraps the decision before it, which is
@@ -75,14 +81,14 @@ class RolloutBuffer:
 
     def __init__(self, phase: Phase, capacity: int, num_envs: int, num_agents: int, fields: Mapping[str, Field],
                  with_costs: bool = False, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, validate: bool = True) -> None:
         if capacity < 1 or num_envs < 1 or num_agents < 1:
             raise ValueError(f"capacity, num_envs and num_agents must be positive, got {capacity}, {num_envs}, "
                              f"{num_agents}")
         reserved = set(fields) & {*_SCALARS, *_COST_SCALARS, "terminated", "truncated"}
         if reserved:
             raise ValueError(f"field names {sorted(reserved)} are reserved for the buffer's own quantities")
-        self.phase, self.capacity, self.with_costs = phase, capacity, with_costs
+        self.phase, self.capacity, self.with_costs, self.validate = phase, capacity, with_costs, validate
         self.num_envs, self.num_agents = num_envs, num_agents
         self.fields = dict(fields)
         self.device, self.dtype = torch.device(device), dtype
@@ -104,14 +110,17 @@ class RolloutBuffer:
         self.returns_ready = False
         self.last_slot: int | None = None
         self._all_ended = False
+        self._unscored: set[str] = set()  # log_prob / value names left to `set_scores`
 
     @property
     def num_steps(self) -> int:
         """Decisions with an outcome: what GAE and the minibatches use."""
         return self.num_decisions - self.pending
 
-    def add_decision(self, slot: int, log_prob: Any, value: Any, cost_value: Any = None, **fields: Any) -> None:
-        """The agents' decision at `slot`: every declared field, and log-probabilities and values (E, N)."""
+    def add_decision(self, slot: int, log_prob: Any = None, value: Any = None, cost_value: Any = None,
+                     **fields: Any) -> None:
+        """The agents' decision at `slot`: every declared field, and log-probabilities and values (E, N), or None
+        for those that `set_scores` gives after the rollout."""
         self._expect_open()
         if self.pending:
             raise ValueError(f"{self._name}: the decision at slot {self.last_slot} has no outcome yet; add its "
@@ -123,14 +132,16 @@ class RolloutBuffer:
         if missing or unknown:
             raise ValueError(f"{self._name}: fields missing {sorted(missing)}, unknown {sorted(unknown)}; declared: "
                              f"{sorted(self.fields)}")
-        self._check_cost_args("cost_value", cost_value)
         index = self.num_decisions
-        values = {"log_prob": log_prob, "value": value, **({"cost_value": cost_value} if self.with_costs else {})}
-        checked = {name: self._tensor(name, item, (), self.dtype) for name, item in values.items()}
-        given = torch.as_tensor(log_prob).dtype
-        if torch.finfo(given).bits > torch.finfo(self.dtype).bits:
-            raise ValueError(f"{self._name}: log_prob is {given} but the buffer stores {self.dtype}; rounding would "
-                             f"make the first PPO ratio differ from 1: make the buffer with dtype={given}")
+        scores = {"log_prob": log_prob, "value": value, **({"cost_value": cost_value} if self.with_costs else {})}
+        if self.with_costs and (value is None) != (cost_value is None):
+            raise ValueError(f"{self._name}: a constrained layer needs cost_value (E, N) with value, or neither of "
+                             "them (then both come with set_scores)")
+        self._check_cost_args("cost_value", cost_value)
+        self._unscored |= {name for name, item in scores.items() if item is None}
+        checked = {name: self._tensor(name, item, (), self.dtype) for name, item in scores.items() if item is not None}
+        if log_prob is not None:
+            self._check_log_prob_dtype(torch.as_tensor(log_prob).dtype)
         checked.update({name: self._tensor(name, item, self.fields[name].shape, self.fields[name].dtype)
                         for name, item in fields.items()})
         for name, tensor in checked.items():
@@ -138,11 +149,37 @@ class RolloutBuffer:
         if index > 0:  # this decision's values are the next values of the previous one, unless its episode ended
             carried = ~(self._data["terminated"][index - 1] | self._data["truncated"][index - 1]).unsqueeze(-1)
             for value_name in self._value_names:
-                previous = self._data[f"next_{value_name}"][index - 1]
-                previous.copy_(torch.where(carried, checked[value_name], previous))
+                if value_name in checked:
+                    previous = self._data[f"next_{value_name}"][index - 1]
+                    previous.copy_(torch.where(carried, checked[value_name], previous))
         self.num_decisions += 1
         self.pending = True
         self.last_slot = slot
+
+    def set_scores(self, log_prob: Any = None, value: Any = None, cost_value: Any = None) -> None:
+        """Log-probabilities and values (D, E, N) of every decision added so far (D of them, including one still
+        waiting for its outcome), for those left out of `add_decision`; call it before `finish`."""
+        self._expect_open()
+        given = {name: item for name, item in (("log_prob", log_prob), ("value", value), ("cost_value", cost_value))
+                 if item is not None}
+        if set(given) != self._unscored:
+            raise ValueError(f"{self._name}: set_scores needs exactly the scores left out of add_decision "
+                             f"({sorted(self._unscored)}), got {sorted(given)}")
+        decisions = self.num_decisions
+        for name, item in given.items():
+            tensor = torch.as_tensor(item, device=self.device).detach()
+            expected = (decisions, self.num_envs, self.num_agents)
+            if tuple(tensor.shape) != expected:
+                raise ValueError(f"{self._name}: {name} must have shape (decisions, E, N) = {expected}, got "
+                                 f"{tuple(tensor.shape)}")
+            if name == "log_prob":
+                self._check_log_prob_dtype(tensor.dtype)
+            self._data[name][:decisions] = tensor.to(self.dtype)
+            if name in self._value_names and decisions > 1:  # each value is the next value of the decision before
+                ended = (self._data["terminated"][:decisions - 1] | self._data["truncated"][:decisions - 1])
+                following = self._data[f"next_{name}"][:decisions - 1]
+                following.copy_(torch.where(ended.unsqueeze(-1), following, self._data[name][1:decisions]))
+        self._unscored = set()
 
     def add_outcome(self, reward: Any, cost: Any = None, terminated: Any = None, truncated: Any = None,
                     final_value: Any = None, final_cost_value: Any = None) -> None:
@@ -186,6 +223,9 @@ class RolloutBuffer:
         self._expect_open()
         if self.num_steps == 0:
             raise ValueError(f"{self._name}: no decision with an outcome in this rollout")
+        if self._unscored:
+            raise ValueError(f"{self._name}: {', '.join(sorted(self._unscored))} left out of add_decision; give them "
+                             "with set_scores before finish")
         if self.pending:
             if last_value is not None or last_cost_value is not None:
                 raise ValueError(f"{self._name}: the last decision has no outcome, so it is left out and its values "
@@ -294,6 +334,12 @@ class RolloutBuffer:
             raise ValueError(f"{self._name}: {name} is known after compute_returns")
         return self._data[name][:self.num_steps]
 
+    def decisions(self, name: str) -> torch.Tensor:
+        """One quantity of every decision added, (D, E, N, ...), including one still waiting for its outcome."""
+        if name not in self._data:
+            raise KeyError(f"{self._name} stores {sorted(self._data)}, not {name!r}")
+        return self._data[name][:self.num_decisions]
+
     def minibatches(self, num_minibatches: int, generator: torch.Generator | None = None,
                     whole_rows: bool = False) -> Iterator[dict[str, torch.Tensor]]:
         """Shuffled minibatches of flattened samples, (B, ...) per quantity: the fields, log_prob, value, reward,
@@ -340,8 +386,13 @@ class RolloutBuffer:
             raise ValueError(f"{self._name}: decisions come every {interval} slot(s); after slot {self.last_slot} "
                              f"the next is {self.last_slot + interval}, got {slot}")
 
+    def _check_log_prob_dtype(self, given: torch.dtype) -> None:
+        if torch.finfo(given).bits > torch.finfo(self.dtype).bits:
+            raise ValueError(f"{self._name}: log_prob is {given} but the buffer stores {self.dtype}; rounding would "
+                             f"make the first PPO ratio differ from 1: make the buffer with dtype={given}")
+
     def _check_cost_args(self, name: str, item: Any) -> None:
-        if self.with_costs and item is None and name in ("cost", "cost_value"):
+        if self.with_costs and item is None and name == "cost":
             raise ValueError(f"{self._name}: a constrained layer needs {name} (E, N)")
         if not self.with_costs and item is not None:
             raise ValueError(f"{self._name}: {name} given, but the buffer was made with_costs=False")
@@ -349,6 +400,8 @@ class RolloutBuffer:
     def _tensor(self, name: str, item: Any, shape: tuple[int, ...], dtype: torch.dtype,
                 per_agent: bool = True) -> torch.Tensor:
         """`item` as a tensor of `dtype`, after checking its shape and that its kind (bool, int, float) fits."""
+        if not self.validate:
+            return torch.as_tensor(item, device=self.device).detach().to(dtype)
         expected = (self.num_envs, self.num_agents, *shape) if per_agent else (self.num_envs, *shape)
         what = "(E, N" + "".join(f", {size}" for size in shape) + ")" if per_agent else "(E,)"
         return checked_tensor(self._name, name, item, expected, what, dtype, self.device)

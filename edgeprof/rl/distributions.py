@@ -66,9 +66,11 @@ class MaskedCategorical:
         """Probabilities; exactly 0 for masked actions."""
         return self.log_probs.exp()
 
-    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        """One action per row (...), long; draws from `generator` (or torch's global one)."""
-        noise = gumbel_noise(self.logits.shape, generator, self.logits.dtype, self.logits.device)
+    def sample(self, generator: torch.Generator | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """One action per row (...), long; draws from `generator` (or torch's global one), or takes the Gumbel
+        `noise` (shaped like the logits) drawn in advance."""
+        if noise is None:
+            noise = gumbel_noise(self.logits.shape, generator, self.logits.dtype, self.logits.device)
         return (self.logits.detach() + noise).argmax(dim=-1)
 
     def mode(self) -> torch.Tensor:
@@ -183,7 +185,7 @@ class StorageMasker:
 def storage_masks(sizes: torch.Tensor, capacity: torch.Tensor, choices: torch.Tensor) -> torch.Tensor:
     """(B, L, C): the masks a `StorageMasker(sizes, capacity)` gives at each step of the stored `choices` (B, L),
     padded with -1, all at once: step n allows what is not among the first n choices and fits what they left."""
-    batch, steps = choices.shape
+    batch = choices.shape[0]
     sizes = sizes.expand(batch, -1) if sizes.dim() == 1 else sizes
     taken = choices >= 0
     picks = choices.clamp(min=0)
@@ -197,17 +199,19 @@ def storage_masks(sizes: torch.Tensor, capacity: torch.Tensor, choices: torch.Te
 
 
 def score_sequences(logits: torch.Tensor, allowed: torch.Tensor, choices: torch.Tensor,
-                    step_values: torch.Tensor | None = None) -> SequenceResult:
+                    step_values: torch.Tensor | None = None, validate: bool = True) -> SequenceResult:
     """Score stored `choices` (B, L), padded with -1, from every step's `logits` (B, L, C), masks `allowed`
     (B, L, C) and optional `step_values` (B, L): what `autoregressive_sequence` returns when it replays them,
-    computed for all steps at once. Raises as the replay does on a sequence the masks would not have allowed."""
+    computed for all steps at once. Raises as the replay does on a sequence the masks would not have allowed,
+    unless `validate` is False (choices drawn under these very masks)."""
     check_shape("logits", logits, (*choices.shape, allowed.shape[-1]))
     check_shape("allowed", allowed, tuple(logits.shape))
     running = torch.cummin(allowed.any(dim=-1).to(torch.uint8), dim=1).values.bool()  # (B, L)
-    _check_stored(choices, running, 0)
+    if validate:
+        _check_stored(choices, running, 0)
     fallback = torch.zeros_like(allowed)
     fallback[..., 0] = True
-    dist = MaskedCategorical(logits, torch.where(running.unsqueeze(-1), allowed, fallback))
+    dist = MaskedCategorical(logits, torch.where(running.unsqueeze(-1), allowed, fallback), validate)
     choice = torch.where(running, choices, 0)
     zero = logits.new_zeros(())
     log_probs = torch.where(running, dist.log_prob(choice), zero)
@@ -239,12 +243,15 @@ def autoregressive_sequence(
     generator: torch.Generator | None = None,
     greedy: bool = False,
     max_steps: int | None = None,
+    noise: torch.Tensor | None = None,
 ) -> SequenceResult:
     """Sample a sequence of masked choices (`choices` None), or replay stored `choices` (B, L) to score them.
 
     The sequence of a row ends when its masker allows nothing, or after `max_steps` steps (default: C, enough
     when choices cannot repeat; a replay takes it from the stored width). Replaying checks that the stored
     sequence is one the masks allow, ending where they end: build the masker from the same stored inputs.
+    Sampling draws each step's Gumbel noise from `generator`, or reads step n's from `noise` (B, L, C), drawn in
+    advance (`gumbel_noise`): one draw for the whole sequence.
     """
     allowed = masker.allowed()
     batch, num_choices = allowed.shape
@@ -280,7 +287,8 @@ def autoregressive_sequence(
         if choices is not None:
             choice = torch.where(running, choices[:, step], 0)
         else:
-            choice = torch.where(running, dist.mode() if greedy else dist.sample(generator), 0)
+            drawn = dist.mode() if greedy else dist.sample(generator, None if noise is None else noise[:, step])
+            choice = torch.where(running, drawn, 0)
         zero = logits.new_zeros(())
         step_log_probs.append(torch.where(running, dist.log_prob(choice), zero))
         entropies.append(torch.where(running, dist.entropy(), zero))
@@ -312,8 +320,8 @@ def _sequence_result(choices: torch.Tensor, step_log_probs: torch.Tensor, step_e
 
 def _check_stored(stored: torch.Tensor, running: torch.Tensor, first_step: int) -> None:
     """Stored choices (B, S) must go on exactly while the masks allow something (`running`, B x S)."""
-    for wrong, message in (((running & (stored < 0)), "ends at step {} although its masks still allow choices: it "
-                            "was not sampled under these masks"),
+    for wrong, message in (((running & (stored < 0)), ("ends at step {} although its masks still allow choices: it "
+                                                       "was not sampled under these masks")),
                            ((~running & (stored >= 0)), "continues at step {} although its masks allow nothing more")):
         if bool(wrong.any()):
             step = first_step + int(wrong.any(dim=0).nonzero()[0])

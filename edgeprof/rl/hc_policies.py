@@ -1,13 +1,12 @@
 """Seed 001's three policy layers (HC-MAPPO-L, section IV) as torch modules, and the observations they read.
 
 Observation builders are pure functions of an `EdgeSystem` that return float32 tensors for all E environments
-at once. Features are put at order 1 by construction: capacities as log10 of a reference unit, workloads as
-log10(1 + GFLOP) or log10(1 + MB) (0 for no work), links as log10 of the SNR (dB / 10), counts as fractions.
+at once, from the numpy features of `sim.observations` (put at order 1 there; the user agents' features are the
+PettingZoo facade's too).
 
 - `deployment_observation` (eq. 14-15), per server: the ending interval's requests, system-wide and at this
   server; its deployment and how many other servers host each service (our summary of vec(X), independent of
-  J and of the servers' order; servers choose in turn, `deploy_in_turn`, so it counts the picks already
-  made); each model's size as a share of its storage; each model's cloud fetch time.
+  J and of the servers' order); each model's size as a share of its storage; each model's cloud fetch time.
 - `user_observation` (eq. 16-17): each user's local view (requested service and base model one-hot, D_in, which
   servers host the service, uplink and downlink SNR to every server, its compute, power, J/FLOP, privacy
   preference, how deep its prefix cache holds the requested model), the masks of `EdgeSystem.user_masks`, and a
@@ -20,22 +19,29 @@ log10(1 + GFLOP) or log10(1 + MB) (0 for no work), links as log10 of the SNR (dB
 Layers (network sizes from section V-A; orthogonal initialisation, Tanh):
 
 - `DeploymentPolicy` (eq. 28-30): an MLP encodes a server's observation into the GRU's first hidden state;
-  each step scores the services from h_n (actor) and gives V(h_n) (critic sharing the GRU, eq. 29); the GRU
-  then reads the choice's embedding with the updated indicator x_st and the free storage share (the "state
-  augmentation" of IV-B1). Acting draws the picks under the duplicate and storage masks (exact float64
-  bytes) and then scores them with the training path itself: `evaluate` feeds the stored choices back to the
-  GRU and scores every step at once under the same masks (`storage_masks`, `score_sequences`), so the first
-  PPO ratio on fresh data is 1 (the public code's bug D1); tests check that the draws are those of the
-  step-by-step reference `autoregressive_sequence`. No stop choice, as in the paper: a sequence
-  ends when no further service fits. Deploying one more service never lowers the hits of eq. 22 and keeping
+  each step scores the services from h_n and the other servers' picks so far (actor) and gives V(h_n) (critic
+  sharing the GRU, eq. 29); the GRU then reads the choice's embedding with the updated indicator x_st and the
+  free storage share (the "state augmentation" of IV-B1). Ours: the servers of a system pick in turn
+  (`deployment_order="turn"`), each seeing the sets of the servers before it, or in rounds ("rounds"), one
+  service each per step, each pick seeing the other servers' picks of the earlier rounds: servers that choose
+  at once without either pick alike and leave services uncovered. Rounds draw all servers in one batched loop
+  (~560 batch-10 picks an iteration at the paper's size, in turn ~5,400 batch-1 ones), but a server sees the
+  others only after its first pick: on `small`, where a server holds one or two models, rounds left services
+  unhosted (`benchmarks/results/hc_mappo_l_issue26.md`). Acting draws the picks under the duplicate and
+  storage masks (exact float64 bytes) and then scores them with the training path itself: `evaluate` feeds the
+  stored choices back to the GRU and scores every step at once under the same masks (`storage_masks`,
+  `score_sequences`), so the first PPO ratio on fresh data is 1 (the public code's bug D1); tests check that
+  the draws are those of the step-by-step reference `autoregressive_sequence`. No stop choice, as in the paper: a
+  sequence ends when no further service fits. Deploying one more service never lowers the hits of eq. 22 and keeping
   it over intervals costs no migration (eq. 23), so a stop would pay only where a service's one-off fetch
   cost outweighs every hit it could bring.
 - `UserPolicy`: one actor shared by all users, without an agent id (users differ through their observation,
   and an id-free actor runs at any K, which the paper's user-count sweeps need). The server is drawn first,
   then the partition point from a head conditioned on that server (`ServerThenPoint`): the best split depends
   on the chosen link, which independent heads (the public code) cannot express. The reward and cost critics
-  are separate networks; each predicts in normalised units, so the trainer keeps one `ValueNormalizer`
-  (`rl.normalizers`) per critic. Centralised critics read [global state, own local observation] (an
+  are two heads of one trunk (`shared_critic`, the public code's; or two networks); each predicts in normalised
+  units, so the trainer keeps one `ValueNormalizer` (`rl.normalizers`) per critic. Methods without the
+  multiplier have no cost critic. Centralised critics read [global state, own local observation] (an
   agent-specific state, Yu et al.); `independent_critics=True` gives the IPPO ablations' local critics.
 - `AllocationPolicy` (IV-B3): users are encoded, each server's context (its users' mean encoding and its own
   features) forms one query per resource, each user's key meets its own server's query: a scaled dot-product
@@ -65,18 +71,19 @@ from edgeprof.rl.distributions import (
     score_sequences,
     storage_masks,
 )
-from edgeprof.sim import core, model, radio
+from edgeprof.sim import core, model
 from edgeprof.sim.env import EdgeSystem
-
-# Reference units: a capacity enters as log10(value / unit), order 1 over Table I's ranges.
-USER_FLOPS_UNIT = 1e10  # 10 GFLOP/s: users have 10-100 GFLOP/s -> 0..1
-SERVER_FLOPS_UNIT = 1e12  # 1 TFLOP/s: servers have 0.5-2 -> -0.3..0.3
-BANDWIDTH_UNIT_HZ = 1e8  # 100 MHz: servers have 50-100 MHz -> -0.3..0
-STORAGE_UNIT_BYTES = 1e9  # 1 GB
-POWER_UNIT_W = 1.0  # users transmit at 20-30 dBm (0.1-1 W) -> -1..0
-JOULES_PER_FLOP_UNIT = 1e-10  # users spend 1e-11..1e-9 J/FLOP -> -1..1
-WORK_UNIT_FLOPS = 1e9  # workloads enter as log10(1 + GFLOP)
-DATA_UNIT_BYTES = 1e6  # data as log10(1 + MB)
+from edgeprof.sim.observations import (
+    DATA_UNIT_BYTES,
+    STORAGE_UNIT_BYTES,
+    WORK_UNIT_FLOPS,
+    batch_fraction,
+    link_snr,
+    log10_1p,
+    log10_units,
+    server_features,
+    user_features,
+)
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,11 @@ class HCPolicyConfig:
     alloc_hidden: int = 128  # V-A: attention networks with a 128-dimensional hidden size
     alloc_log_std: float = -0.5  # our choice: initial log standard deviation of the allocation logits
     head_gain: float = 0.01  # our choice (MAPPO's): orthogonal gain of policy outputs, near-uniform at start
+    deployment_order: str = "turn"  # ours: servers pick in turn, or "rounds" (together, one service each a step)
+    shared_critic: bool = True  # the public code's: the users' reward and cost values are two heads of one trunk;
+    # False: two networks (seed 001 names two critics, phi_usr and phi_cost)
     independent_critics: bool = False  # True for H-IPPO / HC-IPPO-L: user critics see only the local observation
+    cost_critic: bool = True  # set by the algorithm: False for methods without the multiplier (nothing reads it)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -130,57 +141,13 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
 
-def _log10(value: np.ndarray, unit: float) -> np.ndarray:
-    return np.log10(np.asarray(value, dtype=np.float64) / unit)
-
-
-def _log10_1p(value: np.ndarray, unit: float) -> np.ndarray:
-    return np.log10(1.0 + np.asarray(value, dtype=np.float64) / unit)
-
-
-def _link_snr(system: EdgeSystem) -> tuple[np.ndarray, np.ndarray]:
-    """log10 SNR (dB / 10) of every link (E, J, K) as if the user had all of the server's bandwidth: uplink at
-    the user's power, downlink at the server's. It folds gain, powers and bandwidth into the quantity that sets
-    the rate."""
-    entities, scenario = system.entities, system.scenario
-    noise = radio.noise_power_w(entities.server_bandwidth_hz[..., None], scenario["radio.noise_dbm_per_hz"],
-                                scenario["radio.noise_figure_db"])  # (E, J, 1)
-    gains = system.slot.gains  # (E, J, K)
-    uplink = np.log10(entities.user_tx_power_w[:, None, :] * gains / noise)
-    downlink = np.log10(entities.server_tx_power_w[..., None] * gains / noise)
-    return uplink, downlink
-
-
-def _server_features(system: EdgeSystem) -> np.ndarray:
-    """(E, J, 3): log compute, bandwidth and storage."""
-    entities = system.entities
-    return np.stack([_log10(entities.server_flops_per_s, SERVER_FLOPS_UNIT),
-                     _log10(entities.server_bandwidth_hz, BANDWIDTH_UNIT_HZ),
-                     _log10(entities.server_storage_bytes, STORAGE_UNIT_BYTES)], axis=-1)
-
-
-def _batch_fraction(system: EdgeSystem) -> np.ndarray:
-    """(E, K) D_in over the largest batch a request can have."""
-    return system.slot.batch / system.scenario["services.batch_range"][1]
-
-
-def _cache_fraction(system: EdgeSystem) -> np.ndarray:
-    """(E, K) how deep the user's prefix cache holds the requested model, as a share of its L_i points."""
-    table, requests = system.table, system.slot.requests
-    if not system.scenario["users.prefix_cache"]:
-        return np.zeros(requests.shape)
-    depth = np.take_along_axis(system.cache.depth, table.base_model[requests][..., None], axis=-1)[..., 0]
-    return depth / table.num_points[requests]
-
-
-def deployment_observation(system: EdgeSystem, latest: np.ndarray | None = None) -> DeploymentObservation:
+def deployment_observation(system: EdgeSystem) -> DeploymentObservation:
     """The deployment agents' observation; build it before `EdgeSystem.deploy`, which resets the counters.
 
     Per server (E, J, 6I + 1): [system-wide requests per service (r, eq. 14), this server's requests per
-    service (h_j), its current deployment x_j, share of the other servers hosting each service in `latest`
-    (E, I, J), default the current deployment, D_i / S_j, log10(1 + seconds to fetch D_i from the cloud),
-    log10 S_j]. Counts are per request of an interval (K dT requests), the server's scaled by J so that an
-    evenly loaded server sums to about 1.
+    service (h_j), its current deployment x_j, share of the other servers hosting each service now, D_i / S_j,
+    log10(1 + seconds to fetch D_i from the cloud), log10 S_j]. Counts are per request of an interval (K dT
+    requests), the server's scaled by J so that an evenly loaded server sums to about 1.
     """
     table, entities = system.table, system.entities
     servers = system.num_servers
@@ -189,47 +156,20 @@ def deployment_observation(system: EdgeSystem, latest: np.ndarray | None = None)
     popularity = np.broadcast_to(system.interval_requests[:, None, :] / per_interval, shape)
     local = system.interval_server_requests * servers / per_interval
     own = system.deployment.transpose(0, 2, 1).astype(np.float64)  # (E, J, I)
-    hosted = own if latest is None else latest.transpose(0, 2, 1).astype(np.float64)
-    others = (hosted.sum(axis=1, keepdims=True) - hosted) / max(servers - 1, 1)
+    others = (own.sum(axis=1, keepdims=True) - own) / max(servers - 1, 1)
     size = table.model_bytes / entities.server_storage_bytes[..., None]
     fetch_s = model.BITS_PER_BYTE * table.model_bytes / entities.cloud_rate_bps[..., None]
-    storage = _log10(entities.server_storage_bytes, STORAGE_UNIT_BYTES)[..., None]
-    features = np.concatenate([popularity, local, own, others, size, _log10_1p(fetch_s, 1.0), storage], axis=-1)
+    storage = log10_units(entities.server_storage_bytes, STORAGE_UNIT_BYTES)[..., None]
+    features = np.concatenate([popularity, local, own, others, size, log10_1p(fetch_s, 1.0), storage], axis=-1)
     return DeploymentObservation(features=_tensor(features),
                                  storage_bytes=torch.from_numpy(entities.server_storage_bytes.astype(np.float64)),
                                  model_bytes=torch.from_numpy(table.model_bytes.astype(np.float64)))
 
 
 def user_observation(system: EdgeSystem) -> UserObservation:
-    """The user agents' observation for the current slot.
-
-    Local (E, K, I + M + 3J + 6): [requested service one-hot, its base model one-hot, D_in share, which servers
-    host it (J), uplink SNR (J), downlink SNR (J), log f_k, log P_k, log J/FLOP, Pre_k, cached depth share]. A
-    one-hot through the first linear layer is the embedding e_mod of eq. 16; the base model lets the five
-    services of one model share what they learn about its partition points.
-    State (E, I + I + IJ + 3J + K(J + 4)): [requests share per service, demand (D_in) share per service,
-    vec(X), the servers' log compute, bandwidth and storage, and per user: D_in share, log f_k, Pre_k, cached
-    depth share, uplink SNR to every server].
-    """
-    table, entities = system.table, system.entities
-    requests = system.slot.requests  # (E, K)
-    num_envs, num_users = requests.shape
-    service = np.eye(table.num_services)[requests]  # (E, K, I)
-    base = np.eye(table.num_models)[table.base_model[requests]]  # (E, K, M)
-    batch, cached = _batch_fraction(system), _cache_fraction(system)
-    hosted = np.take_along_axis(system.deployment, requests[..., None], axis=1).astype(np.float64)  # (E, K, J)
-    uplink, downlink = (snr.transpose(0, 2, 1) for snr in _link_snr(system))  # (E, K, J)
-    compute = _log10(entities.user_flops_per_s, USER_FLOPS_UNIT)
-    scalars = np.stack([compute, _log10(entities.user_tx_power_w, POWER_UNIT_W),
-                        _log10(entities.user_joules_per_flop, JOULES_PER_FLOP_UNIT),
-                        entities.user_privacy_preference, cached], axis=-1)  # (E, K, 5)
-    local = np.concatenate([service, base, batch[..., None], hosted, uplink, downlink, scalars], axis=-1)
-
-    per_user = np.concatenate([np.stack([batch, compute, entities.user_privacy_preference, cached], axis=-1),
-                               uplink], axis=-1)  # (E, K, 4 + J)
-    state = np.concatenate([service.mean(axis=1), (service * batch[..., None]).sum(axis=1) / num_users,
-                            system.deployment.reshape(num_envs, -1), _server_features(system).reshape(num_envs, -1),
-                            per_user.reshape(num_envs, -1)], axis=-1)
+    """The user agents' observation for the current slot: `sim.observations.user_features` (its docstring lists
+    the features) as tensors, with the masks of `EdgeSystem.user_masks`."""
+    local, state = user_features(system)
     server_mask, point_mask = system.user_masks()
     return UserObservation(local=_tensor(local), state=_tensor(state), server_mask=torch.from_numpy(server_mask),
                            point_mask=torch.from_numpy(point_mask))
@@ -251,18 +191,18 @@ def allocation_observation(system: EdgeSystem, association: np.ndarray, z: np.nd
     if scenario["users.prefix_cache"]:
         cached = core.cached_prefix_bytes(table, slot.requests, system.cache.depth)
     download = model.prefix_download_bytes(np.take(table.prefix_param_bytes, point), cached)
-    uplink, downlink = (snr[envs, association, users] for snr in _link_snr(system))
+    uplink, downlink = (snr[envs, association, users] for snr in link_snr(system))
     hosted = model.served_by_deployment(system.deployment, slot.requests, association)
-    user_features = np.stack([
-        _batch_fraction(system), z / table.num_points[slot.requests],
-        _log10_1p(slot.batch * np.take(table.edge_flops, point), WORK_UNIT_FLOPS),
-        _log10_1p(slot.batch * np.take(table.upload_bytes, point), DATA_UNIT_BYTES),
-        _log10_1p(download, DATA_UNIT_BYTES), uplink, downlink, hosted,
+    per_user = np.stack([
+        batch_fraction(system), z / table.num_points[slot.requests],
+        log10_1p(slot.batch * np.take(table.edge_flops, point), WORK_UNIT_FLOPS),
+        log10_1p(slot.batch * np.take(table.upload_bytes, point), DATA_UNIT_BYTES),
+        log10_1p(download, DATA_UNIT_BYTES), uplink, downlink, hosted,
     ], axis=-1)
     load = model.per_server_sum(np.ones(association.shape), association, system.num_servers)
-    server_features = np.concatenate([_server_features(system)[..., :2],
-                                      (load * system.num_servers / system.num_users)[..., None]], axis=-1)
-    return AllocationObservation(users=_tensor(user_features), servers=_tensor(server_features),
+    per_server = np.concatenate([server_features(system)[..., :2],
+                                 (load * system.num_servers / system.num_users)[..., None]], axis=-1)
+    return AllocationObservation(users=_tensor(per_user), servers=_tensor(per_server),
                                  association=torch.from_numpy(association.astype(np.int64)))
 
 
@@ -288,8 +228,8 @@ def _mlp(inputs: int, hidden: int, layers: int) -> nn.Sequential:
     return nn.Sequential(*blocks)
 
 
-def _critic(inputs: int, hidden: int, layers: int) -> nn.Sequential:
-    return nn.Sequential(_mlp(inputs, hidden, layers), _linear(hidden, 1, 1.0))
+def _critic(inputs: int, hidden: int, layers: int, outputs: int = 1) -> nn.Sequential:
+    return nn.Sequential(_mlp(inputs, hidden, layers), _linear(hidden, outputs, 1.0))
 
 
 # Deployment -----------------------------------------------------------------------------------------------------
@@ -302,16 +242,21 @@ class DeploymentHidden(NamedTuple):
     chosen: torch.Tensor  # (B, I) x_st: 1 for the services picked so far
     free: torch.Tensor  # (B,) storage not yet used, as a share of S_j (a feature; the masker decides what fits)
     size: torch.Tensor  # (B, I) D_i / S_j
+    others: torch.Tensor  # (B, L, I) the other servers' picks seen at each step (`others_picks`)
+    step: int = 0  # n: the picks made so far
 
 
 class DeploymentPolicy(nn.Module):
-    """Eq. 28-30: each server picks services one at a time with a GRU, under duplicate and storage masks.
+    """Eq. 28-30: each server picks services one at a time with a GRU, under duplicate and storage masks; each
+    pick also reads what the other servers of the system have picked so far (`others_picks`): in turn, the
+    sets of the servers before it, in rounds, the others' picks of the earlier steps (`deployment_order`).
 
-    A `StepPolicy` for `autoregressive_sequence` (the step-by-step reference); call `sample` to act, or `draw`
-    for the choices alone, and `evaluate` to re-score stored choices (teacher forcing: every step's GRU input
-    is known from the stored choices); `sample` is `draw` scored by `evaluate`. Both return a
-    `SequenceResult` shaped like the observation's leading axes: `log_prob` (eq. 30), `entropy` (summed over
-    the steps), `value` (eq. 29, the mean step value), `choices` padded with -1.
+    A `StepPolicy` for `autoregressive_sequence` (the step-by-step reference, given the table of the others'
+    picks); call `sample` to act, or `draw` for the choices alone, and `evaluate` to re-score stored
+    choices (teacher forcing: every step's inputs are known from the stored choices and the table); `sample` is
+    `draw` scored by `evaluate`. Observations have the servers of a system as their last leading axis (..., J).
+    Both return a `SequenceResult` shaped like the observation's leading axes: `log_prob` (eq. 30), `entropy`
+    (summed over the steps), `value` (eq. 29, the mean step value), `choices` padded with -1.
     """
 
     def __init__(self, obs_dim: int, num_services: int, config: HCPolicyConfig = HCPolicyConfig()) -> None:
@@ -326,12 +271,17 @@ class DeploymentPolicy(nn.Module):
                 nn.init.orthogonal_(parameter)
             else:
                 nn.init.zeros_(parameter)
-        self.actor = _linear(hidden, num_services, config.head_gain)
+        self.actor = _linear(hidden + num_services, num_services, config.head_gain)  # reads [h_n, others' picks]
         self.critic = _linear(hidden, 1, 1.0)
+        self.validate = True  # False: `evaluate` trusts that the stored choices were drawn under its masks
+        if config.deployment_order not in ("turn", "rounds"):
+            raise ValueError(f"deployment_order must be turn or rounds, got {config.deployment_order!r}")
+        self.order = config.deployment_order
 
     def step(self, hidden: DeploymentHidden) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (B, I) of the next service and the step value V(h_n) (B,)."""
-        return self.actor(hidden.gru), self.critic(hidden.gru).squeeze(-1)
+        others = hidden.others[:, min(hidden.step, hidden.others.shape[1] - 1)]
+        return self.actor(torch.cat([hidden.gru, others], dim=-1)), self.critic(hidden.gru).squeeze(-1)
 
     def advance(self, hidden: DeploymentHidden, choice: torch.Tensor) -> DeploymentHidden:
         """h_{n+1} = GRU([embedding of the choice, x_st after it, free storage after it], h_n)."""
@@ -339,74 +289,67 @@ class DeploymentPolicy(nn.Module):
         chosen = hidden.chosen.scatter(-1, picked, 1.0)
         free = hidden.free - hidden.size.gather(-1, picked).squeeze(-1)
         inputs = torch.cat([self.embed(choice), chosen, free.unsqueeze(-1)], dim=-1)
-        return DeploymentHidden(self.gru(inputs, hidden.gru), chosen, free, hidden.size)
+        return DeploymentHidden(self.gru(inputs, hidden.gru), chosen, free, hidden.size, hidden.others,
+                                hidden.step + 1)
 
-    def initial_hidden(self, obs: DeploymentObservation) -> DeploymentHidden:
-        """h_0 = MLP(o_j^dep), nothing chosen, all storage free; one row per server (B = the leading axes)."""
+    def initial_hidden(self, obs: DeploymentObservation, others: torch.Tensor | None = None) -> DeploymentHidden:
+        """h_0 = MLP(o_j^dep), nothing chosen, all storage free; one row per server (B = the leading axes);
+        `others` (..., L, I), the others' picks seen at each step (`others_picks`; default: none)."""
         storage = obs.storage_bytes.reshape(-1)  # (B,)
         features = obs.features.reshape(storage.shape[0], -1)  # (B, F_d)
         size = (obs.model_bytes / storage.unsqueeze(-1)).to(features.dtype)  # (B, I)
-        return DeploymentHidden(self.encoder(features), torch.zeros_like(size), features.new_ones(len(storage)), size)
+        if others is None:
+            others = features.new_zeros((len(storage), 1, self.num_services))
+        others = others.reshape(len(storage), -1, self.num_services).to(features.dtype)
+        return DeploymentHidden(self.encoder(features), torch.zeros_like(size), features.new_ones(len(storage)), size,
+                                others)
 
     def masker(self, obs: DeploymentObservation) -> StorageMasker:
         """Duplicate and storage masks in exact bytes, one row per server."""
         return StorageMasker(obs.model_bytes, obs.storage_bytes.reshape(-1))
 
     @torch.no_grad()
-    def draw(self, obs: DeploymentObservation, generator: torch.Generator | None = None,
-             greedy: bool = False) -> torch.Tensor:
-        """Each server's services (..., I) in the order picked, padded with -1: drawn from the policy (or the
+    def draw(self, obs: DeploymentObservation, generator: torch.Generator | None = None, greedy: bool = False,
+             noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Each server's services (..., J, I) in the order picked, padded with -1: drawn from the policy (or the
         most probable one at each step, `greedy`) under the duplicate and storage masks, not yet scored.
 
-        Acting needs only the choices, so the pick loop runs `step`'s actor and `advance`'s GRU update
-        (torch's GRUCell equations) in numpy: a batch-1 pick costs ~40 small torch operations, ~5x the
-        arithmetic. `evaluate` scores the choices in torch; tests check that this loop draws what
-        `autoregressive_sequence` draws from the same generator state.
+        The servers of each system (the last leading axis, J) pick in turn or in rounds (`deployment_order`).
+        The draws are Gumbel-max with the noise of every step drawn at once (`noise`, (..., J, I, I), or one
+        `gumbel_noise` draw from `generator`): the choices are those of `autoregressive_sequence` given that
+        noise and the table of the others' picks (`others_picks`). Acting needs only the choices, so the pick
+        loop (`_pick`) runs `step`'s actor and `advance`'s GRU update (torch's GRUCell equations) in numpy, with
+        the input projection of each possible pick computed once (a batch-1 pick costs ~40 small torch
+        operations, ~5x the arithmetic). `evaluate` scores the choices in torch.
         """
         hidden = self.initial_hidden(obs)
-        gru, size = hidden.gru.numpy().copy(), hidden.size.numpy()
-        chosen, free = np.zeros_like(size), hidden.free.numpy().copy()
-        sizes, remaining = obs.model_bytes.numpy(), obs.storage_bytes.reshape(-1).numpy().copy()
-        actor_weight, actor_bias = self.actor.weight.detach().numpy(), self.actor.bias.detach().numpy()
-        input_weight, input_bias = self.gru.weight_ih.detach().numpy(), self.gru.bias_ih.detach().numpy()
-        hidden_weight, hidden_bias = self.gru.weight_hh.detach().numpy(), self.gru.bias_hh.detach().numpy()
-        embedding = self.embed.weight.detach().numpy()
-        batch, services = size.shape
-        width = gru.shape[1]
-        choices = np.full((batch, services), -1, dtype=np.int64)
-        running = np.ones(batch, dtype=bool)
-        for step in range(services):
-            allowed = (chosen == 0) & (sizes <= remaining[:, None])
-            running &= allowed.any(axis=1)
-            if step > 0 and not running.any():
-                break
-            logits = np.where(allowed, gru @ actor_weight.T + actor_bias, -np.inf)
-            if not greedy:
-                logits = logits + gumbel_noise(logits.shape, generator).numpy()
-            rows = running.nonzero()[0]
-            choice = logits[rows].argmax(axis=1)
-            choices[rows, step] = choice
-            chosen[rows, choice] = 1.0
-            free[rows] -= size[rows, choice]
-            remaining[rows] -= sizes[choice]
-            inputs = np.concatenate([embedding[choice], chosen[rows], free[rows, None]], axis=1)
-            gates_in = inputs @ input_weight.T + input_bias
-            gates_hidden = gru[rows] @ hidden_weight.T + hidden_bias
-            gates = _sigmoid(gates_in[:, :2 * width] + gates_hidden[:, :2 * width])
-            reset, update = gates[:, :width], gates[:, width:]
-            candidate = np.tanh(gates_in[:, 2 * width:] + reset * gates_hidden[:, 2 * width:])
-            gru[rows] = (1.0 - update) * candidate + update * gru[rows]
-        return torch.from_numpy(choices).reshape(*obs.storage_bytes.shape, -1)
+        batch, services = hidden.size.shape
+        servers = obs.storage_bytes.shape[-1] if obs.storage_bytes.dim() else 1
+        if not greedy and noise is None:
+            noise = gumbel_noise((batch, services, services), generator)
+        loop = _PickLoop(self, hidden, obs, None if greedy else noise.reshape(batch, services, services).numpy(),
+                         servers)
+        if self.order == "rounds":
+            loop.pick(np.arange(batch), servers, np.zeros((batch // servers, services)))
+        else:
+            taken = np.zeros((batch // servers, services))  # (E, I) how many earlier servers picked each service
+            for server in range(servers):
+                rows = np.arange(batch // servers) * servers + server
+                loop.pick(rows, 1, taken)
+                taken += loop.chosen[rows]
+        return torch.from_numpy(loop.choices).reshape(*obs.storage_bytes.shape, -1)
 
     def sample(self, obs: DeploymentObservation, generator: torch.Generator | None = None,
                greedy: bool = False) -> SequenceResult:
         """`draw`, scored by `evaluate`: the stored log-probabilities are the ones training computes."""
-        return self.evaluate(obs, self.draw(obs, generator, greedy))
+        choices = self.draw(obs, generator, greedy)
+        return self.evaluate(obs, choices, others_picks(choices, self.num_services, self.order))
 
-    def evaluate(self, obs: DeploymentObservation, choices: torch.Tensor) -> SequenceResult:
-        """Re-score stored sequences (..., I), padded with -1, under the current parameters: what replaying
-        them through `autoregressive_sequence` gives, with only the GRU left to run step by step."""
-        hidden = self.initial_hidden(obs)
+    def evaluate(self, obs: DeploymentObservation, choices: torch.Tensor, others: torch.Tensor) -> SequenceResult:
+        """Re-score stored sequences (..., I), padded with -1, with the others' picks they saw, `others`
+        (..., I, I) (`others_picks`), under the current parameters: what replaying them through
+        `autoregressive_sequence` gives, with only the GRU left to run step by step."""
+        hidden = self.initial_hidden(obs, others)
         stored = choices.reshape(len(hidden.free), -1)  # (B, I)
         used_columns = (stored >= 0).any(dim=0).nonzero()
         # the GRU runs to the step after the last stored choice; later steps run no row and their states only pad
@@ -423,12 +366,75 @@ class DeploymentPolicy(nn.Module):
             states.append(self.gru(inputs[:, step], states[-1]))
         gru = nn.functional.pad(torch.stack(states, dim=1), (0, 0, 0, stored.shape[-1] - width))
         allowed = storage_masks(obs.model_bytes, obs.storage_bytes.reshape(-1), stored)
-        result = score_sequences(self.actor(gru), allowed, stored, self.critic(gru).squeeze(-1))
+        logits = self.actor(torch.cat([gru, hidden.others], dim=-1))
+        result = score_sequences(logits, allowed, stored, self.critic(gru).squeeze(-1), self.validate)
         return _unflatten_result(result, tuple(obs.storage_bytes.shape))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow for large |x|, unlike 1 / (1 + exp(-x))
+
+
+class _PickLoop:
+    """`DeploymentPolicy.draw`'s numpy state, one row per server (B = E J): `pick` draws the sequences of some
+    rows, the servers of a group picking together (rounds) or a group of one (in turn)."""
+
+    def __init__(self, policy: DeploymentPolicy, hidden: DeploymentHidden, obs: DeploymentObservation,
+                 noise: np.ndarray | None, servers: int) -> None:
+        batch, services = hidden.size.shape
+        self.gru, self.size, self.free = hidden.gru.numpy().copy(), hidden.size.numpy(), hidden.free.numpy().copy()
+        self.sizes, self.remaining = obs.model_bytes.numpy(), obs.storage_bytes.reshape(-1).numpy().copy()
+        self.noise, self.servers = noise, servers
+        self.chosen = np.zeros((batch, services), dtype=bool)
+        self.choices = np.full((batch, services), -1, dtype=np.int64)
+        # the GRU input after picking i is [embedding_i, x_st with i set, free share]: its projection is the pick's
+        # own term, plus the rows of the earlier picks (`earlier`), plus the free share's row; computed in torch
+        # (numpy's BLAS may start threads of its own) and made contiguous (numpy's matmul is slow on strided views)
+        embed_columns, chosen_columns, free_column = policy.gru.weight_ih.split(
+            [policy.embed.embedding_dim, services, 1], dim=1)
+        self.pick_input = (policy.embed.weight @ embed_columns.T + chosen_columns.T + policy.gru.bias_ih).numpy()
+        self.chosen_rows, self.free_row = chosen_columns.T.contiguous().numpy(), free_column[:, 0].contiguous().numpy()
+        self.hidden_weight = policy.gru.weight_hh.T.contiguous().numpy()
+        self.hidden_bias = policy.gru.bias_hh.detach().numpy()
+        self.own_weight, self.others_weight = (part.T.contiguous().numpy() for part in policy.actor.weight.split(
+            [self.gru.shape[1], services], dim=1))
+        self.actor_bias = policy.actor.bias.detach().numpy()
+
+    def pick(self, rows: np.ndarray, group: int, taken: np.ndarray) -> None:
+        """Draw the sequences of `rows` (groups of `group` consecutive servers picking together); `taken` (rows /
+        group, I) counts the picks of servers outside the groups that each group's servers see."""
+        gru, free, remaining = self.gru[rows], self.free[rows], self.remaining[rows]
+        chosen, size = self.chosen[rows], self.size[rows]
+        services, width = chosen.shape[1], gru.shape[1]
+        earlier = np.zeros((len(rows), self.pick_input.shape[1]), dtype=self.pick_input.dtype)
+        running = np.ones(len(rows), dtype=bool)
+        outside = np.repeat(taken, group, axis=0)
+        for step in range(services):
+            allowed = ~chosen & (self.sizes <= remaining[:, None])
+            running &= allowed.any(axis=1)
+            if step > 0 and not running.any():
+                break
+            picked = chosen.reshape(-1, group, services)
+            inside = (picked.sum(axis=1, keepdims=True) - picked).reshape(len(rows), services)
+            others = ((outside + inside) / max(self.servers - 1, 1)).astype(np.float32)
+            live = running.nonzero()[0]
+            logits = gru[live] @ self.own_weight + others[live] @ self.others_weight + self.actor_bias
+            logits = np.where(allowed[live], logits, -np.inf)
+            if self.noise is not None:
+                logits = logits + self.noise[rows[live], step]
+            choice = logits.argmax(axis=1)
+            self.choices[rows[live], step] = choice
+            chosen[live, choice] = True
+            free[live] -= size[live, choice]
+            remaining[live] -= self.sizes[choice]
+            gates_in = self.pick_input[choice] + earlier[live] + free[live, None] * self.free_row
+            earlier[live] += self.chosen_rows[choice]
+            gates_hidden = gru[live] @ self.hidden_weight + self.hidden_bias
+            gates = _sigmoid(gates_in[:, :2 * width] + gates_hidden[:, :2 * width])
+            reset, update = gates[:, :width], gates[:, width:]
+            candidate = np.tanh(gates_in[:, 2 * width:] + reset * gates_hidden[:, 2 * width:])
+            gru[live] = (1.0 - update) * candidate + update * gru[live]
+        self.chosen[rows] = chosen
 
 
 def _unflatten_result(result: SequenceResult, lead: tuple[int, ...]) -> SequenceResult:
@@ -438,41 +444,30 @@ def _unflatten_result(result: SequenceResult, lead: tuple[int, ...]) -> Sequence
                              for f in fields(result)})
 
 
-def draw_in_turn(policy: DeploymentPolicy, system: EdgeSystem, generator: torch.Generator | None = None,
-                 greedy: bool = False) -> tuple[DeploymentObservation, torch.Tensor, np.ndarray]:
-    """Servers choose one after another, each seeing the choices made before it in this round.
-
-    Server j's observation counts, among the other servers' services, the new picks of servers 0..j-1 and
-    the current deployment of the rest (`deployment_observation(latest=...)`). Servers that choose at once
-    from the same observation pick alike (their greedy choices coincide exactly) and leave services
-    uncovered; in turn, a server sees what the ones before it already host. Returns the observations each
-    server acted on (E, J, ...), their sequences (E, J, I) padded with -1 and the new deployment (E, I, J) for
-    `EdgeSystem.deploy`: all that acting needs (`deploy_in_turn` also scores the sequences, for training).
-    """
-    latest = system.deployment.copy()
-    observations, choices = [], []
-    for server in range(system.num_servers):
-        obs = deployment_observation(system, latest)
-        own = DeploymentObservation(obs.features[:, server:server + 1], obs.storage_bytes[:, server:server + 1],
-                                    obs.model_bytes)
-        choices.append(policy.draw(own, generator, greedy))
-        latest[..., server] = deployment_from_choices(choices[-1], system.table.num_services)[..., 0]
-        observations.append(own)
-    stacked = DeploymentObservation(torch.cat([obs.features for obs in observations], dim=1),
-                                    torch.cat([obs.storage_bytes for obs in observations], dim=1),
-                                    observations[0].model_bytes)
-    return stacked, torch.cat(choices, dim=1), latest
+def others_picks(choices: torch.Tensor, num_services: int, order: str) -> torch.Tensor:
+    """(..., J, L, I) float32: for the servers of a system (choices (..., J, L), padded with -1), the share of the
+    other servers that each one saw pick each service at each of its steps, what `DeploymentPolicy`'s actor
+    reads: in turn (`order="turn"`), the sets of the servers before it; in rounds, the others' picks of the
+    earlier steps."""
+    taken = (choices >= 0).unsqueeze(-1)
+    picked = nn.functional.one_hot(choices.clamp(min=0), num_services).to(torch.float32) * taken  # (..., J, L, I)
+    servers = choices.shape[-2]
+    if order == "turn":
+        sets = picked.sum(dim=-2)  # (..., J, I)
+        before = (torch.cumsum(sets, dim=-2) - sets).unsqueeze(-2).expand_as(picked)
+        return before / max(servers - 1, 1)
+    before = torch.cumsum(picked, dim=-2) - picked  # picked at steps < n
+    return (before.sum(dim=-3, keepdim=True) - before) / max(servers - 1, 1)
 
 
-def deploy_in_turn(policy: DeploymentPolicy, system: EdgeSystem, generator: torch.Generator | None = None
-                   ) -> tuple[DeploymentObservation, SequenceResult, np.ndarray]:
-    """`draw_in_turn`'s sampled sequences, scored (log-probabilities, step values) as training stores them.
-
-    The sequences are scored afterwards, all servers at once, by `DeploymentPolicy.evaluate`: each server's
-    sequence depends on nothing but its own observation.
-    """
-    obs, choices, deployment = draw_in_turn(policy, system, generator)
-    return obs, policy.evaluate(obs, choices), deployment
+def draw_deployment(policy: DeploymentPolicy, system: EdgeSystem, generator: torch.Generator | None = None,
+                    greedy: bool = False) -> tuple[DeploymentObservation, torch.Tensor, np.ndarray]:
+    """Every server's services for the coming interval (`DeploymentPolicy.draw`): their observations
+    (E, J, ...), sequences (E, J, I) padded with -1, and the new deployment (E, I, J) for `EdgeSystem.deploy`;
+    `DeploymentPolicy.evaluate` scores the sequences (with `others_picks`)."""
+    obs = deployment_observation(system)
+    choices = policy.draw(obs, generator, greedy)
+    return obs, choices, deployment_from_choices(choices, system.table.num_services)
 
 
 def deployment_from_choices(choices: torch.Tensor, num_services: int) -> np.ndarray:
@@ -494,14 +489,15 @@ class ServerThenPoint:
     """
 
     def __init__(self, server_logits: torch.Tensor, point_logits: torch.Tensor, server_mask: torch.Tensor,
-                 point_mask: torch.Tensor) -> None:
-        self.server = MaskedCategorical(server_logits, server_mask)
+                 point_mask: torch.Tensor, validate: bool = True) -> None:
+        self.validate = validate
+        self.server = MaskedCategorical(server_logits, server_mask, validate)
         self.point_logits, self.point_mask = point_logits, point_mask
 
     def point(self, server: torch.Tensor) -> MaskedCategorical:
         """The partition point's distribution (..., P) given the server (...)."""
         index = server[..., None, None].expand(*server.shape, 1, self.point_logits.shape[-1])
-        return MaskedCategorical(self.point_logits.gather(-2, index).squeeze(-2), self.point_mask)
+        return MaskedCategorical(self.point_logits.gather(-2, index).squeeze(-2), self.point_mask, self.validate)
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         server = self.server.sample(generator)
@@ -517,7 +513,8 @@ class ServerThenPoint:
 
     def entropy(self) -> torch.Tensor:
         """The joint entropy, exactly: H(j) + sum_j pi(j) H(z | j)."""
-        every_point = MaskedCategorical(self.point_logits, self.point_mask.unsqueeze(-2).expand_as(self.point_logits))
+        every_point = MaskedCategorical(self.point_logits, self.point_mask.unsqueeze(-2).expand_as(self.point_logits),
+                                        self.validate)
         return self.server.entropy() + (self.server.probs * every_point.entropy()).sum(dim=-1)
 
 
@@ -539,8 +536,8 @@ class _CentralisedCritic(nn.Sequential):
     applied in two parts, W [o; s] = W_o o + W_s s, with W_s s computed once per global state: K users share
     one state, and the per-agent product would dominate the cost of an update (G ~ 1300 at the paper's size)."""
 
-    def __init__(self, local_dim: int, state_dim: int, hidden: int, layers: int) -> None:
-        super().__init__(_mlp(local_dim + state_dim, hidden, layers), _linear(hidden, 1, 1.0))
+    def __init__(self, local_dim: int, state_dim: int, hidden: int, layers: int, outputs: int = 1) -> None:
+        super().__init__(_mlp(local_dim + state_dim, hidden, layers), _linear(hidden, outputs, 1.0))
         self.local_dim = local_dim
 
     def forward(self, local: torch.Tensor, state: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
@@ -555,8 +552,9 @@ class _CentralisedCritic(nn.Sequential):
 class UserPolicy(nn.Module):
     """Association and partition (eq. 20) for every user with one shared actor, plus reward and cost critics.
 
-    `values` returns both critics' predictions (..., K) in normalised units: denormalise each with its own
-    `ValueNormalizer` (reward and cost returns have unrelated scales).
+    `values` returns both critics' predictions (..., K) in normalised units (the cost value None without a cost
+    critic): denormalise each with its own `ValueNormalizer` (reward and cost returns have unrelated scales).
+    `validate=False` skips the mask checks of the distributions (a trainer whose masks come from the simulator).
     """
 
     def __init__(self, local_dim: int, state_dim: int, num_servers: int, num_points: int,
@@ -565,19 +563,24 @@ class UserPolicy(nn.Module):
         hidden, layers = config.user_hidden, config.user_layers
         self.num_servers, self.num_points = num_servers, num_points
         self.independent = config.independent_critics
+        self.validate = True
         self.actor = _mlp(local_dim, hidden, layers)
         self.server_head = _linear(hidden, num_servers, config.head_gain)
         self.point_head = _linear(hidden, num_servers * num_points, config.head_gain)
-        if self.independent:
-            self.reward_critic, self.cost_critic = (_critic(local_dim, hidden, layers) for _ in range(2))
-        else:
-            self.reward_critic, self.cost_critic = (_CentralisedCritic(local_dim, state_dim, hidden, layers)
-                                                    for _ in range(2))
+        heads = 2 if config.cost_critic else 1  # reward, then cost
+
+        def critic(outputs: int) -> nn.Module:
+            if self.independent:
+                return _critic(local_dim, hidden, layers, outputs)
+            return _CentralisedCritic(local_dim, state_dim, hidden, layers, outputs)
+
+        self.critics = nn.ModuleList([critic(heads)] if config.shared_critic else [critic(1) for _ in range(heads)])
 
     def distribution(self, obs: UserObservation) -> ServerThenPoint:
         features = self.actor(obs.local)
         point_logits = self.point_head(features).unflatten(-1, (self.num_servers, self.num_points))
-        return ServerThenPoint(self.server_head(features), point_logits, obs.server_mask, obs.point_mask)
+        return ServerThenPoint(self.server_head(features), point_logits, obs.server_mask, obs.point_mask,
+                               self.validate)
 
     def act(self, obs: UserObservation, generator: torch.Generator | None = None,
             greedy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -591,12 +594,14 @@ class UserPolicy(nn.Module):
         dist = self.distribution(obs)
         return dist.log_prob(actions), dist.entropy()
 
-    def values(self, obs: UserObservation) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reward and cost values (...), normalised units."""
+    def values(self, obs: UserObservation) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Reward and cost values (...), normalised units; the cost value is None without a cost critic."""
         if self.independent:
-            return self.reward_critic(obs.local).squeeze(-1), self.cost_critic(obs.local).squeeze(-1)
-        return tuple(critic(obs.local, obs.state, obs.state_index).squeeze(-1)
-                     for critic in (self.reward_critic, self.cost_critic))
+            outputs = [critic(obs.local) for critic in self.critics]
+        else:
+            outputs = [critic(obs.local, obs.state, obs.state_index) for critic in self.critics]
+        values = torch.cat(outputs, dim=-1)
+        return values[..., 0], values[..., 1] if values.shape[-1] > 1 else None
 
 
 # Allocation -----------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeprof.errors import EdgeprofError
-from edgeprof.files import atomic_output, folder_lock, read_json, write_json_atomic
+from edgeprof.files import atomic_output, folder_lock, make_parents, read_json, write_json_atomic
 from edgeprof.rl.checkpoint import load_checkpoint, save_checkpoint
 from edgeprof.rl.trainers import TrainerInfo, get_trainer
 from edgeprof.sim.evaluation import load_workload, run_episodes
@@ -108,9 +108,7 @@ def _check_resumable(paths: RunPaths, config: Any, scenario: Scenario) -> None:
 def _check_location(paths: RunPaths) -> None:
     if paths.root.exists() and not paths.root.is_dir():
         raise EdgeprofError(f"cannot use {paths.root} as a run directory: it is not a directory")
-    parent = paths.root.parent
-    if not paths.root.exists() and not parent.is_dir():
-        raise EdgeprofError(f"cannot create {paths.root}: directory {parent} does not exist")
+    make_parents(paths.root, "run folder")
 
 
 def _check_fresh(paths: RunPaths) -> None:

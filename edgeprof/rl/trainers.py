@@ -60,7 +60,8 @@ class TrainerInfo:
     layers: tuple[str, ...] = ()
 
 
-_BUILTIN_MODULES = ("edgeprof.rl.hc_mappo_l",)
+_BUILTIN_MODULES = ("edgeprof.rl.hc_mappo_l", "edgeprof.rl.foci", "edgeprof.rl.cerl", "edgeprof.rl.m2appo",
+                    "edgeprof.rl.madqn")
 _REGISTERED: dict[str, TrainerInfo] = {}
 _builtins_loaded = False
 

@@ -363,7 +363,7 @@ def evaluate(
     edge_s = model.edge_delay_s(batch, edge_flops, edge_flops_per_s)
     success_delay = model.success_delay_s(download_s, local_s, upload_s, edge_s)
     deployed = model.served_by_deployment(deployment, requests, association)
-    success = model.request_succeeds(deployed, success_delay)
+    success = model.request_succeeds(deployed, success_delay, scenario["system.request_deadline_s"])
     delay = model.total_delay_s(success_delay, success, scenario["system.failure_delay_s"])
 
     def ran(part: np.ndarray) -> np.ndarray:

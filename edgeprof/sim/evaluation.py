@@ -61,8 +61,14 @@ def run_episodes(label: str, scenario: Scenario, workload: Any, make_policy: Mak
 
 
 def summarise(rows: Sequence[dict[str, Any]], metrics: Sequence[str],
-              bounds: Mapping[str, tuple[float, float]] | None = None) -> dict[str, tuple[Any, Any, Any]]:
-    """Each metric's mean and 95% interval over the rows (seeds), clipped to the metric's range where `bounds`
-    gives one (`System.bounded_metrics`); no interval from one seed (`stats.mean_interval`)."""
+              bounds: Mapping[str, tuple[float, float]] | None = None) -> dict[str, tuple[Any, Any, Any, int]]:
+    """Each metric's mean and 95% interval over the rows (seeds) that define it, clipped to the metric's range
+    where `bounds` gives one (`System.bounded_metrics`), and how many rows defined it: a row's None (a mean over
+    nothing, e.g. delay per completed task with none completed) is left out; no interval from one seed
+    (`stats.mean_interval`), no mean from none."""
     bounds = bounds or {}
-    return {key: mean_interval([row[key] for row in rows], bounds.get(key)) for key in metrics}
+    summary = {}
+    for key in metrics:
+        values = [row[key] for row in rows if row[key] is not None]
+        summary[key] = (*mean_interval(values, bounds.get(key)), len(values)) if values else (None, None, None, 0)
+    return summary

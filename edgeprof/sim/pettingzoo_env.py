@@ -2,12 +2,14 @@
 
 Each user k is an agent `user_k` choosing (server, partition point) every slot (eq. 20); deployment and
 allocation come from a given policy's `deploy` and `allocate` (e.g. `edgeprof.optimize.heuristics.LocalOnly()`:
-popularity deployment and equal shares). Observations follow the paper's user observation: [requested
-service, D_in, user index, which of the J servers host the requested service], with the action mask next to
-it: a pair (J allowed servers, Lmax + 1 allowed partition points), as `MultiDiscrete.sample(mask=...)` takes
-it. A partition point beyond the requested model's L_i is clipped to L_i (and the step's info says so), so
-every action is feasible. Rewards are eq. 25; `infos[agent]["cost"]` is the raw delay of eq. 5, the
-Lagrangian's constraint signal.
+popularity deployment and equal shares). An agent observes what edgeprof's own trainer shows its user actor
+(`sim.observations.user_features`: requested service and base model, D_in, which servers host the service, link
+SNRs, its compute, power, J/FLOP, privacy preference and prefix cache), with the action mask next to it: a pair
+(J allowed servers, Lmax + 1 allowed partition points), as `MultiDiscrete.sample(mask=...)` takes it; `state()`
+is the centralised critics' global state. A partition point beyond the requested model's L_i is clipped to L_i
+(and the step's info says so), so every action is feasible. Rewards are eq. 25; `infos[agent]["cost"]` is the
+raw delay of eq. 5, the Lagrangian's constraint signal. `reset(seed=s)` starts the episode of seed s, as
+`edgeprof solve --seeds s` does; `reset()` continues from the last seed given (or fresh entropy if none was).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from edgeprof.sim.env import EdgeSystem
+from edgeprof.sim.observations import user_features
 from edgeprof.sim.scenario import Scenario
 from edgeprof.sim.workload import ServiceTable
 
@@ -36,40 +39,50 @@ class UserAgentsEnv(ParallelEnv):
         self.possible_agents = [f"user_{k}" for k in range(scenario["system.num_users"])]
         self.agents: list[str] = []
         self.system: EdgeSystem | None = None
+        self._seeds = np.random.default_rng()  # episode seeds for reset() without one
 
     @functools.cache  # noqa: B019 (one space per agent name, as PettingZoo expects)
     def observation_space(self, agent: str) -> spaces.Space:
-        high = np.array([self.table.num_services - 1, self.scenario["services.batch_range"][1],
-                         len(self.possible_agents) - 1] + [1] * self.num_servers, dtype=np.float32)
+        local, _ = self._feature_sizes
         return spaces.Dict({
-            "observation": spaces.Box(0.0, high, dtype=np.float32),
+            "observation": spaces.Box(-np.inf, np.inf, shape=(local,), dtype=np.float32),
             "action_mask": spaces.Tuple((spaces.MultiBinary(self.num_servers),
                                          spaces.MultiBinary(self.table.max_points + 1))),
         })
+
+    @functools.cached_property
+    def state_space(self) -> spaces.Space:
+        return spaces.Box(-np.inf, np.inf, shape=(self._feature_sizes[1],), dtype=np.float32)
+
+    @functools.cached_property
+    def _feature_sizes(self) -> tuple[int, int]:
+        local, state = user_features(EdgeSystem(self.scenario, self.table, num_envs=1, seed=0))
+        return local.shape[-1], state.shape[-1]
+
+    def state(self) -> np.ndarray:
+        return user_features(self.system)[1][0].astype(np.float32)
 
     @functools.cache  # noqa: B019
     def action_space(self, agent: str) -> spaces.Space:
         return spaces.MultiDiscrete([self.num_servers, self.table.max_points + 1])
 
     def _observations(self) -> dict[str, dict[str, np.ndarray]]:
-        system = self.system
-        servers, points = system.user_masks()
-        requests, batch = system.slot.requests[0], system.slot.batch[0]
-        hosted = system.deployment[0][requests]  # (K, J): which servers host each request
-        observations = {}
-        for k, agent in enumerate(self.agents):
-            vector = np.concatenate([[requests[k], batch[k], k], hosted[k]]).astype(np.float32)
-            mask = (servers[0, k].astype(np.int8), points[0, k].astype(np.int8))
-            observations[agent] = {"observation": vector, "action_mask": mask}
-        return observations
+        servers, points = self.system.user_masks()
+        local = user_features(self.system)[0][0].astype(np.float32)  # (K, F)
+        return {agent: {"observation": local[k], "action_mask": (servers[0, k].astype(np.int8),
+                                                                 points[0, k].astype(np.int8))}
+                for k, agent in enumerate(self.agents)}
 
     def _deploy_if_due(self) -> None:
         if self.system.deployment_due:
             self.system.deploy(self.layers.deploy(self.system))
 
     def reset(self, seed: int | None = None, options: dict | None = None):
+        if seed is not None:
+            self._seeds = np.random.default_rng(seed)
+        episode = seed if seed is not None else int(self._seeds.integers(2**63 - 1))
         self.agents = list(self.possible_agents)
-        self.system = EdgeSystem(self.scenario, self.table, num_envs=1, seed=0 if seed is None else seed)
+        self.system = EdgeSystem(self.scenario, self.table, num_envs=1, seed=episode)
         self._deploy_if_due()
         return self._observations(), {agent: {} for agent in self.agents}
 

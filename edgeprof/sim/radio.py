@@ -92,3 +92,22 @@ def shannon_rate_bps(
     has_band = bandwidth > 0
     snr = received / (noise_per_hz * np.where(has_band, bandwidth, 1.0))
     return np.where(has_band, bandwidth * np.log2(1.0 + snr), 0.0)
+
+
+def distance_for_rate_m(
+    rate_bps: np.ndarray | float,
+    bandwidth_hz: float,
+    power_w: float,
+    noise_dbm_per_hz: float,
+    noise_figure_db: float,
+    reference_db: float,
+    exponent: float,
+) -> np.ndarray:
+    """The distance at which the Shannon rate without shadowing falls to `rate_bps`: `shannon_rate_bps` and
+    `path_loss_db` inverted (0 where no distance is close enough, infinite for a zero rate)."""
+    rate = np.asarray(rate_bps, dtype=np.float64)
+    with np.errstate(over="ignore", divide="ignore"):
+        snr = np.expm1(rate / bandwidth_hz * math.log(2.0))
+        gain = snr * noise_power_w(bandwidth_hz, noise_dbm_per_hz, noise_figure_db) / power_w
+        loss_db = -10.0 * np.log10(gain)
+        return np.power(10.0, (loss_db - reference_db) / (10.0 * exponent))

@@ -5,7 +5,9 @@ of `edgeprof.optimize` and the RL solvers implement it. Metrics are means over e
 (and environment): delay, energy, privacy cost, the per-request cost mu1 C_priv + mu2 e (eq. 12's terms, so
 `cost` is eq. 12 averaged over slots), `objective` (the slot objective optimizers are scored on: cost plus the
 failure penalty -R_fail for each failed request, `sim.model.slot_objective`) and the success rate; the same
-over successful requests only (`*_success`); and per-user means.
+over successful requests only (`*_success`); per-user means; and how the delay is spread over requests
+(`delay_distribution`: median, p99, max, and the share of all delay that the slowest 1% of requests carry),
+because a mean delay can be set by a few requests.
 """
 
 from __future__ import annotations
@@ -45,13 +47,26 @@ class _Totals:
     success_sums: dict[str, np.ndarray] = field(default_factory=dict)
     successes: np.ndarray | None = None
     slots: int = 0
+    delays: list[np.ndarray] = field(default_factory=list)
 
     def add(self, values: dict[str, np.ndarray], success: np.ndarray) -> None:
+        self.delays.append(values["delay_s"].ravel())
         for name, value in values.items():
             self.sums[name] = self.sums.get(name, np.zeros(self.shape)) + value
             self.success_sums[name] = self.success_sums.get(name, np.zeros(self.shape)) + np.where(success, value, 0)
         self.successes = (0 if self.successes is None else self.successes) + success
         self.slots += 1
+
+
+def delay_distribution(delays: np.ndarray) -> dict[str, float]:
+    """`sim.dpa.DELAY_DISTRIBUTION` of every request's delay (any shape): median, 99th percentile, maximum, and the
+    share of the total delay carried by the slowest 1% of requests (at least one)."""
+    delays = np.sort(np.asarray(delays, dtype=np.float64).ravel())
+    slowest = max(1, int(np.ceil(0.01 * delays.size)))
+    total = delays.sum()
+    return {"delay_median_s": float(np.median(delays)), "delay_p99_s": float(np.percentile(delays, 99)),
+            "delay_max_s": float(delays[-1]),
+            "delay_top1pct_share": float(delays[-slowest:].sum() / total) if total > 0 else 0.0}
 
 
 def request_values(system: EdgeSystem, outcome: Outcome) -> dict[str, np.ndarray]:
@@ -89,6 +104,7 @@ def summarise(totals: _Totals, system: EdgeSystem) -> dict[str, Any]:
     successes = int(totals.successes.sum())
     metrics: dict[str, Any] = {name: float(totals.sums[name].sum() / requests) for name in METRICS}
     metrics["success_rate"] = successes / requests
+    metrics.update(delay_distribution(np.concatenate(totals.delays)))
     for name in METRICS:
         metrics[f"{name}_success"] = float(totals.success_sums[name].sum() / successes) if successes else None
     metrics["delay_constraint_s"] = system.scenario["system.delay_constraint_s"]

@@ -47,7 +47,8 @@ class System:
     bounded_metrics: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
-_BUILTIN = {"dpa": "edgeprof.sim.dpa"}
+_BUILTIN = {"dpa": "edgeprof.sim.dpa", "foci": "edgeprof.sim.foci", "cerl": "edgeprof.sim.cerl",
+            "crowd-edge": "edgeprof.sim.crowd_edge"}
 _REGISTERED: dict[str, System] = {}
 _plugins_loaded = False
 

@@ -1,0 +1,5 @@
+"""`python -m edgeprof`: the same command as the `edgeprof` script."""
+
+from edgeprof.cli import main
+
+main()
