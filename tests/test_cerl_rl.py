@@ -172,7 +172,8 @@ def test_fitness_is_minus_the_td_error_and_a_constant_q_scores_well():
     batch = rl.GraphBatch.of(_stack(rows))
     reward, done = torch.tensor([-1.0, -2.0, -1.5, -1.0, -0.5, -3.0]), torch.zeros(6, dtype=torch.bool)
     action = torch.stack([rl.random_action(batch, torch.Generator().manual_seed(i))[i] for i in range(6)])
-    zero, constant = rl.GraphQNetwork(SUBCARRIERS), rl.GraphQNetwork(SUBCARRIERS)
+    # cost_scale 0: Q is the learned part alone, 0 with every parameter at 0
+    zero, constant = rl.GraphQNetwork(SUBCARRIERS, cost_scale=0.0), rl.GraphQNetwork(SUBCARRIERS, cost_scale=0.0)
     with torch.no_grad():
         for parameter in zero.parameters():
             parameter.zero_()
@@ -180,7 +181,7 @@ def test_fitness_is_minus_the_td_error_and_a_constant_q_scores_well():
             parameter.zero_()
         constant.node_head.bias.fill_(-15.0)  # mean r / (1 - gamma)
     members = torch.stack([rl.flat_parameters(zero), rl.flat_parameters(constant)])
-    scratch = rl.GraphQNetwork(SUBCARRIERS)
+    scratch = rl.GraphQNetwork(SUBCARRIERS, cost_scale=0.0)
     fitness = rl.population_fitness(members, members, None, scratch, batch, batch, action, reward, done, 0.9)
     assert float(fitness[0]) == pytest.approx(-float((reward ** 2).mean()))  # Q = 0: the error is r
     expected = -float(((reward + 0.9 * -15.0 + 15.0) ** 2).mean())
@@ -206,9 +207,10 @@ def test_every_individual_is_scored_on_one_batch():
     rows = {name: tensor[trainer.last_fitness_index] for name, tensor in trainer.replay._data.items()}
     batch, following = rl.GraphBatch.of(rows), rl.GraphBatch.of(rows, "next_")
     for i in range(len(members)):
-        alone = rl.population_fitness(members[i:i + 1], trainer.population.targets[i:i + 1], None,
-                                      rl.GraphQNetwork(SUBCARRIERS), batch, following, rows["action"],
-                                      rows["reward"] * trainer.scale, rows["terminated"], trainer.config.gamma)
+        scratch = rl.GraphQNetwork(SUBCARRIERS, cost_scale=trainer.scale)
+        alone = rl.population_fitness(members[i:i + 1], trainer.population.targets[i:i + 1], None, scratch, batch,
+                                      following, rows["action"], rows["reward"] * trainer.scale,
+                                      rows["terminated"], trainer.config.gamma)
         assert float(alone[0]) == pytest.approx(float(trainer.last_fitness[i]), rel=1e-5)
     order = torch.sort(trainer.last_fitness, descending=True, stable=True).indices[:2]
     weights = elite_weights(2, "log-rank").float()
@@ -307,22 +309,55 @@ def test_a_trained_policy_stays_above_the_cost_bound(tmp_path):
 
 
 def test_the_action_features_are_the_hops_physics():
-    """u = the block's delay over the task's time left (the deadline is missed above 1) and the block's energy at
-    its share, for every allowed (node, end, share), against the environment's own eq. 1-5."""
+    """u = the block's delay over the task's time left (the deadline is missed above 1) and the hop's eq. 6 cost,
+    for every allowed (node, end, share), against the environment's own eq. 1-6."""
     scenario, workload, env = _env(steps=3)
     spec = rl.GraphSpec.of(scenario, workload, max_tasks=8)
     batch = rl.GraphBatch.of(rl.encode(env, spec))
-    basis = rl.action_basis(batch)[0]
+    basis, cost = rl.action_basis(batch)[0], rl.hop_cost(batch)[0]
     task, masks = env.focus, env.masks()
     time_left = env.time_left_s(task)
-    reference = scenario["cost.energy_coefficient"] * workload.total_cycles ** 3 / scenario["system.deadline_s"] ** 2
+    missed_any = False
     for node in np.flatnonzero(masks.node):
         for end in np.flatnonzero(masks.end):
             for share in (1, 7, 40, 100):
                 hop = env.hop(task, rl.Action(int(node), int(end) + 1, share, 0))
-                u = float(basis[node, end, share - 1, 3])
+                u = float(basis[node, end, share - 1, 2])
                 assert u == pytest.approx(min((hop.compute_s + hop.transfer_s) / time_left, 4.0), rel=1e-4)
-                assert float(basis[node, end, share - 1, 2]) == pytest.approx(hop.compute_j / reference, rel=1e-4)
+                missed = hop.compute_s + hop.transfer_s > time_left
+                missed_any |= missed
+                assert float(cost[node, end, share - 1]) == pytest.approx(hop.cost + env.penalty * missed, rel=1e-4)
+    assert missed_any  # the penalty is checked too
+
+
+def test_the_q_values_charge_each_hop_its_own_cost():
+    """Issue 32: the block head learned the hop's cost as a weight on its energy; failures on slow devices at small
+    shares turned that weight positive and the greedy choice on the MEC became its largest share (Q +700 cost
+    bounds for a -600 hop). With the learned part of the block head at zero, a node's (end, share) choices rank by
+    their own cost alone (P when the hop misses the deadline), each Q the reward scale x minus that cost apart,
+    whatever the weights before it."""
+    scenario, workload, env = _env(steps=3)
+    spec = rl.GraphSpec.of(scenario, workload, max_tasks=8)
+    batch = rl.GraphBatch.of(rl.encode(env, spec))
+    task, masks = env.focus, env.masks()
+    for dueling in (False, True):
+        torch.manual_seed(0)
+        network = rl.GraphQNetwork(scenario["radio.subcarriers"], dueling, cost_scale=0.5)
+        with torch.no_grad():
+            network.block_head.weight.zero_()
+            network.block_head.bias.zero_()
+        with torch.no_grad():
+            block = network(batch).block[0]
+        for node in np.flatnonzero(masks.node):
+            ends = np.flatnonzero(masks.end)
+            hops = [[env.hop(task, rl.Action(int(node), int(end) + 1, share, 0)) for share in range(1, 101)]
+                    for end in ends]
+            costs = np.array([[hop.cost + env.penalty * (hop.compute_s + hop.transfer_s > env.time_left_s(task))
+                               for hop in row] for row in hops])
+            q = block[node, ends].numpy()
+            assert q - q[0, 0] == pytest.approx(-0.5 * (costs - costs[0, 0]), rel=1e-4, abs=1e-4)
+            best = np.unravel_index(q.argmax(), q.shape)
+            assert costs[best] == pytest.approx(costs.min(), rel=1e-4)
 
 
 def test_every_decision_is_one_transition_of_its_task():

@@ -389,7 +389,7 @@ def _one_line_error(result, fragment):
 
 def test_cli_errors_exit_2_with_one_line_and_no_files(run_cli, profiles, tmp_path):
     rundir = tmp_path / "run"
-    _one_line_error(run_cli("train", "mappo", "-o", rundir), "unknown algorithm 'mappo'")
+    _one_line_error(run_cli("train", "hc-mapo-l", "-o", rundir), "unknown algorithm 'hc-mapo-l'")
     _one_line_error(run_cli(*_train_args(profiles, rundir, "--resume")), "nothing to resume")
     _one_line_error(run_cli("train", "h-mappo", "--iterations", "0", "-o", rundir), "--iterations")
     _one_line_error(run_cli("train", "h-mappo", "--scenario", "small", "--set", profiles_override(profiles),

@@ -75,6 +75,23 @@ def test_a_second_system_runs_through_every_command(bandit, run_cli, tmp_path):
     assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.parametrize(
+    ("log", "message"),
+    [
+        (b"iteration,reward\n1,\xff\xfe\n", "training log {log} is not UTF-8 text (byte 19)"),
+        (b'iteration,reward\n1,2,3\n"unclosed\n', "{log} is not a readable training log (Error tokenizing data."),
+        (b"", "{log} is not a readable training log (No columns to parse from file)"),
+    ],
+)
+def test_a_damaged_training_log_is_one_line_naming_it(bandit, run_cli, tmp_path, log, message):
+    rundir = tmp_path / "run"
+    assert run_cli("train", "bandit-greedy", "--scenario", bandit, "--iterations", "2", "-o", rundir).code == 0
+    (rundir / "log.csv").write_bytes(log)
+    picture = tmp_path / "curves.png"
+    _one_line(run_cli("plot", rundir, "-o", picture), message.format(log=rundir / "log.csv"))
+    assert not picture.exists()
+
+
 def test_help_lists_the_choices(bandit, run_cli):
     solve_help = " ".join(run_cli("solve", "--help").out.split())  # the help wraps its lines
     assert "dpa: local-only, edge-only, greedy, neurosurgeon, lru, random, primal-dual, exact" in solve_help

@@ -288,7 +288,7 @@ def trace(model: nn.Module, inputs: tuple[torch.Tensor, ...] | None = None) -> M
     if not isinstance(model, torch.jit.ScriptModule):
         try:
             return ModelGraph(hoist_shape_reads(fx.symbolic_trace(model)), "fx")
-        except Exception as error:  # fx raises many types; any failure means "not traceable"
+        except (Exception, SystemExit) as error:  # fx raises many types (and forward may exit): "not traceable"
             failures.append(describe_failure("torch.fx", error))
     if inputs is not None:
         try:
@@ -296,7 +296,7 @@ def trace(model: nn.Module, inputs: tuple[torch.Tensor, ...] | None = None) -> M
                 module = _export(model, inputs)
             method_warnings = [f"traced with torch.export after {failure}" for failure in failures]
             return ModelGraph(hoist_shape_reads(module), "export", method_warnings)
-        except Exception as error:  # as above: any failure means "not exportable"
+        except (Exception, SystemExit) as error:  # as above: any failure means "not exportable"
             failures.append(describe_failure("torch.export", error))
     fallback = "; ".join(failures) or "no example input to trace with"
     warning = (f"no tracer could trace this model ({fallback}); partition points are its top-level children "

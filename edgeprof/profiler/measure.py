@@ -29,7 +29,7 @@ from torch import nn
 
 from edgeprof.profiler.energy import EnergyMeter, is_jetson, open_meter
 from edgeprof.profiler.models import LoadedModel
-from edgeprof.profiler.static import Analysis, runnable_graph, static_profile
+from edgeprof.profiler.static import Analysis, run_model, runnable_graph, static_profile
 from edgeprof.profiler.timing import (
     LatencyStats,
     RoundLoad,
@@ -188,9 +188,11 @@ def measure_profile(
     profile = static_profile(analysis)
     meter, reason = sensor if sensor is not None else open_meter(settings.energy, str(device), settings.rails)
     model = runnable.module.to(device)
+    inputs = tuple(x.to(device) for x in runnable.example_inputs(settings.seed))
+    with torch.inference_mode():
+        run_model(runnable, inputs)  # a forward that fails is one line, before any tracing or timing
     graph = runnable_graph(analysis, runnable)
     graph.module.to(device)  # its own copies of buffers read through get_attr
-    inputs = tuple(x.to(device) for x in runnable.example_inputs(settings.seed))
     try:
         with torch.inference_mode(), fixed_threads(settings.threads if device.type == "cpu" else None) as threads:
             info = describe_device(device, threads)

@@ -58,7 +58,16 @@ def _schema_problems(doc: Any) -> list[str]:
     errors = sorted(validator.iter_errors(doc), key=lambda error: list(error.absolute_path))
     best = jsonschema.exceptions.best_match(errors)
     ordered = [best, *(error for error in errors if error is not best)] if best is not None else []
-    return [f"{error.json_path}: {error.message}" for error in ordered]
+    return [f"{error.json_path}: {_readable_message(error)}" for error in ordered]
+
+
+def _readable_message(error: Any) -> str:
+    """jsonschema's message, with an integer too long to read (10**400 fits JSON, not a float) named by its
+    digit count, so that the error stays one readable line."""
+    value = error.instance
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        return error.message.replace(str(value), f"an integer of {len(str(abs(value)))} digits", 1)
+    return error.message
 
 
 Fail = Callable[[str, str], None]  # records one problem: its JSON path and what is wrong

@@ -20,7 +20,7 @@ from torch import fx
 import edgeprof
 from edgeprof.errors import EdgeprofError
 from edgeprof.profiler.counting import NodeCost, count_nodes, tensor_leaves
-from edgeprof.profiler.graph import ModelGraph, run_split, trace
+from edgeprof.profiler.graph import ModelGraph, describe_failure, run_split, trace
 from edgeprof.profiler.models import LoadedModel, load_model
 from edgeprof.profiler.partition import (
     Layer,
@@ -306,6 +306,19 @@ class CutCheck:
     ok: bool
 
 
+def run_model(runnable: LoadedModel, inputs: tuple[Any, ...]) -> Any:
+    """`runnable`'s output on real `inputs`. Tracing runs on meta tensors, which check shapes but not values (an
+    index out of range), so a forward that fails only for real is caught here, as one line naming the code."""
+    try:
+        return runnable.module(*inputs)
+    except SystemExit as stop:
+        raise EdgeprofError(f"{runnable.name} fails when run on a real input: its forward called "
+                            f"sys.exit({stop.code})") from None
+    except Exception as error:
+        raise EdgeprofError(f"{runnable.name} fails when run on a real input: "
+                            f"{describe_failure(type(error).__name__, error)}") from None
+
+
 def verify_cuts(
     analysis: Analysis,
     runnable: LoadedModel,
@@ -317,11 +330,12 @@ def verify_cuts(
     """Run prefix then suffix at every partition point on `runnable` (a real copy of the analysed model)
     and compare with the whole model's output on the same seeded input: every tensor the output holds (in a
     tuple, dict or dataclass), shape and value."""
-    graph = runnable_graph(analysis, runnable)
     inputs = runnable.example_inputs(seed)
+    with torch.inference_mode():
+        expected = tensor_leaves(run_model(runnable, inputs))  # first: a forward that fails is one line
+    graph = runnable_graph(analysis, runnable)
     checks = []
     with torch.inference_mode():
-        expected = tensor_leaves(runnable.module(*inputs))
         scale = max((t.abs().max().item() for t in expected if t.numel()), default=0.0)
         for z, k in enumerate(analysis.cuts):
             prefix, suffix = graph.split(k)

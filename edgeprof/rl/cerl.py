@@ -16,15 +16,21 @@ masks left by the tasks before it (`ChainEnv.masks`), through factored heads rea
     Q(s, (n, j, r, w)) = Q_node(n) + Q_block(j, r | n) + [n != location] Q_sub(w | n)
 
 with Q_node from [h_n, h_task, h_graph] and Q_sub from [h_n, h_task] (h_task: the mean of the task's layer
-embeddings). Q_block, over the block end j and the share r together, weighs features of the action itself (eq.
-16 reads Q from H(s, a)): 1, the share s, the block's eq. 4 energy at s, and u, the block's delay over the task's
-time left, with a soft step at u = 1 where the deadline is missed (`action_basis`); the weights come from the
-product of an embedding of the node and one of the task's layer j and the pair's features (the share the block
-needs on the node, its energy at full share: `sim.cerl.StateGraph.pairs`, edge features of E_ab), through a
-hidden layer. A first version summed separate end and share heads read from the embeddings alone; a second
-expanded the share in fixed functions of s: after 14 epochs on cerl-small their greedy policies stayed far
-worse than LC (the Q-values rose with the MEC's share, while the replayed costs fell then rose). The exact
-joint maximum stays cheap: max over n of Q_node(n) plus each head's masked max given n (`per_node_best`).
+embeddings). Q_block, over the block end j and the share r together, is minus the hop's own eq. 6 cost and P if it
+misses the deadline, both known before acting (`hop_cost`, times the rewards' scale), plus a learned value of what
+follows the hop that weighs features of the action itself (eq. 16 reads Q from H(s, a)): 1, the share s, and u, the
+block's delay over the task's time left, with a soft step at u = 1 where the deadline is missed (`action_basis`);
+the weights come from the product of an embedding of the node and one of the task's layer j and the pair's features
+(the share the block needs on the node, its energy at full share: `sim.cerl.StateGraph.pairs`, edge features of
+E_ab), through a hidden layer. A first version summed separate end and share heads read from the embeddings alone; a
+second expanded the share in fixed functions of s: after 14 epochs on cerl-small their greedy policies stayed far
+worse than LC (the Q-values rose with the MEC's share, while the replayed costs fell then rose). A third learned the
+hop's cost too, as a weight on its eq. 4 energy: failures (P, ~6000 cost bounds) came with small shares on slow
+devices, the weight turned positive, and on the MEC, whose energy feature is ~100x a device's, the greedy choice
+became the largest share (Q +700 to +1100 cost bounds for a hop that costs -600: issue 32); with the cost known but
+the deadline miss learned, the linear u weight took up P and charged even safe whole-task hops hundreds of cost
+bounds. The exact joint maximum stays cheap: max over n of Q_node(n) plus each head's masked max given n
+(`per_node_best`).
 D2QN's dueling form adds a state value and centres each head's advantages (`rl.dqn.dueling_q`).
 
 Learning (eq. 17-19): TD targets r + gamma max_a' Q'(s', a') with the target network (CERL, eq. 17), or double
@@ -88,6 +94,7 @@ from edgeprof.rl.replay import ReplayBuffer
 from edgeprof.rl.trainers import Panel, TrainerInfo, register_trainer
 from edgeprof.sim.cerl import (
     COMPUTE_FEATURES,
+    HOP_COST_TERMS,
     LAYER_FEATURES,
     PAIR_FEATURES,
     SHARES,
@@ -105,15 +112,25 @@ STEP_WIDTH = 0.02  # ours: the soft deadline step's width in u
 
 
 def action_basis(batch: GraphBatch) -> torch.Tensor:
-    """(B, N+1, L, 100, 5): features of each action (node n, block end j, share s = r / 100) that the block head's
-    coefficients weigh: 1, s, the block's eq. 4 energy at s (full-share energy x s^2), u = the block's delay over
-    the task's time left (needed share / s + the transfer's fraction; the task misses its deadline when u > 1),
-    capped at 4, and a soft step at u = 1."""
+    """(B, N+1, L, 100, 4): features of each action (node n, block end j, share s = r / 100) that the block head's
+    coefficients weigh to value what follows the hop: 1, s, u = the block's delay over the task's time left
+    (needed share / s + the transfer's fraction; the task misses its deadline when u > 1), capped at 4, and a soft
+    step at u = 1. The hop's own cost is not among them: `hop_cost` adds it exactly (with its deadline miss)."""
     share = torch.arange(1, SHARES + 1, dtype=torch.float32) / SHARES
-    needed, energy = batch.pairs[..., 0, None], batch.pairs[..., 1, None]
+    needed = batch.pairs[..., 0, None]
     u = needed / share + batch.compute[:, :, None, None, TRANSFER]
-    return torch.stack([torch.ones_like(u), share.expand_as(u), energy * share ** 2, u.clamp(max=4.0),
+    return torch.stack([torch.ones_like(u), share.expand_as(u), u.clamp(max=4.0),
                         torch.sigmoid((u - 1.0) / STEP_WIDTH)], -1)
+
+
+def hop_cost(batch: GraphBatch) -> torch.Tensor:
+    """(B, N+1, L, 100): what the focus task's own hop costs for every (node, block end, share): its eq. 6 cost
+    a s^2 + b / s + c, and P when it misses the deadline (d / s > e), from `sim.cerl.StateGraph.hop_cost`."""
+    share = torch.arange(1, SHARES + 1, dtype=torch.float32) / SHARES
+    terms = batch.hop_cost[..., None, :]
+    missed = terms[..., 3] / share > terms[..., 4]
+    cost = terms[..., 0] * share ** 2 + terms[..., 1] / share + terms[..., 2]
+    return cost + torch.where(missed, terms[..., 5], 0.0)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -148,6 +165,7 @@ class GraphSpec:
             "sub_mask": Field((self.num_subcarriers,), torch.bool),
             "location": Field((), torch.int16),
             "pairs": Field((n, num_layers, len(PAIR_FEATURES))),
+            "hop_cost": Field((n, num_layers, len(HOP_COST_TERMS))),
         }
 
     def replay_fields(self) -> dict[str, Field]:
@@ -169,7 +187,8 @@ def encode(env: ChainEnv, spec: GraphSpec) -> dict[str, np.ndarray]:
     return {"compute": graph.compute, "layers": layers, "task_valid": np.arange(spec.max_tasks) < count,
             "layer_node": layer_node, "links": graph.links, "node_mask": masks.node, "end_mask": masks.end,
             "share_limit": masks.share_limit.astype(np.int16), "sub_mask": masks.subcarriers,
-            "location": np.int16(masks.location), "pairs": graph.pairs}
+            "location": np.int16(masks.location), "pairs": graph.pairs,
+            "hop_cost": graph.hop_cost}
 
 
 @dataclass(frozen=True)
@@ -187,6 +206,7 @@ class GraphBatch:
     sub_mask: torch.Tensor
     location: torch.Tensor
     pairs: torch.Tensor
+    hop_cost: torch.Tensor
 
     @classmethod
     def of(cls, rows: Mapping[str, Any], prefix: str = "") -> GraphBatch:
@@ -289,10 +309,13 @@ class Heads:
 
 
 class GraphQNetwork(nn.Module):
-    """Three GCN layers (eq. 11) and the factored Q readout (eq. 16); `dueling` for D2QN."""
+    """Three GCN layers (eq. 11) and the factored Q readout (eq. 16); `dueling` for D2QN. The block head is the
+    learned value of what follows the hop minus `cost_scale` (the rewards' scale) x the hop's known cost."""
 
-    def __init__(self, num_subcarriers: int, dueling: bool = False, hidden: tuple[int, ...] = HIDDEN) -> None:
+    def __init__(self, num_subcarriers: int, dueling: bool = False, cost_scale: float = 1.0,
+                 hidden: tuple[int, ...] = HIDDEN) -> None:
         super().__init__()
+        self.cost_scale = cost_scale
         sizes = (len(COMPUTE_FEATURES) + len(LAYER_FEATURES), *hidden)
         self.gcn = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(sizes))
         width = hidden[-1]
@@ -300,7 +323,7 @@ class GraphQNetwork(nn.Module):
         self.pair_node = nn.Linear(2 * width, PAIR_WIDTH)
         self.pair_layer = nn.Linear(width, PAIR_WIDTH)
         self.block_hidden = nn.Linear(PAIR_WIDTH + len(PAIR_FEATURES), 2 * PAIR_WIDTH)
-        self.block_head = nn.Linear(2 * PAIR_WIDTH, 5)  # the coefficients of `action_basis`
+        self.block_head = nn.Linear(2 * PAIR_WIDTH, 4)  # the coefficients of `action_basis`
         self.sub_head = nn.Linear(2 * width, num_subcarriers)
         self.value = nn.Linear(2 * width, 1) if dueling else None
 
@@ -327,7 +350,7 @@ class GraphQNetwork(nn.Module):
             node = dueling_q(value, node)
             block = block - block.mean((-2, -1), keepdim=True)
             sub = sub - sub.mean(-1, keepdim=True)
-        return Heads(node, block, sub)
+        return Heads(node, block - self.cost_scale * hop_cost(batch), sub)
 
 
 def _allowed_blocks(batch: GraphBatch) -> torch.Tensor:
@@ -639,15 +662,15 @@ class Trainer:
         variant = config.variant
         self.spec = GraphSpec.of(scenario, workload, config.max_graph_tasks)
         subcarriers = scenario["radio.subcarriers"]
-        self.online = GraphQNetwork(subcarriers, variant.dueling)
-        self.target = GraphQNetwork(subcarriers, variant.dueling)
+        self.scale = reward_scale(config, scenario, workload)
+        self.online = GraphQNetwork(subcarriers, variant.dueling, self.scale)
+        self.target = GraphQNetwork(subcarriers, variant.dueling, self.scale)
         update_target(self.target, self.online)
-        self.acting = GraphQNetwork(subcarriers, variant.dueling)  # elites, and D2QN's perturbed copy
-        self.probe = GraphQNetwork(subcarriers, variant.dueling)  # D2QN: the copy that measures the noise
+        self.acting = GraphQNetwork(subcarriers, variant.dueling, self.scale)  # elites, and D2QN's perturbed copy
+        self.probe = GraphQNetwork(subcarriers, variant.dueling, self.scale)  # D2QN: the copy that measures the noise
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=config.learning_rate)
         self.replay = ReplayBuffer(config.buffer_size, self.spec.replay_fields(), seed=config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.scale = reward_scale(config, scenario, workload)
         self.population = Population(config, self.online) if variant.evolution else None
         self.noise = (AdaptiveParameterNoise(config.seed, config.noise_std, config.noise_adaptation)
                       if variant.parameter_noise else None)
@@ -860,9 +883,10 @@ class TrainedPolicy:
         return env_action(action, int(observation["location"]))
 
 
-def load_network(run: Any) -> GraphQNetwork:
+def load_network(run: Any, workload: ChainWorkload) -> GraphQNetwork:
     """The RL agent's Q-network of a run's latest checkpoint."""
-    network = GraphQNetwork(run.scenario["radio.subcarriers"], run.config.variant.dueling)
+    network = GraphQNetwork(run.scenario["radio.subcarriers"], run.config.variant.dueling,
+                            reward_scale(run.config, run.scenario, workload))
     try:
         network.load_state_dict(component_state(run.paths.checkpoint, "online"))
     except RuntimeError as error:
@@ -873,7 +897,7 @@ def load_network(run: Any) -> GraphQNetwork:
 def policy_maker(run: Any, workload: ChainWorkload, draw: tuple[str, ...]) -> Callable[[ChainEnv, int], Any]:
     """The run's RL agent for `sim.evaluation.run_episodes`, greedy, or drawing as at the end of training."""
     torch.set_num_threads(run.config.threads)
-    network = load_network(run)
+    network = load_network(run, workload)
     spec = GraphSpec.of(run.scenario, workload, run.config.max_graph_tasks)
     config = run.config
 
@@ -884,7 +908,7 @@ def policy_maker(run: Any, workload: ChainWorkload, draw: tuple[str, ...]) -> Ca
         if config.variant.parameter_noise:
             noise = AdaptiveParameterNoise(seed, config.noise_std, config.noise_adaptation)
             noise.std = component_state(run.paths.checkpoint, "noise")["std"]
-            perturbed = GraphQNetwork(run.scenario["radio.subcarriers"], True)
+            perturbed = GraphQNetwork(run.scenario["radio.subcarriers"], True, network.cost_scale)
             noise.perturb(network, into=perturbed)
             return TrainedPolicy(perturbed, spec)
         epsilon = ExponentialSchedule(config.epsilon_start, config.epsilon_decay, config.epsilon_end)

@@ -10,13 +10,14 @@ Runs drawn together must share their panels (the first run's trainer names them)
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edgeprof.errors import EdgeprofError
-from edgeprof.files import atomic_output
+from edgeprof.files import atomic_output, read_text
 from edgeprof.rl.runs import Run, load_run
 from edgeprof.rl.trainers import Panel
 from edgeprof.stats import mean_interval
@@ -40,7 +41,11 @@ def _read_log(run: Run, panels: tuple[Panel, ...]):
     path = run.paths.log
     if not path.is_file():
         raise EdgeprofError(f"{run.path} has no log.csv yet: train it with `edgeprof train`")
-    log = pd.read_csv(path)
+    try:
+        log = pd.read_csv(io.StringIO(read_text(path, "training log")))
+    except ValueError as error:  # a damaged table: pandas' ParserError and EmptyDataError are ValueErrors
+        reason = (str(error).strip() or type(error).__name__).splitlines()[0]
+        raise EdgeprofError(f"{path} is not a readable training log ({reason}): is it the right run?") from None
     if log.empty:
         raise EdgeprofError(f"{path} has no iterations yet")
     missing = [panel.column for panel in panels if panel.column not in log.columns]

@@ -352,6 +352,7 @@ COMPUTE_FEATURES = ("is_mec", "capacity", "log_capacity", "free_share", "free_vs
                     "reachable", "transfer")
 LAYER_FEATURES = ("work", "output", "done", "next", "focus", "time_left", "log_block_rate")
 PAIR_FEATURES = ("needed_share", "full_share_energy")
+HOP_COST_TERMS = ("share_squared", "inverse_share", "constant", "full_share_delay_s", "slack_s", "penalty")
 
 
 @dataclass(frozen=True)
@@ -370,13 +371,19 @@ class StateGraph:
     (done) or holding its input (pending). `adjacency()` is the square (N+1+QL) x (N+1+QL) matrix.
     Pair features `PAIR_FEATURES` (N+1, L, 2) of each compute node n and focus layer l (0 for done layers): the
     share of n the block from the focus task's next layer to l needs to end within its time left, and that
-    block's eq. 4 energy at n's full capacity over a whole task's at the deadline rate (k0 C (C / T)^2)."""
+    block's eq. 4 energy at n's full capacity over a whole task's at the deadline rate (k0 C (C / T)^2).
+    `hop_cost` (N+1, L, 6), `HOP_COST_TERMS`: what the focus task's own hop to node n ending at layer l with share
+    s = r / 100 costs, a s^2 + b / s + c + P [d / s > e], a = w_e k0 C R_max^2, b = w_d C / R_max, c = (w_e p +
+    w_d) T_trans (eq. 1-6 exactly, as `ChainEnv.hop`; c = 0 for nodes out of reach), and P (eq. 13) when the
+    hop's compute time d / s, d = C / R_max, passes e = the task's time left less T_trans (eq. 10): known before
+    acting, so a Q-network need not learn it."""
 
     compute: np.ndarray
     layers: np.ndarray
     layer_node: np.ndarray
     links: np.ndarray
     pairs: np.ndarray
+    hop_cost: np.ndarray
 
     @property
     def num_nodes(self) -> int:
@@ -637,8 +644,15 @@ class ChainEnv:
         reference = self.k0 * self.workload.total_cycles ** 3 / self.deadline_s ** 2
         pairs = np.stack([np.minimum(block[None, :] / (self.capacity_hz[:, None] * max(time_left, 1e-9)), 100.0),
                           self.k0 * block[None, :] * self.capacity_hz[:, None] ** 2 / reference], -1)
+        capacity = self.capacity_hz[:, None]
+        transfer_s = np.where(reach, transfer, 0.0)[:, None]
+        transfer_cost = (self.energy_weight * self.power_w + self.delay_weight) * transfer_s
+        hop_cost = np.stack(np.broadcast_arrays(self.energy_weight * self.k0 * block[None, :] * capacity ** 2,
+                                                self.delay_weight * block[None, :] / capacity, transfer_cost,
+                                                block[None, :] / capacity, self.time_left_s(focus) - transfer_s,
+                                                self.penalty), -1)
         return StateGraph(compute=compute, layers=layers, layer_node=layer_node, links=self.links.copy(),
-                          pairs=pairs.astype(np.float32))
+                          pairs=pairs.astype(np.float32), hop_cost=hop_cost.astype(np.float32))
 
     # -- what the episode reports --------------------------------------------------------------------------
 
