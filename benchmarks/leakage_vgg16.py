@@ -22,7 +22,6 @@ import torch
 import edgeprof
 from edgeprof.files import write_text_atomic
 from edgeprof.inversion.leakage import LeakageRequest, run_leakage
-from edgeprof.inversion.report import write_outputs
 
 RESULTS = Path(__file__).parent / "results"
 SEED_001_VGG16 = {2: 0.99, 8: 0.59, 14: 0.35}  # layer -> SSIM, primary source unverified (research notes 0, 1.5)
@@ -35,7 +34,6 @@ def run(preset: str, size: int, device: str, points: str, threads: int | None) -
         result = run_leakage(LeakageRequest("vgg16", Path(tmp), preset=preset, input_size=size, points=points,
                                             device=device, threads=threads))
         seconds = time.perf_counter() - started
-        write_outputs(result, Path(tmp))
         for name in ("reconstructions.png", "leakage_curve.png"):
             shutil.copy(Path(tmp) / name, RESULTS / f"leakage_vgg16_{preset}_{size}px_{name}")
     rows = [{key: row[key] for key in ("z", "after", "layer", "feature_shape", "ssim_mean", "ssim_ci95_low",

@@ -361,9 +361,14 @@ def profile_command(
         if sensor[0] is not None:  # closing twice is harmless; this covers failures before measuring
             sensor[0].close()
     if leakage:
-        from edgeprof.inversion.report import attach_leakage, read_leakage_table
+        from edgeprof.inversion.report import (
+            attach_leakage,
+            describe_table,
+            read_leakage_table,
+        )
 
-        attach_leakage(profile, read_leakage_table(leakage), f"edgeprof leakage: {leakage}")
+        rows = read_leakage_table(leakage)
+        attach_leakage(profile, rows, describe_table(rows, str(leakage)))
     _write_profile_outputs(profile, output, csv, layers_csv, plot)
     if not quiet:
         _print_profile(profile, top)
@@ -435,16 +440,25 @@ class Preset(str, Enum):
     paper = "paper"
 
 
+class SmallImages(str, Enum):
+    upscale = "upscale"
+    skip = "skip"
+
+
 @app.command("leakage")
 def leakage_command(
     model: Annotated[str, typer.Option("--model", help="MODEL as for `edgeprof profile`.")],
-    data: Annotated[str, typer.Option(help="A folder of images (ImageFolder or flat), or builtin: scikit-image's "
-                                           "bundled photos, for smoke tests only.")] = "builtin",
+    data: Annotated[str, typer.Option(help="A folder of images (ImageFolder or flat), a folder of CIFAR-10/100 or "
+                                           "MNIST files in torchvision's layout, or builtin: scikit-image's bundled "
+                                           "photos, for smoke tests only.")] = "builtin",
     preset: Annotated[Preset, typer.Option(help="Attack budget: smoke (2 CPU cores, minutes), default (a GPU at "
                                                 "224 px), paper.")] = Preset.smoke,
     input_size: Annotated[int | None, typer.Option(min=11, help="Image size (default: the preset's cap or the "
                                                                 "model's own size, whichever is smaller).")] = None,
-    points: Annotated[str, typer.Option(help="all, or comma-separated z of the profile's partition points.")] = "all",
+    points: Annotated[str, typer.Option(help="all, or comma-separated z of the profile's partition points and "
+                                             "point names (the table's after column).")] = "all",
+    cuts: Annotated[Cuts, typer.Option(help="clean: the profile's partition points; all: also He et al.'s points "
+                                            "just before each activation and pooling.")] = Cuts.clean,
     attack: Annotated[Attack, typer.Option(help="inverse-net: a decoder trained on the attacker's images; rmle: "
                                                 "white-box optimisation of the input.")] = Attack.inverse_net,
     weights: Annotated[str | None, typer.Option(help="Target weights, as for `edgeprof profile`.")] = None,
@@ -452,20 +466,39 @@ def leakage_command(
     output: Annotated[Path, typer.Option("--output", "-o", help="OUTDIR for leakage.csv, leakage.json and the "
                                                                 "pictures.")] = Path("leakage"),
     resume: Annotated[bool, typer.Option("--resume", help="Continue a run from OUTDIR's checkpoints.")] = False,
-    seed: Annotated[int, typer.Option(help="Seed of the data split, crops, decoders and target init.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the data split, crops and target init.")] = 0,
+    decoder_seed: Annotated[int, typer.Option(min=0, help="Seed of the attack: decoder init and batch order.")] = 0,
+    repeats: Annotated[int | None, typer.Option(min=1, help="Decoders trained per point, with different seeds; "
+                                                            "their spread widens the interval (default: the "
+                                                            "preset's).")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Override the preset's training steps per point.")] = None,
     train_images: Annotated[int | None, typer.Option(min=1, help="Override the preset's attacker images.")] = None,
     ssim_weight: Annotated[float, typer.Option(min=0, help="Add this x (1 - SSIM) to the decoder's MSE loss.")] = 0.0,
+    rmle_iterations: Annotated[int | None, typer.Option(min=1, help="rmle: optimisation steps per image (default: "
+                                                                    "the preset's, up to twice that at the deepest "
+                                                                    "point).")] = None,
+    rmle_tv_weight: Annotated[float | None, typer.Option(min=0, help="rmle: weight of the total-variation prior "
+                                                                     "(default: 0.05 at the input, rising to 0.2 at "
+                                                                     "the deepest point).")] = None,
+    rmle_learning_rate: Annotated[float | None, typer.Option(help="rmle: Adam's learning rate "
+                                                                 "(default 0.05).")] = None,
+    normalize: Annotated[str, typer.Option(help="How the victim normalises [0, 1] images before the model: "
+                                                "imagenet, cifar10, mnist, unit ([-1, 1]), none, weights (the "
+                                                "torchvision weights' own), or M,M,M/S,S,S.")] = "imagenet",
+    small_images: Annotated[SmallImages, typer.Option(help="Images smaller than the input size: upscale them (with "
+                                                           "a warning) or skip them.")] = SmallImages.upscale,
     threads: Annotated[int | None, typer.Option(min=1, help="CPU threads (default: torch's current count).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")] = False,
 ) -> None:
     """Train inversion attacks at each partition point and write an SSIM leakage table with pictures."""
     from edgeprof.inversion.leakage import LeakageRequest, run_leakage
-    from edgeprof.inversion.report import write_outputs
+    from edgeprof.inversion.report import point_label
     from edgeprof.stats import format_interval
 
     request = LeakageRequest(model, output, data, preset.value, input_size, points, attack.value, weights, device,
-                             seed, resume, steps, train_images, ssim_weight, threads)
+                             seed, resume, steps, train_images, ssim_weight, threads, decoder_seed, repeats,
+                             normalize, small_images.value, cuts.value, rmle_iterations, rmle_tv_weight,
+                             rmle_learning_rate)
     with _progress(quiet) as progress:
         tasks: dict[str, Any] = {}
 
@@ -476,24 +509,25 @@ def leakage_command(
             progress.update(tasks[key], description=label, completed=done, total=total)
 
         result = run_leakage(request, report)
-    write_outputs(result, Path(output))
     if quiet:
         return
     meta = result.metadata
     console.print(f"[bold]{model}[/bold] ({meta['model']['weights']}) at {meta['model']['input_size']} px, "
                   f"{attack.value}, {preset.value} preset, data: {meta['data']['source']}"
                   + (" (smoke-test source)" if meta["data"]["smoke_test_only"] else ""))
-    if meta["random_init_warning"]:
-        console.print(f"[yellow]warning:[/yellow] {meta['random_init_warning']}")
+    for warning in meta["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
     table = Table(title=f"Leakage (SSIM; the dataset-mean image scores {meta['baseline_ssim']:.3f})")
-    for column in ("z", "after", "feature", "SSIM", "95% interval", "PSNR dB", "normalised", "> 0.3"):
+    for column in ("z", "after", "feature", "SSIM", "95% interval", "decoder sd", "PSNR dB", "normalised", "> 0.3"):
         table.add_column(column, justify="left" if column in ("after", "feature") else "right")
     for row in result.rows:
         psnr = "" if row["psnr_mean"] is None else f"{row['psnr_mean']:.1f}"
-        table.add_row(str(row["z"]), row["after"] or "(input)", row["feature_shape"], f"{row['ssim_mean']:.3f}",
-                      format_interval(row["ssim_ci95_low"], row["ssim_ci95_high"], 3), psnr,
-                      f"{row['leakage_norm']:.3f}",
-                      f"{row['share_ssim_above_0_3']:.2f}")
+        spread = "" if row.get("ssim_repeats_sd") is None else f"{row['ssim_repeats_sd']:.3f}"
+        after = row["after"] or "(input)"
+        table.add_row(str(row["z"]) if row["z"] is not None else "", after if row["z"] is not None else
+                      f"{after} ({point_label(row)})", row["feature_shape"], f"{row['ssim_mean']:.3f}",
+                      format_interval(row["ssim_ci95_low"], row["ssim_ci95_high"], 3), spread, psnr,
+                      f"{row['leakage_norm']:.3f}", f"{row['share_ssim_above_0_3']:.2f}")
     console.print(table)
     console.print(f"wrote {output}/leakage.csv, leakage.json, reconstructions.png, leakage_curve.png")
 

@@ -52,5 +52,7 @@ def test_decoder_learns_to_invert_an_invertible_feature():
 
 
 def test_width_is_validated():
-    with pytest.raises(ValueError, match="width and image size must be positive"):
+    with pytest.raises(ValueError, match="width, image size and channels must be positive, got 0, 16 and 3"):
         build_decoder((4, 4, 4), 16, width=0)
+    with pytest.raises(ValueError, match="got 8, 16 and 0"):
+        build_decoder((4, 4, 4), 16, width=8, image_channels=0)

@@ -172,6 +172,7 @@ def test_torch_export_file_keeps_its_input_shape(tmp_path):
     profile = profile_model(str(path))
     assert profile["graph"]["method"] == "export"
     assert profile["model"]["input_shape"] == [2, 3, 16, 16]
+    assert profile["model"]["weights"] == str(path) and len(profile["model"]["weights_sha256"]) == 64  # carried
     single = profile_model("edgeprof_testmodels:tiny_cnn", input_size=16)
     assert profile["totals"]["macs"] == 2 * single["totals"]["macs"]
     with pytest.raises(EdgeprofError, match=r"exported for input shape \[2, 3, 16, 16\] only"):

@@ -1,5 +1,5 @@
-"""The README's set-up commands are the ones CI runs, its Python example works, and its first console
-example is what the command prints."""
+"""The README's set-up commands are the ones CI runs, its Python example works, and its console examples (the
+tour's profile and leakage runs) are what the commands print."""
 
 from __future__ import annotations
 
@@ -34,6 +34,27 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     assert (slow.z, round(slow.latency_s, 2)) == (layers, 0.18) and layers == 10
     assert (fast.z, round(fast.latency_s, 2)) == (0, 0.11)
     assert namespace["prefix"] is not None and namespace["suffix"] is not None
+
+
+def _leakage_example(text: str) -> list[str]:
+    """The console block that runs `edgeprof leakage`: its command line and the lines it shows."""
+    block = next(found for found in re.findall(r"```console\n(.*?)```", text, re.DOTALL)
+                 if found.startswith("$ edgeprof leakage ")).splitlines()
+    return block[:next(i for i, line in enumerate(block) if i and line.startswith("$ "))]
+
+
+def test_leakage_examples_are_what_the_command_prints(run_cli, tmp_path, monkeypatch):
+    """The leakage example of the README's tour and of docs/profiling.md is rerun: its command must print exactly
+    the lines shown."""
+    readme = _leakage_example((ROOT / "README.md").read_text())
+    docs = (ROOT / "docs" / "profiling.md").read_text().split("## `edgeprof leakage --model MODEL`")[1]
+    assert _leakage_example(docs) == readme
+    command, shown = shlex.split(readme[0].removeprefix("$ ")), readme[1:]
+    assert command[:2] == ["edgeprof", "leakage"] and command[-2:] == ["-o", "leak/"]
+    monkeypatch.setenv("COLUMNS", "120")  # a terminal wide enough for the table
+    result = run_cli(*command[1:-1], tmp_path / "leak")
+    assert result.code == 0, result.err
+    assert result.out.replace(str(tmp_path / "leak"), "leak").splitlines() == shown
 
 
 def test_readme_first_console_example_is_real_output(tmp_path):

@@ -20,7 +20,7 @@ from edgeprof.data import shipped_dir
 from edgeprof.errors import EdgeprofError
 from edgeprof.files import write_json_atomic
 from edgeprof.inversion.leakage import LeakageRequest, run_leakage
-from edgeprof.inversion.report import attach_leakage, read_leakage_table, write_outputs
+from edgeprof.inversion.report import attach_leakage, read_leakage_table
 from edgeprof.profiler.models import default_input_size
 from edgeprof.profiler.schema import write_profile
 from edgeprof.profiler.static import profile_model
@@ -68,8 +68,7 @@ def build_one(name: str, settings: BuildSettings, progress: Callable[[str, int, 
     started = time.perf_counter()
     request = LeakageRequest(name, leak_dir, preset=settings.leakage_preset, input_size=leak_size, device="cpu",
                              seed=settings.seed, resume=True, threads=settings.threads)
-    result = run_leakage(request, progress)
-    write_outputs(result, leak_dir)
+    result = run_leakage(request, progress)  # writes leak_dir/leakage.csv
     profile = profile_model(name)
     budget = result.metadata["budget"]
     source = (f"edgeprof leakage {result.metadata['attack']['name']}, {result.metadata['model']['weights']}, "

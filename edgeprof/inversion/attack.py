@@ -2,8 +2,8 @@
 
 - Black-box inverse network (`train_inverse_network`, the default): the attacker queries the frozen
   device-side prefix on images it holds and trains a decoder from features back to images, with pixel MSE
-  and an optional SSIM term, stopping early on a validation split. Its score on held-out victim images is a
-  lower bound on what a stronger attacker could do.
+  and an optional SSIM term, keeping the weights that do best on its own held-out validation images. Its
+  score on held-out victim images is a lower bound on what a stronger attacker could do.
 - White-box rMLE (`reconstruct_rmle`): knowing the prefix's weights, optimise an input until its features
   match the observed ones, with a total-variation prior (He et al. 2019). No training data, but many
   iterations per image, so it is evaluated on fewer images.
@@ -37,8 +37,8 @@ class InverseNetConfig:
     learning_rate: float = 1e-3
     width: int = 32
     ssim_weight: float = 0.0  # loss = mse + ssim_weight * (1 - ssim)
-    eval_every: int = 50
-    patience: int = 4  # validations without improvement before stopping
+    validations: int = 10  # evenly spaced validation passes; the weights best on val are kept
+    patience: int = 3  # stop after this many validations without improvement, but only in the second half
     cache_bytes: int = 2 * 2**30
 
 
@@ -50,36 +50,63 @@ class RmleConfig:
     learning_rate: float = 0.05
     tv_weight: float = 0.05
 
+    def __post_init__(self) -> None:
+        if self.iterations < 1:
+            raise ValueError(f"rMLE iterations must be at least 1, got {self.iterations}")
+        if not 0 < self.learning_rate < math.inf:
+            raise ValueError(f"rMLE learning rate must be positive, got {self.learning_rate}")
+        if not 0 <= self.tv_weight < math.inf:
+            raise ValueError(f"rMLE total-variation weight must be 0 or more, got {self.tv_weight}")
+
 
 class Features:
-    """The prefix's features for a fixed set of images: cached when they fit in memory, else recomputed."""
+    """What the device sends at one cut for a fixed set of images: kept when it fits in `cache_bytes`, else
+    recomputed batch by batch.
 
-    def __init__(self, prefix: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, device: torch.device,
-                 cache_bytes: int, batch_size: int = 64) -> None:
-        self.prefix, self.images, self.device, self.batch_size = prefix, images, device, batch_size
+    `compute(index)` returns the tensor crossing the cut for `images[index]`; `spatial` is the (C, h, w) map
+    the attacker reshapes a flattened feature into (it knows the architecture).
+    """
+
+    def __init__(self, compute: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, device: torch.device,
+                 cache_bytes: int, spatial: tuple[int, ...] | None = None, batch_size: int = 64) -> None:
+        self.compute_sent, self.images, self.device = compute, images, device
+        self.spatial, self.batch_size = spatial, batch_size
         with torch.no_grad():
-            probe = prefix(to_float(images[:1]).to(device))
-        self.shape = tuple(probe.shape[1:])
-        per_image = probe.numel() * probe.element_size()
-        self._cache = self.compute(torch.arange(len(images))) if per_image * len(images) <= cache_bytes else None
+            probe = compute(torch.arange(1))
+        self.sent_shape = tuple(probe.shape[1:])
+        self.shape = spatial or self.sent_shape
+        per_image = probe.numel() * 4  # kept as float32
+        self._cache = self._compute(torch.arange(len(images))) if per_image * len(images) <= cache_bytes else None
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def compute(self, index: torch.Tensor) -> torch.Tensor:
-        parts = []
-        with torch.no_grad():
-            for chunk in index.split(self.batch_size):
-                parts.append(self.prefix(to_float(self.images[chunk]).to(self.device)).float())
-        return torch.cat(parts)
+    @property
+    def cached(self) -> bool:
+        return self._cache is not None
 
-    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
+    def _compute(self, index: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([self.compute_sent(chunk).float() for chunk in index.split(self.batch_size)])
+
+    def sent(self, index: torch.Tensor) -> torch.Tensor:
+        """The tensor crossing the cut for images[index], as the device sends it."""
         if self._cache is not None:
             return self._cache[index.to(self._cache.device)]
-        return self.compute(index)
+        return self._compute(index)
+
+    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
+        """The decoder's input for images[index]."""
+        sent = self.sent(index)
+        return fast_layout(sent.reshape(-1, *self.spatial) if self.spatial else sent)
 
     def targets(self, index: torch.Tensor) -> torch.Tensor:
         return to_float(self.images[index]).to(self.device)
+
+
+def fast_layout(x: torch.Tensor) -> torch.Tensor:
+    """Feature maps in channels-last order, which oneDNN's CPU convolutions run about 1.5x faster."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
 def _reconstruct(decoder: nn.Module, features: Features, batch_size: int) -> torch.Tensor:
@@ -97,6 +124,7 @@ def _validation_loss(decoder: nn.Module, features: Features, batch_size: int) ->
 class TrainedDecoder:
     decoder: nn.Module
     steps: int  # steps actually taken (early stopping may end sooner)
+    best_step: int  # the step whose weights were kept
     best_validation_mse: float
     history: list[tuple[int, float, float]]  # (step, train loss, validation mse)
 
@@ -109,13 +137,22 @@ def train_inverse_network(
     seed: int,
     progress: Callable[[int], None] | None = None,
 ) -> TrainedDecoder:
-    """Train a decoder from `train` features to their images; keep the weights best on `val`."""
+    """Train a decoder from `train` features to their images; keep the weights best on `val`.
+
+    Validation runs `config.validations` times, evenly spaced. Training stops early after `config.patience`
+    validations without improvement, never in the first half of the budget: with one noisy validation set a
+    stop after the first validations kept weights from step 50 of 300 and moved SSIM by 0.08.
+    """
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    decoder = build_decoder(train.shape, image_size, config.width).to(train.device)
-    optimizer = torch.optim.Adam(decoder.parameters(), lr=config.learning_rate)
+    channels = train.targets(torch.arange(1)).shape[1]
+    decoder = build_decoder(train.shape, image_size, config.width, channels).to(
+        train.device, memory_format=torch.channels_last)
+    # The fused Adam updates all parameters in one kernel: 7x faster than the loop for the linear decoders.
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=config.learning_rate, fused=True)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.steps)
-    best, best_state, stale, history = math.inf, copy.deepcopy(decoder.state_dict()), 0, []
+    every = max(1, config.steps // max(1, config.validations))
+    best, best_step, best_state, stale, history = math.inf, 0, copy.deepcopy(decoder.state_dict()), 0, []
     step = 0
     for step in range(1, config.steps + 1):
         decoder.train()
@@ -128,20 +165,20 @@ def train_inverse_network(
         loss.backward()
         optimizer.step()
         schedule.step()
-        if step % config.eval_every == 0 or step == config.steps:
+        if progress:
+            progress(step)
+        if step % every == 0 or step == config.steps:
             validation = _validation_loss(decoder, val, config.batch_size)
             history.append((step, round(loss.item(), 6), round(validation, 6)))
             if validation < best:
-                best, best_state, stale = validation, copy.deepcopy(decoder.state_dict()), 0
+                best, best_step, best_state, stale = validation, step, copy.deepcopy(decoder.state_dict()), 0
             else:
                 stale += 1
-                if stale >= config.patience:
+                if config.patience and stale >= config.patience and 2 * step >= config.steps:
                     break
-        if progress:
-            progress(step)
     decoder.load_state_dict(best_state)
     decoder.eval()
-    return TrainedDecoder(decoder, step, best, history)
+    return TrainedDecoder(decoder, step, best_step, best, history)
 
 
 def reconstruct_with_decoder(decoder: nn.Module, features: Features, batch_size: int = 64) -> torch.Tensor:

@@ -12,8 +12,8 @@ and Dosovitskiy & Brox 2016):
 - a token sequence (T, D) whose T or T-1 is a square (a ViT with or without its class token) is laid out
   on its patch grid as a (D, s, s) map; other sequences are flattened into a vector.
 
-The output is a 3-channel image in [0, 1] (sigmoid), so it is scored directly in pixel space. Nothing from
-the input reaches the decoder: it sees only the features.
+The output is an image (3 channels, or 1 for grayscale targets) in [0, 1] (sigmoid), so it is scored directly
+in pixel space. Nothing from the input reaches the decoder: it sees only the features.
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ def _stage(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class _MapDecoder(nn.Module):
-    """(C, h, w) -> (3, size, size)."""
+    """(C, h, w) -> (image_channels, size, size)."""
 
-    def __init__(self, channels: int, height: int, image_size: int, width: int, normalize: bool = True) -> None:
+    def __init__(self, channels: int, height: int, image_size: int, width: int, image_channels: int,
+                 normalize: bool = True) -> None:
         super().__init__()
         self.image_size = image_size
         stages = max(0, math.ceil(math.log2(image_size / height))) if height < image_size else 0
@@ -54,7 +55,8 @@ class _MapDecoder(nn.Module):
             hidden = out
         self.upsample = nn.Sequential(*layers)
         self.refine = nn.Sequential(
-            nn.Conv2d(hidden, hidden, 3, padding=1), nn.LeakyReLU(0.2, inplace=True), nn.Conv2d(hidden, 3, 3, padding=1)
+            nn.Conv2d(hidden, hidden, 3, padding=1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(hidden, image_channels, 3, padding=1),
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -65,9 +67,9 @@ class _MapDecoder(nn.Module):
 
 
 class _VectorDecoder(nn.Module):
-    """(D,) -> (3, size, size) through a VECTOR_GRID x VECTOR_GRID map."""
+    """(D,) -> (image_channels, size, size) through a VECTOR_GRID x VECTOR_GRID map."""
 
-    def __init__(self, dim: int, image_size: int, width: int) -> None:
+    def __init__(self, dim: int, image_size: int, width: int, image_channels: int) -> None:
         super().__init__()
         channels = max(MIN_CHANNELS, width * 4)
         hidden = min(4096, max(256, 4 * dim))
@@ -79,7 +81,7 @@ class _VectorDecoder(nn.Module):
             nn.Linear(hidden, channels * VECTOR_GRID * VECTOR_GRID),
             nn.LeakyReLU(0.2, inplace=True),
         )
-        self.decode = _MapDecoder(channels, VECTOR_GRID, image_size, width, normalize=False)
+        self.decode = _MapDecoder(channels, VECTOR_GRID, image_size, width, image_channels, normalize=False)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         grid = self.expand(features.flatten(1)).view(-1, self.channels, VECTOR_GRID, VECTOR_GRID)
@@ -89,11 +91,11 @@ class _VectorDecoder(nn.Module):
 class _TokenGridDecoder(nn.Module):
     """(T, D) with T = s*s (+1 class token, dropped) -> a (D, s, s) map -> the map decoder."""
 
-    def __init__(self, tokens: int, dim: int, image_size: int, width: int) -> None:
+    def __init__(self, tokens: int, dim: int, image_size: int, width: int, image_channels: int) -> None:
         super().__init__()
         self.skip = tokens - math.isqrt(tokens) ** 2  # 1 when there is a class token in front
         self.side = math.isqrt(tokens - self.skip)
-        self.decode = _MapDecoder(dim, self.side, image_size, width)
+        self.decode = _MapDecoder(dim, self.side, image_size, width, image_channels)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         tokens = features[:, self.skip:, :]
@@ -105,16 +107,18 @@ def _is_square_or_square_plus_one(n: int) -> bool:
     return math.isqrt(n) ** 2 == n or (n > 1 and math.isqrt(n - 1) ** 2 == n - 1)
 
 
-def build_decoder(feature_shape: tuple[int, ...], image_size: int, width: int) -> nn.Module:
-    """A decoder from features of `feature_shape` (without the batch dimension) to (3, image_size, image_size).
+def build_decoder(feature_shape: tuple[int, ...], image_size: int, width: int, image_channels: int = 3) -> nn.Module:
+    """A decoder from features of `feature_shape` (without the batch dimension) to (image_channels, image_size,
+    image_size).
 
     `width` sets the channel budget: 32 for CPU smoke runs, 128 on a GPU, 256 for paper-scale budgets.
     """
-    if width < 1 or image_size < 1:
-        raise ValueError(f"width and image size must be positive, got {width} and {image_size}")
+    if width < 1 or image_size < 1 or image_channels < 1:
+        raise ValueError(f"width, image size and channels must be positive, got {width}, {image_size} and "
+                         f"{image_channels}")
     if len(feature_shape) == 3:
         channels, height, _ = feature_shape
-        return _MapDecoder(channels, height, image_size, width)
+        return _MapDecoder(channels, height, image_size, width, image_channels)
     if len(feature_shape) == 2 and _is_square_or_square_plus_one(feature_shape[0]) and feature_shape[0] > 1:
-        return _TokenGridDecoder(feature_shape[0], feature_shape[1], image_size, width)
-    return _VectorDecoder(math.prod(feature_shape), image_size, width)
+        return _TokenGridDecoder(feature_shape[0], feature_shape[1], image_size, width, image_channels)
+    return _VectorDecoder(math.prod(feature_shape), image_size, width, image_channels)

@@ -449,6 +449,8 @@ def load_model(
             raise EdgeprofError(f"--model-arg configures a factory; {spec} is a saved model, built already")
         source, device = "file", "cpu"
         module, exported = _load_file(Path(spec))
+        if weights is None:  # a saved model carries its weights: name the file and its hash
+            label, sha256 = str(spec), _sha256(Path(spec))
     elif ":" in spec:
         source = "import"
         module, device, label = _build_imported(spec, device, seed, args)
