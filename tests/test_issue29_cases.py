@@ -19,6 +19,7 @@ import pytest
 from edgeprof.data import shipped_dir
 from edgeprof.errors import EdgeprofError
 from edgeprof.files import write_text_atomic
+from edgeprof.inversion.report import PROVENANCE
 from edgeprof.rl.hc_mappo_l import make_config, parse_hyperparameters
 
 SIMULATE = ("simulate", "--scenario", "small", "--set", "services.models=['lenet7']", "--slots", "2")
@@ -105,12 +106,12 @@ def test_a_leakage_table_with_nan_writes_no_profile(run_cli, tmp_path):
     table = tmp_path / "leakage.csv"
     with table.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["model", "input_size", "z", "after", "ssim_mean", "psnr_mean", "baseline_ssim"])
+        writer.writerow(["model", "input_size", "z", "after", "ssim_mean", "psnr_mean", "baseline_ssim", *PROVENANCE])
         for point in doc["partition_points"]:
-            writer.writerow(["lenet7", 32, point["z"], point["after"] or "", "nan", "", ""])
+            writer.writerow(["lenet7", 32, point["z"], point["after"] or "", "nan", "", "", *[""] * len(PROVENANCE)])
     out = tmp_path / "p.json"
     _refused(run_cli("profile", "lenet7", "--leakage", table, "-o", out),
-             r"\$\.partition_points\[0\]\.leakage\.ssim: nan is not a finite number", out)
+             r"leakage\.csv, line 2: ssim_mean is nan: the table is damaged", out)
 
 
 @pytest.mark.parametrize(
@@ -147,7 +148,8 @@ def _non_utf8_cases(tmp_path: Path) -> list[tuple[list, str]]:
         ([*SIMULATE, "--set", f'services.profiles={{lenet7 = "{profile}"}}', "-o", out],
          r"profile .*garbage\.json is not UTF-8 text"),
         (["scenario", "show", scenario], r"scenario .*garbage\.toml is not UTF-8 text"),
-        (["profile", "lenet7", "--leakage", _garbage(tmp_path, "leakage.csv"), "-o", out], "is not UTF-8 text"),
+        (["profile", "lenet7", "--leakage", _garbage(tmp_path, "leakage.csv"), "-o", out],
+         r"leakage\.csv is not a leakage table \('utf-8' codec can't decode"),
         (["plot", rundir, "-o", tmp_path / "out.png"], r"run configuration .*config\.json is not UTF-8 text"),
     ]
 
