@@ -143,3 +143,22 @@ def test_every_solver_keeps_the_constraints(profiles, users, servers, seed, stor
         compute, bandwidth = policy.allocate(system, association, z)
         assert (compute >= 0).all() and (bandwidth >= 0).all()
         system.step(association, z, compute, bandwidth)
+
+
+def test_a_tight_deadline_does_not_erase_the_option_costs(profiles):
+    """Privacy and compute energy do not depend on the shares, so the options' fixed costs are those of a
+    scenario without the deadline; the optimum stays a lower bound on every solver scored with the deadline."""
+    tight = scenario_with(profiles, "system.request_deadline_s=0.001")
+    table = load_service_table(tight)
+    free = scenario_with(profiles, "system.request_deadline_s=1e12")
+    options = exact.slot_options(EdgeSystem(tight, table, 1, 0))
+    assert options.fixed == pytest.approx(exact.slot_options(EdgeSystem(free, table, 1, 0)).fixed, rel=1e-12)
+    assert options.fixed.max() > 0
+    optimum = exact.branch_and_bound(options)
+    for name in ("greedy", "primal-dual", "edge-only"):
+        system = EdgeSystem(tight, table, 1, 0)
+        policy = SOLVERS[name].make(system, 0)
+        system.deploy(policy.deploy(system))
+        association, z = policy.act(system)
+        outcome = system.step(association, z, *policy.allocate(system, association, z))
+        assert optimum.objective <= core.slot_objective_of(outcome, tight)[0] + 1e-4, name

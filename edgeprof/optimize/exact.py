@@ -12,9 +12,16 @@ Decomposition. Once association and partition are fixed, the allocation separate
 where `fixed` is what does not depend on the allocation (mu1 privacy + mu2 compute energy + lambda local time)
 and G_j is the optimal allocation cost of server j's users: compute (sum_k sqrt(c_k))^2 (the square-root rule)
 plus the exact noise-limited bandwidth optimum. A request fails when its server does not host its service; a
-failure costs the penalty (-failure_reward) plus lambda x the failure delay. lambda is floored at
-`allocation.MIN_DELAY_WEIGHT` throughout, as in the allocation itself (at lambda = 0 a user needing the edge
-would otherwise get no compute); the objective moves by at most 1e-6 x the mean delay.
+failure costs the penalty (-failure_reward) plus lambda x the failure delay.
+
+The per-request deadline (`system.request_deadline_s`) is not modelled, so the optimum here is a lower bound on
+the simulator's, and equal to it when every request the solution serves finishes within the deadline. A late
+request fails in the simulator at the cost of a dropped one, so a decision's simulated objective equals this
+objective of the same decision with its late requests dropped and their shares left idle, which is at least
+the optimum here.
+
+lambda is floored at `allocation.MIN_DELAY_WEIGHT` throughout, as in the allocation itself (at lambda = 0 a user
+needing the edge would otherwise get no compute); the objective moves by at most 1e-6 x the mean delay.
 
 Three solvers over that decomposition:
 
@@ -56,6 +63,7 @@ MAX_USERS = 10  # beyond this the branch and bound is not a practical tool: say 
 MAX_SERVERS = 5
 MAX_NODES = 2_000_000
 ENUMERATION_LIMIT = 300_000  # candidate decisions the brute-force oracle will score
+NO_DEADLINE_S = 1e12  # `system.request_deadline_s` that turns the deadline off
 TANGENT_SHARES = np.geomspace(1e-3, 1.0, 16)  # where the MILP's tangent planes touch
 
 
@@ -150,7 +158,10 @@ def slot_options(system: EdgeSystem, env: int = 0, delay_weight: float = 0.0) ->
     everywhere = np.ones((len(association), table.num_services, system.num_servers), dtype=bool)
     problem = AllocationProblem.from_core(table, scenario, entities, slot, everywhere, association, z, cache)
     some_shares = core.equal_shares(association, system.num_servers)
-    outcome = core.evaluate(table, scenario, entities, slot, everywhere, association, z, some_shares, some_shares,
+    # Privacy and compute energy do not depend on the shares; with the deadline on, these arbitrary shares
+    # could fail a request and zero its costs, so they are read with the deadline off (see the module docstring).
+    unbounded = scenario.with_value("system.request_deadline_s", NO_DEADLINE_S)
+    outcome = core.evaluate(table, unbounded, entities, slot, everywhere, association, z, some_shares, some_shares,
                             cache)
     weights = objective_weights(scenario, entities.user_tx_power_w, delay_weight)
     fixed = model.request_cost(outcome.privacy_cost, outcome.compute_energy_j, scenario["cost.mu_privacy"],
@@ -409,7 +420,9 @@ def solve_slot(system: EdgeSystem, delay_weight: float = 0.0, max_nodes: int = M
 class ExactPerSlot:
     """The exact solver as a simulator policy: each slot, deployment, association, partition and allocation all
     chosen together by `solve_slot`. Run it with `system.slots_per_deployment = 1` (deployment free every slot;
-    `edgeprof solve` does this), so its objective is a lower bound on every other solver's, slot by slot."""
+    `edgeprof solve` does this), so its objective is a lower bound on every other solver's, slot by slot. It
+    does not model the per-request deadline (see the module docstring): where its decision serves a request
+    that would finish late, the simulator fails it, and the slot scores worse than the bound."""
 
     name = "exact"
 
