@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -44,8 +46,8 @@ def _leakage_example(text: str) -> list[str]:
 
 
 def test_leakage_examples_are_what_the_command_prints(tmp_path):
-    """The leakage example of the README's tour and of docs/profiling.md is rerun: its command must print exactly
-    the lines shown."""
+    """The leakage example of the README's tour and of docs/profiling.md is rerun: its command must print the
+    lines shown, numbers within LEAKAGE_TOLERANCE."""
     readme = _leakage_example((ROOT / "README.md").read_text())
     docs = (ROOT / "docs" / "profiling.md").read_text().split("## `edgeprof leakage --model MODEL`")[1]
     assert _leakage_example(docs) == readme
@@ -56,7 +58,22 @@ def test_leakage_examples_are_what_the_command_prints(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=600,
                             env={**os.environ, "COLUMNS": "120"})
     assert result.returncode == 0, result.stderr
-    assert result.stdout.replace(str(tmp_path / "leak"), "leak").splitlines() == shown
+    printed = result.stdout.replace(str(tmp_path / "leak"), "leak").splitlines()
+    assert [_skeleton(line) for line in printed] == [_skeleton(line) for line in shown]
+    numbers = [float(value) for line in printed for value in NUMBER.findall(line)]
+    expected = [float(value) for line in shown for value in NUMBER.findall(line)]
+    assert numbers == pytest.approx(expected, abs=LEAKAGE_TOLERANCE)
+
+
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+# Trained decoders' scores differ in the third digit between CPUs (another SIMD path, another rounding, a
+# slightly different training run); 0.02 is issue 30's bar for the spread between decoder seeds.
+LEAKAGE_TOLERANCE = 0.02
+
+
+def _skeleton(line: str) -> str:
+    """A table line without its numbers and its widths: what must match exactly."""
+    return re.sub(r"[\s━─═]+", " ", NUMBER.sub("#", line)).strip()
 
 
 def test_readme_first_console_example_is_real_output(tmp_path):
