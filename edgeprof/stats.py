@@ -7,9 +7,9 @@ agree.
   (`bounds`).
 - `rate_interval`: a rate (successes out of trials: requests served, tasks completed) from per-sample counts,
   with a Wilson interval at the samples' effective number of trials. It stays inside [0, 1], is never zero-width
-  (every sample at 1 still leaves room below), is as narrow as the trials allow where seeds agree and as wide as
-  the seeds' disagreement where they do not. A clipped Student-t interval does none of this: three seeds at 1.0
-  give [1, 1], whatever the number of requests behind them.
+  (every sample at 1 still leaves room below), narrows toward the binomial interval of all the trials as the
+  seeds agree and widens as far as they disagree. A clipped Student-t interval does none of
+  this: three seeds at 1.0 give [1, 1], whatever the number of requests behind them.
 """
 
 from __future__ import annotations
@@ -51,12 +51,14 @@ def rate_interval(successes: Any, trials: Any) -> tuple[float, float, float]:
     m / (m - 1) * sum((x_i - p n_i)^2) / N^2 (with equal trials: the per-sample rates' variance over m), scaled
     by (z / t_{m-1})^2 for a spread estimated from m samples (Korn & Graubard's degrees-of-freedom correction:
     without it, three seeds would get a normal quantile for a spread with two degrees of freedom, 2.2 times
-    narrower than the Student-t interval it replaces), and at most N (design effect at least 1). So where the
-    seeds' disagreement dominates, the interval is about as wide as the Student-t interval of the per-seed rates
-    but stays in [0, 1]; where the seeds agree (within binomial noise times (t_{m-1} / z)^2), it is the plain
-    Wilson interval of sum(successes) out of N. With one sample, or samples at one rate, there is no spread to
-    estimate: the Wilson interval at N, which treats the trials as independent. So is a rate of 0 or 1, so it
-    is never zero-width.
+    narrower than the Student-t interval it replaces), and at most N (design effect at least 1).
+
+    So where the seeds' disagreement dominates, the interval is about as wide as the Student-t interval of the
+    per-seed rates but stays in [0, 1]; where the seeds' rates vary less than binomial noise would make them,
+    by the factor (z / t_{m-1})^2 in variance (a fifth for three seeds), it is the plain Wilson interval of
+    sum(successes) out of N. With one sample, or samples all at one rate, there is no spread to estimate: the
+    Wilson interval at N, which treats the trials as independent; a rate of 0 or 1 gets it too, so the interval
+    is never zero-width. `benchmarks/rate_intervals.py` measures its coverage.
 
     Samples with no trials carry no information and are left out; successes need not be whole numbers.
     Raises ValueError on negative trials, successes outside [0, trials], mismatched lengths or no trials at all.
