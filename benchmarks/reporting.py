@@ -25,8 +25,9 @@ def machine(threads: int = 1) -> dict[str, Any]:
 
 
 def interval(values: list[float], bounds: tuple[float, float] | None = None) -> dict[str, float | None]:
-    """Mean and 95% Student-t interval, as `edgeprof solve` reports them (None ends from one sample), clipped to
-    `bounds` where a metric cannot leave a range."""
+    """Mean and 95% Student-t interval, as `edgeprof solve` reports a metric (None ends from one sample), clipped to
+    `bounds` where a metric cannot leave a range. Rates here are means over runs, without the trial counts that
+    give `edgeprof solve`'s rates their binomial interval (`edgeprof.sim.evaluation.metric_interval`)."""
     mean, low, high = mean_interval(values, bounds)
     return {"mean": mean, "ci95_low": low, "ci95_high": high, "n": len(values)}
 

@@ -877,7 +877,7 @@ def _print_summary(title: str, rows: list[dict[str, Any]], system: Any, as_json:
     from edgeprof.sim.evaluation import summarise
     from edgeprof.stats import format_interval
 
-    summary = summarise(rows, system.metrics, system.bounded_metrics)
+    summary = summarise(rows, system.metrics, system.bounded_metrics, system.rate_trials)
     if as_json:
         intervals = {key: {"mean": mean, "ci95_low": low, "ci95_high": high, "n": n}
                      for key, (mean, low, high, n) in summary.items()}

@@ -50,6 +50,20 @@ def test_rows_are_csv_or_json_by_extension(run_cli, tmp_path):
     assert float(as_csv.read_text().splitlines()[1].split(",")[4]) == pytest.approx(rows[0]["cost"])
 
 
+def test_the_success_rates_interval_is_the_binomial_interval_of_the_rows_requests(run_cli, tmp_path):
+    from edgeprof.stats import rate_interval
+
+    path = tmp_path / "rows.json"
+    solved = run_cli("solve", "--solver", "greedy", *SMALL, "--seeds", "0,1,2", "--json", "-o", path)
+    assert solved.code == 0, solved.err
+    rows = json.loads(path.read_text())
+    assert [row["requests"] for row in rows] == [2 * 6] * 3  # 2 slots x 6 users
+    summary = json.loads(solved.out)["summary"]["success_rate"]
+    expected = rate_interval([row["success_rate"] * row["requests"] for row in rows], [row["requests"] for row in rows])
+    assert (summary["mean"], summary["ci95_low"], summary["ci95_high"]) == pytest.approx(expected)
+    assert 0.0 < summary["ci95_low"] < summary["ci95_high"] <= 1.0
+
+
 def test_json_flags_print_json(run_cli):
     solved = json.loads(run_cli("solve", "--solver", "greedy", *SMALL, "--seeds", "0,1", "--json").out)
     assert solved["summary"]["cost"]["n"] == 2 and len(solved["rows"]) == 2

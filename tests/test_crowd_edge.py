@@ -232,7 +232,7 @@ def test_solvers_through_the_cli(run_cli, tmp_path):
     assert result.code == 0, result.err
     assert "ad_s_per_mb" in result.out and "offered_load" in result.out and "0.5085" in result.out
     header = rows.read_text().splitlines()[0].split(",")
-    assert header == ["solver", "seed", "slots", *ce.REPORTED]
+    assert header == ["solver", "seed", "slots", *ce.REPORTED, "tasks"]  # the trials behind edge_share
     result = run_cli("solve", "--scenario", SMALL, "--set", "tasks.case=\"III\"", "--solver", "random", "--slots", "30",
                      "--seeds", "0")
     assert result.code == 0, result.err

@@ -13,6 +13,7 @@ from edgeprof.errors import EdgeprofError
 from edgeprof.experiments.definitions import Budget, get_experiment
 from edgeprof.experiments.report import paired_differences, report_experiment
 from edgeprof.experiments.sweep import execute_run, plan, run_experiment, run_id
+from edgeprof.stats import format_interval, mean_interval, rate_interval
 
 TINY = Budget(seeds=1, slots=4, iterations=1, preset="small", overrides=("system.slots_per_deployment=4",),
               train_settings={"slots_per_iteration": 8, "num_envs": 1}, hyperparameters=("multiplier_lr=0.25",))
@@ -109,3 +110,28 @@ def test_results_csv_is_rebuilt_while_the_sweep_runs(tmp_path, monkeypatch):
 
     run_experiment("seed001-fig5", tmp_path, "smoke", [0, 1], ["greedy"], spec=TINY, progress=progress)
     assert seen == [1, 2]
+
+
+def test_the_report_gives_a_rate_the_binomial_interval_of_its_counts_and_old_results_the_student_t(tmp_path):
+    run_experiment("seed001-fig5", tmp_path, "smoke", [0, 1, 2], ["greedy"], spec=TINY)
+    with (tmp_path / "results.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    rates, requests = [float(row["success_rate"]) for row in rows], [int(row["requests"]) for row in rows]
+    assert requests == [4 * 6] * 3  # 4 slots x 6 users x 1 environment
+
+    def cell(text):  # the greedy line's success_rate cell, the last of the measured table
+        line = next(line for line in text.split("## Measured")[1].splitlines() if line.startswith("| greedy |"))
+        return line.split("|")[-2].strip()
+
+    rate, low, high = rate_interval([r * n for r, n in zip(rates, requests, strict=True)], requests)
+    assert rate == pytest.approx(sum(rates) / 3)
+    assert cell(report_experiment(tmp_path)[0].read_text()) == f"{rate:.4g} ({format_interval(low, high, 3)})"
+    assert (low, high) != pytest.approx(mean_interval(rates, (0.0, 1.0))[1:], abs=1e-3)  # the two can be told apart
+
+    # a results.csv from before rows carried their counts: the Student-t interval clipped to [0, 1]
+    with (tmp_path / "results.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, [column for column in rows[0] if column != "requests"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    mean, low, high = mean_interval(rates, (0.0, 1.0))
+    assert cell(report_experiment(tmp_path)[0].read_text()) == f"{mean:.4g} ({format_interval(low, high, 3)})"

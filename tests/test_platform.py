@@ -5,6 +5,8 @@ field or the choices; the registries list what is there."""
 from __future__ import annotations
 
 import csv
+import dataclasses
+import json
 import tomllib
 
 import pytest
@@ -46,7 +48,7 @@ def test_a_second_system_runs_through_every_command(bandit, run_cli, tmp_path):
     assert solved.code == 0, solved.err
     with rows_csv.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert list(rows[0]) == ["solver", "seed", "slots", "reward", "best_rate"]
+    assert list(rows[0]) == ["solver", "seed", "slots", "reward", "best_rate", "pulls"]
     assert [float(row["best_rate"]) for row in rows] == [1.0, 1.0, 1.0]
     assert "best_rate" in solved.out and "reward" in solved.out
     uniform = run_cli("solve", "--scenario", bandit, "--solver", "uniform", "--slots", "200", "--seeds", "0")
@@ -73,6 +75,51 @@ def test_a_second_system_runs_through_every_command(bandit, run_cli, tmp_path):
     plotted = run_cli("plot", rundir, "-o", tmp_path / "curves.png")
     assert plotted.code == 0, plotted.err
     assert (tmp_path / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_rate_of_one_gets_a_binomial_interval_through_solve_and_its_files(bandit, run_cli, tmp_path):
+    from scipy.stats import binomtest
+
+    from edgeprof.sim.evaluation import metric_interval
+
+    wilson = binomtest(150, 150).proportion_ci(method="wilson")  # the oracle picks the best arm 3 x 50 times
+    for name in ("rows.csv", "rows.json"):
+        solved = run_cli("solve", "--scenario", bandit, "--solver", "oracle", "--slots", "50", "--seeds", "0,1,2",
+                         "--json", "-o", tmp_path / name)
+        assert solved.code == 0, solved.err
+        summary = json.loads(solved.out)["summary"]["best_rate"]
+        assert summary == {"mean": 1.0, "ci95_low": pytest.approx(wilson.low), "ci95_high": 1.0, "n": 3}
+    with (tmp_path / "rows.csv").open(newline="") as handle:
+        from_csv = [(float(row["best_rate"]), int(row["pulls"])) for row in csv.DictReader(handle)]
+    from_json = [(row["best_rate"], row["pulls"]) for row in json.loads((tmp_path / "rows.json").read_text())]
+    assert from_csv == from_json == [(1.0, 50)] * 3
+    rates, pulls = zip(*from_csv, strict=True)
+    assert metric_interval(rates, pulls, (0.0, 1.0)) == pytest.approx((1.0, wilson.low, 1.0))
+    table = run_cli("solve", "--scenario", bandit, "--solver", "oracle", "--slots", "50", "--seeds", "0,1,2")
+    assert "0.975 .. 1" in table.out, table.out  # not "1 .. 1"
+
+
+@pytest.mark.parametrize(("preset", "solver"), [("small", "greedy"), ("foci-small", "alp"), ("cerl-small", "random"),
+                                              ("crowd-edge-small", "dpp")])
+def test_every_built_in_systems_rows_carry_the_trials_behind_its_rates(preset, solver):
+    from edgeprof.optimize.solve import run_solver
+    from edgeprof.sim.evaluation import load_workload
+    from edgeprof.sim.scenario import load_scenario
+
+    scenario = load_scenario(preset)
+    rates = scenario.system.rate_trials
+    assert rates, f"{scenario.system_name} declares no rate with its trials"
+    for row in run_solver(solver, scenario, load_workload(scenario), 6, [0, 1]):
+        for rate, count in rates.items():
+            trials = row[count]
+            assert trials > 0 and trials == int(trials), (rate, count, trials)
+            successes = row[rate] * trials  # a share of whole trials: a whole number of successes
+            assert successes == pytest.approx(round(successes), abs=1e-6), (rate, row[rate], trials)
+
+
+def test_a_rate_must_be_a_reported_metric_bounded_to_0_1():
+    with pytest.raises(ValueError, match="rate_trials names 'reward', which is not a reported metric bounded"):
+        dataclasses.replace(toy_system.SYSTEM, rate_trials={"reward": "pulls"})
 
 
 @pytest.mark.parametrize(

@@ -76,7 +76,7 @@ def test_solve_cli(run_cli, scenario, tmp_path):
                      "--slots", "4", "--seeds", "0,1", "-o", out)
     assert result.code == 0, result.err
     assert out.read_text().splitlines()[0] == "solver,seed,slots,objective,cost,delay_s,energy_j,privacy_cost," \
-                                               "success_rate,delay_median_s,delay_p99_s,delay_max_s,delay_top1pct_share"
+                                               "success_rate,delay_median_s,delay_p99_s,delay_max_s,delay_top1pct_share,requests"
     assert "primal-dual" in run_cli("solve", "--list").out
     bad = run_cli("solve", "--solver", "oracle", "--scenario", "small")
     assert bad.code == 2 and "unknown solver 'oracle'" in bad.err

@@ -46,7 +46,8 @@ def run_episode(scenario, means, make_policy, slots, seed, num_envs=1, progress=
     policy = make_policy(episode, seed)
     arms = [policy.pick(episode) for _ in range(slots)]
     rewards = [episode.pull(arm) for arm in arms]
-    return {"reward": float(np.mean(rewards)), "best_rate": float(np.mean(np.array(arms) == len(means) - 1))}
+    return {"reward": float(np.mean(rewards)), "best_rate": float(np.mean(np.array(arms) == len(means) - 1)),
+            "pulls": slots}
 
 
 class Uniform:
@@ -144,7 +145,7 @@ def make_policy(run, means, draw):
 
 SYSTEM = System(name=NAME, description="A multi-armed bandit (tests: a second system).", sections={"arms": ArmsFields},
                 default_preset=None, metrics=("reward", "best_rate"), bounded_metrics={"best_rate": (0.0, 1.0)},
-                load_workload=load_workload, run_episode=run_episode)
+                rate_trials={"best_rate": "pulls"}, load_workload=load_workload, run_episode=run_episode)
 SOLVERS = (SolverInfo("uniform", NAME, "a uniformly random arm", lambda episode, seed: Uniform(seed)),
            SolverInfo("oracle", NAME, "the best arm", lambda episode, seed: Greedy(list(episode.means))))
 TRAINER = TrainerInfo(

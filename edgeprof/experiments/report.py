@@ -1,7 +1,9 @@
 """`edgeprof experiment report OUTDIR`: an experiment's figure and its table against the paper.
 
 Every (method, evaluation mode) is one line: the mean over replicate seeds of each metric at each value of the
-varied field, with its 95% Student-t interval (`edgeprof.stats.mean_interval`; none from one seed). Trainers are
+varied field, with its 95% interval (`sim.evaluation.metric_interval`): Student-t, clipped to the metric's range
+(none from one seed); a rate whose rows carry their trial counts, the binomial interval of all its trials (ratio
+estimate; a results.csv written before rows carried counts gets the Student-t one). Trainers are
 read in the sweep's modes: `sampled` (every action drawn, as the papers' training curves are), `greedy` and, where
 they have a deployment layer, `deployment_drawn`; solvers in one (`solve`). The Markdown table puts each number the
 paper's text gives beside the measured one (trainers: the sampled reading first) and their difference; metrics
@@ -23,6 +25,7 @@ from typing import Any
 from edgeprof.errors import EdgeprofError
 from edgeprof.experiments.definitions import Experiment, get_experiment
 from edgeprof.files import atomic_outputs, read_json
+from edgeprof.sim.evaluation import metric_interval
 from edgeprof.stats import format_interval, mean_interval
 
 PAPER_MODES = ("sampled", "solve", "greedy")  # the reading compared with the paper's numbers, in order
@@ -68,7 +71,7 @@ def lines(experiment: Experiment, budget: str, rows: list[dict[str, str]],
         lambda: {value: [] for value in order})
     for row in rows:
         grouped[(row["method"], row["mode"])].setdefault(_value_key(row["value"]), []).append(row)
-    bounds = _bounds(experiment)
+    system = _system(experiment)
     result = []
     for (method, mode), by_value in grouped.items():
         points = {}
@@ -77,10 +80,13 @@ def lines(experiment: Experiment, budget: str, rows: list[dict[str, str]],
                 continue
             points[value] = {}
             for metric in metrics or experiment.metrics:
-                samples = [float(row[metric]) for row in group if row.get(metric) not in (None, "")]
-                if samples:
-                    mean, low, high = mean_interval(samples, bounds.get(metric))
-                    points[value][metric] = (mean, low, high, len(samples))
+                defined = [row for row in group if row.get(metric) not in (None, "")]
+                if defined:
+                    count = system.rate_trials.get(metric)
+                    trials = None if count is None else [_number(row.get(count)) for row in defined]
+                    stats = metric_interval([float(row[metric]) for row in defined], trials,
+                                            system.bounded_metrics.get(metric))
+                    points[value][metric] = (*stats, len(defined))
         result.append(Line(method, mode, points))
     return result
 
@@ -106,10 +112,15 @@ def paired_differences(rows: list[dict[str, str]], reference: str, metrics: tupl
     return result
 
 
-def _bounds(experiment: Experiment) -> dict[str, tuple[float, float]]:
+def _system(experiment: Experiment) -> Any:
     from edgeprof.sim.systems import get_system
 
-    return dict(get_system(experiment.system).bounded_metrics)
+    return get_system(experiment.system)
+
+
+def _number(text: str | None) -> float | None:
+    """A results.csv cell as a number; None where it is empty or the column is missing."""
+    return None if text in (None, "") else float(text)
 
 
 def lowest_cost_shares(outdir: Path, metric: str = "cost") -> dict[str, float]:

@@ -665,6 +665,7 @@ class ChainEnv:
             "cost": t.cost / self.slots,
             "cost_per_task": t.completed_cost / t.completed if t.completed else None,
             "completion_rate": t.completed / ended if ended else None,
+            "ended_tasks": ended,
             "collaborations": t.collaborations,
             "energy_j": t.energy_j / self.slots,
             "delay_s": t.completed_delay_s / t.completed if t.completed else None,
@@ -714,6 +715,7 @@ SYSTEM = register_system(System(
     metrics=REPORTED,
     bounded_metrics={"completion_rate": (0.0, 1.0), **dict.fromkeys(
         ("cost", "cost_per_task", "collaborations", "energy_j", "delay_s", "objective", "tasks"), (0.0, math.inf))},
+    rate_trials={"completion_rate": "ended_tasks"},  # completed or failed (by deadline or blocked)
     load_workload=load_workload,
     run_episode=run_episode,
     check=check,

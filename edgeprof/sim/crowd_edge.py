@@ -796,6 +796,7 @@ SYSTEM = register_system(System(
     metrics=REPORTED,
     bounded_metrics={**dict.fromkeys(("ad_s_per_mb", "anlr", "e2e", "e2d", "delay_s"), (0.0, math.inf)),
                      "edge_share": (0.0, 1.0)},
+    rate_trials={"edge_share": "tasks"},  # placed tasks, every environment
     load_workload=load_workload,
     run_episode=run_episode,
 ))

@@ -182,6 +182,7 @@ SYSTEM = register_system(System(
     bounded_metrics={**dict.fromkeys(("objective", "cost", "delay_s", "energy_j", "privacy_cost",
                                       "delay_median_s", "delay_p99_s", "delay_max_s"), (0.0, math.inf)),
                      "success_rate": (0.0, 1.0), "delay_top1pct_share": (0.0, 1.0)},
+    rate_trials={"success_rate": "requests"},  # users x slots x environments
     load_workload=load_workload,
     run_episode=run_episode,
     check=check,

@@ -545,6 +545,7 @@ class EpisodeTotals:
             "violation_rate": self.counts["violations"] / device_steps,
             "offload_rate": self.counts["offloads"] / device_steps,
             "overflow_rate": self.counts["overflows"] / device_steps,
+            "device_steps": self.counts["device_steps"],
         }
 
 
@@ -579,6 +580,7 @@ SYSTEM = register_system(System(
     metrics=REPORTED,
     bounded_metrics={**dict.fromkeys(REPORTED, (0.0, math.inf)),  # latencies, energies, switches, -R: all >= 0
                      "violation_rate": (0.0, 1.0), "offload_rate": (0.0, 1.0), "overflow_rate": (0.0, 1.0)},
+    rate_trials=dict.fromkeys(("violation_rate", "offload_rate", "overflow_rate"), "device_steps"),
     load_workload=load_workload,
     run_episode=run_episode,
     check=check,

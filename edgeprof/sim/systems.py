@@ -30,6 +30,10 @@ class System:
     - `default_preset`: the shipped preset `edgeprof train` uses when no scenario is given (None: none ships);
     - `metrics`: what one episode reports, in the order `solve` and `evaluate` print and write them;
     - `bounded_metrics`: metric -> (low, high) where values cannot leave a range (rates);
+    - `rate_trials`: rate metric -> the episode result that counts its trials (requests, tasks): the rate is a
+      share of them. Rows carry these counts and summaries give such rates a binomial interval
+      (`sim.evaluation.metric_interval`); a rate in [0, 1] that is not a share of counted trials (a share of
+      total delay) is left out and keeps the clipped Student-t interval;
     - `load_workload(scenario)`: what the episodes need besides the scenario (e.g. a service table);
     - `check(scenario, workload)`: refusals that need several fields or the workload (raise `EdgeprofError`);
     - `run_episode(scenario, workload, make_policy, slots, seed, num_envs, progress)`: one seeded episode of
@@ -45,6 +49,13 @@ class System:
     run_episode: Callable[..., dict[str, Any]]
     check: Callable[[Any, Any], None] | None = None
     bounded_metrics: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    rate_trials: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for rate in self.rate_trials:
+            if rate not in self.metrics or self.bounded_metrics.get(rate) != (0.0, 1.0):
+                raise ValueError(f"system {self.name!r}: rate_trials names {rate!r}, which is not a reported metric "
+                                 "bounded to [0, 1]")
 
 
 _BUILTIN = {"dpa": "edgeprof.sim.dpa", "foci": "edgeprof.sim.foci", "cerl": "edgeprof.sim.cerl",
