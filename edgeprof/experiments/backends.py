@@ -29,8 +29,8 @@ RunFunction = Callable[[dict[str, Any], str], dict[str, Any]]
 BACKENDS = ("serial", "process", "ray")
 REACH_TIMEOUT_S = 5.0
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}  # read at import
-# imported once by the forkserver (with the driver's main module), so a forked worker starts with them; none of
-# them imports torch or cvxpy (DESIGN.md), which would make every sweep's start-up pay for them
+# imported once by the forkserver, so a forked worker starts with them; none of them imports torch or cvxpy
+# (DESIGN.md), which would make every sweep's start-up pay for them
 WORKER_PRELOAD = (
     "edgeprof.experiments.sweep", "edgeprof.profiler.schema", "edgeprof.sim.evaluation", "edgeprof.sim.env",
     "edgeprof.sim.rollout", "edgeprof.optimize.solve", "edgeprof.optimize.heuristics",
@@ -53,8 +53,9 @@ class SerialBackend:
 
 
 def worker_context() -> BaseContext:
-    """The multiprocessing context of the process pool: forks of a forkserver that preloaded `WORKER_PRELOAD` and
-    the driver's main module (a module that fails to import there is imported by the run that needs it). The
+    """The multiprocessing context of the process pool: forks of a forkserver that preloaded `WORKER_PRELOAD` (a
+    module that fails to import there is imported by the run that needs it) and the driver's main module, where
+    Python does (before CPython gh-126631's fix each worker imports the main module itself, as spawn did). The
     forkserver starts with the first pool of this process, with one thread per library (numpy's BLAS reads it when
     imported, in the forkserver); the driver's own environment is left as it was."""
     context = get_context("forkserver")
