@@ -155,9 +155,10 @@ def execute_run(config: dict[str, Any], outdir: str) -> dict[str, Any]:
 
 
 def _write_record(rundir: Path, config: dict[str, Any], **texts: str) -> None:
-    """A finished run's files (config.json with metrics.json and timing.json, or with error.json) as one atomic
+    """A finished run's files (config.json with timing.json and metrics.json, or with error.json) as one atomic
     commit: one flush of the folder instead of one per file (a solver's run lasts tens of milliseconds, and each
-    flush of the disk costs milliseconds)."""
+    flush of the disk costs milliseconds). They are renamed in the order given, so metrics.json, the mark of a
+    finished run, comes last."""
     texts = {"config": json_text(config), **texts}
     with atomic_outputs(*(rundir / f"{name}.json" for name in texts)) as temporaries:
         for tmp, text in zip(temporaries, texts.values(), strict=True):
