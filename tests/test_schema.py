@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from edgeprof.profiler import schema
 from edgeprof.profiler.schema import (
     ProfileError,
     load_profile,
@@ -161,6 +162,31 @@ def test_corrupt_json_file(tmp_path):
     path.write_text('{"schema": "edgeprof.profile/1",')
     with pytest.raises(ProfileError, match=r"bad.json: not valid JSON \(line 1, column 33"):
         load_profile(path)
+
+
+def test_a_text_found_valid_is_not_validated_again_but_a_changed_one_is(profile, tmp_path, monkeypatch):
+    checked = []
+
+    def counting(doc):
+        checked.append(doc)
+        return validate_profile(doc)
+
+    monkeypatch.setattr(schema, "validate_profile", counting)
+    doc = _broken(profile, lambda d: d.update(created="2001-02-03T04:05:06+00:00"))  # a text no other test wrote
+    path, same_text = tmp_path / "p.json", tmp_path / "copy.json"
+    write_profile(doc, path)
+    same_text.write_bytes(path.read_bytes())
+    checked.clear()  # writing validated it; reading has not yet
+    first = load_profile(path)
+    assert len(checked) == 1 and first == json.loads(json.dumps(doc))
+    first["layers"].clear()  # the caller owns what it got: the next read is parsed anew
+    assert load_profile(path) == load_profile(same_text) == json.loads(json.dumps(doc))
+    assert len(checked) == 1  # keyed on the text, whatever the path
+    broken = _broken(doc, lambda d: d["totals"].update(flops=1))
+    path.write_text(json.dumps(broken))
+    with pytest.raises(ProfileError, match=r"p.json: \$\.totals\.flops"):
+        load_profile(path)
+    assert len(checked) == 2
 
 
 @pytest.mark.parametrize("module", ["edgeprof.profiler.schema", "edgeprof.sim.split",

@@ -5,6 +5,12 @@ the results as runs finish (in completion order; the sweep's results are keyed b
 not matter). Every backend gives each run one torch thread. Ray is an optional extra (`pip install
 "edgeprof[ray]"`), imported only by `RayBackend`: Ray Core tasks, a local cluster on the loopback interface, or
 an existing one at `address`.
+
+The process pool's workers are forks of a forkserver: one interpreter, started once per driver process, that has
+imported what runs need (`WORKER_PRELOAD`: numpy, the schema checker, the systems and their heuristics). A fresh
+interpreter per worker (spawn) paid those imports again in every worker of every pool; a plain fork of the driver
+is not safe in general (its threads, e.g. the progress bar's, or torch's OpenMP pool, may hold locks that the
+child would inherit held). The forkserver runs no work and has one thread, so forking it is safe.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from multiprocessing import get_context
+from multiprocessing import forkserver, get_context
+from multiprocessing.context import BaseContext
 from typing import Any
 
 from edgeprof.errors import EdgeprofError
@@ -21,12 +28,20 @@ from edgeprof.errors import EdgeprofError
 RunFunction = Callable[[dict[str, Any], str], dict[str, Any]]
 BACKENDS = ("serial", "process", "ray")
 REACH_TIMEOUT_S = 5.0
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}  # read at import
+# imported once by the forkserver, so a forked worker starts with them; none of them imports torch or cvxpy
+# (DESIGN.md), which would make every sweep's start-up pay for them
+WORKER_PRELOAD = (
+    "edgeprof.experiments.sweep", "edgeprof.profiler.schema", "edgeprof.sim.evaluation", "edgeprof.sim.env",
+    "edgeprof.sim.rollout", "edgeprof.optimize.solve", "edgeprof.optimize.heuristics",
+    "edgeprof.sim.dpa", "edgeprof.sim.foci", "edgeprof.sim.cerl", "edgeprof.sim.crowd_edge",
+    "edgeprof.optimize.foci", "edgeprof.optimize.cerl", "edgeprof.optimize.crowd_edge",
+)
 
 
 def _one_thread() -> None:
     """Worker start-up: one thread per run (DESIGN.md), before torch is imported."""
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ["MKL_NUM_THREADS"] = "1"
+    os.environ.update(ONE_THREAD)
 
 
 class SerialBackend:
@@ -37,8 +52,29 @@ class SerialBackend:
             yield fn(config, outdir)
 
 
+def worker_context() -> BaseContext:
+    """The multiprocessing context of the process pool: forks of a forkserver that preloaded `WORKER_PRELOAD` (a
+    module that fails to import there is imported by the run that needs it) and the driver's main module, where
+    Python does (before CPython gh-126631's fix each worker imports the main module itself, as spawn did). The
+    forkserver starts with the first pool of this process, with one thread per library (numpy's BLAS reads it when
+    imported, in the forkserver); the driver's own environment is left as it was."""
+    context = get_context("forkserver")
+    context.set_forkserver_preload(["__main__", *WORKER_PRELOAD])
+    saved = {name: os.environ.get(name) for name in ONE_THREAD}
+    os.environ.update(ONE_THREAD)
+    try:
+        forkserver.ensure_running()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return context
+
+
 class ProcessBackend:
-    """A local pool of `workers` processes (spawned, so nothing is shared but the run folder)."""
+    """A local pool of `workers` processes (forks of the forkserver, so nothing is shared but the run folder)."""
 
     def __init__(self, workers: int) -> None:
         if workers < 1:
@@ -48,7 +84,7 @@ class ProcessBackend:
     def map(self, fn: RunFunction, configs: Sequence[dict[str, Any]], outdir: str) -> Iterator[dict[str, Any]]:
         if not configs:
             return
-        with ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
+        with ProcessPoolExecutor(self.workers, mp_context=worker_context(), initializer=_one_thread) as pool:
             pending = {pool.submit(fn, config, outdir) for config in configs}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -84,7 +120,7 @@ class RayBackend:
             raise EdgeprofError('the ray backend needs Ray: pip install "edgeprof[ray]"') from None
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
-                                   "runtime_env": {"env_vars": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}}}
+                                   "runtime_env": {"env_vars": dict(ONE_THREAD)}}
         if self.address:
             options["address"] = self.address
         else:

@@ -3,13 +3,13 @@
 The sweep is a list of runs: one per (method, value of the varied field, replicate seed). A run is a plain,
 JSON-able config; its id is the sha256 of the canonical JSON of that config, so it never depends on the order of
 execution, the backend, or Python's per-process `hash()`. `execute_run` is one pure, top-level function per run:
-it reads nothing but its config, and writes `OUTDIR/runs/<id>/` itself (`config.json`, then `metrics.json` when it
-finishes, or `error.json` when it raises; a trainer's run folder in `train/`, checkpointed, so an interrupted run
-resumes from its checkpoint). The driver skips finished ids with `--resume`, retries failed ones, and rebuilds
-`results.csv` from the finished runs, sorted by id, at the end and every `RESULTS_EVERY_S` while runs finish (so a
-sweep under way can be reported on): `edgeprof solve -o`'s columns plus the experiment's, the method, the
-evaluation mode and the varied field. Wall times are kept apart (`timing.json` per run) so that results.csv is
-identical whatever ran it.
+it reads nothing but its config, and writes `OUTDIR/runs/<id>/` itself (`config.json` with `metrics.json` when it
+finishes, or with `error.json` when it raises, in one atomic commit; a trainer's run folder in `train/`,
+checkpointed, so an interrupted run resumes from its checkpoint). The driver skips finished ids with `--resume`,
+retries failed ones, and rebuilds `results.csv` from the finished runs, sorted by id, at the end and every
+`RESULTS_EVERY_S` while runs finish (so a sweep under way can be reported on): `edgeprof solve -o`'s columns plus
+the experiment's, the method, the evaluation mode and the varied field. Wall times are kept apart (`timing.json` per
+run) so that results.csv is identical whatever ran it.
 
 A trainer is evaluated in modes: `greedy` (every layer's most probable action), `sampled` (every layer draws as
 in training) and, for each layer of `DRAWN_ALONE` it has, that layer alone drawn (`deployment_drawn`: the
@@ -34,12 +34,12 @@ from edgeprof.errors import EdgeprofError
 from edgeprof.experiments.definitions import Budget, Experiment, check_budget, get_experiment
 from edgeprof.files import (
     atomic_output,
+    atomic_outputs,
     folder_lock,
     json_text,
     make_parents,
     read_json,
     write_json_atomic,
-    write_text_atomic,
 )
 
 FORMAT = "edgeprof.experiment/1"
@@ -138,7 +138,6 @@ def execute_run(config: dict[str, Any], outdir: str) -> dict[str, Any]:
     identifier = run_id(config)
     rundir = Path(outdir) / "runs" / identifier
     rundir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(rundir / "config.json", config)
     (rundir / "error.json").unlink(missing_ok=True)
     started = time.perf_counter()
     try:
@@ -146,14 +145,24 @@ def execute_run(config: dict[str, Any], outdir: str) -> dict[str, Any]:
         metrics = json_text({"rows": rows})  # checked (strict JSON) before anything is written
     except Exception as error:  # noqa: BLE001 (recorded, and the sweep goes on; --resume retries it)
         seconds = time.perf_counter() - started
-        write_json_atomic(rundir / "error.json", {"error": f"{type(error).__name__}: {error}",
-                                                  "traceback": traceback.format_exc(), "seconds": seconds})
+        _write_record(rundir, config, error=json_text({"error": f"{type(error).__name__}: {error}",
+                                                       "traceback": traceback.format_exc(), "seconds": seconds}))
         return {"id": identifier, "status": "failed", "error": f"{type(error).__name__}: {error}",
                 "seconds": seconds}
     seconds = time.perf_counter() - started
-    write_json_atomic(rundir / "timing.json", {"seconds": seconds})
-    write_text_atomic(rundir / "metrics.json", metrics)
+    _write_record(rundir, config, timing=json_text({"seconds": seconds}), metrics=metrics)
     return {"id": identifier, "status": "done", "seconds": seconds}
+
+
+def _write_record(rundir: Path, config: dict[str, Any], **texts: str) -> None:
+    """A finished run's files (config.json with timing.json and metrics.json, or with error.json) as one atomic
+    commit: one flush of the folder instead of one per file (a solver's run lasts tens of milliseconds, and each
+    flush of the disk costs milliseconds). They are renamed in the order given, so metrics.json, the mark of a
+    finished run, comes last."""
+    texts = {"config": json_text(config), **texts}
+    with atomic_outputs(*(rundir / f"{name}.json" for name in texts)) as temporaries:
+        for tmp, text in zip(temporaries, texts.values(), strict=True):
+            tmp.write_text(text, encoding="utf-8")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ starting with its JSON path; `validate_profile` raises the first.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -251,22 +252,38 @@ def validate_profile(doc: Any) -> dict[str, Any]:
     return doc
 
 
-def read_profile_json(path: str | Path) -> Any:
-    """A profile file's JSON, not yet validated; unreadable files and non-JSON text are one-line errors."""
+def _read_profile_text(path: str | Path) -> tuple[str, Any]:
+    """A profile file's text and JSON, not yet validated; unreadable files and non-JSON text are one-line errors."""
     path = Path(path)
     try:
-        return parse_json(read_text(path, "profile"), str(path))
+        text = read_text(path, "profile")
+        return text, parse_json(text, str(path))
     except EdgeprofError as error:
         raise ProfileError(str(error)) from None
 
 
+def read_profile_json(path: str | Path) -> Any:
+    """A profile file's JSON, not yet validated; unreadable files and non-JSON text are one-line errors."""
+    return _read_profile_text(path)[1]
+
+
+_VALID_TEXTS: set[bytes] = set()  # sha256 of every profile text this process has validated
+
+
 def load_profile(path: str | Path) -> dict[str, Any]:
-    """Read and validate a profile file."""
-    doc = read_profile_json(path)
+    """Read and validate a profile file. Validation is a pure function of the file's text, and the costliest part
+    of reading it (a sweep reads the same few profiles in every run), so a text already found valid in this
+    process is parsed but not validated again; a changed file is validated anew."""
+    text, doc = _read_profile_text(path)
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    if digest in _VALID_TEXTS:
+        return doc
     try:
-        return validate_profile(doc)
+        validate_profile(doc)
     except ProfileError as error:
         raise ProfileError(f"{path}: {error}") from None
+    _VALID_TEXTS.add(digest)
+    return doc
 
 
 def write_profile(doc: dict[str, Any], path: str | Path) -> None:
