@@ -32,8 +32,8 @@ a rerun with the same settings reuses them, so an interrupted benchmark resumes 
         [--seeds 0,1,2,3,4] [--workers 2] [--hparam K=V] [--devices 5,10,20,30,40,50] [--eval-seeds 1000,...]
         [--eval-slots 20] [--probe-devices 50 | ""] [--probe-slots 20] [--workdir benchmarks/results/cerl-work]
 
-Finished jobs are named after their N and training slots, and the work folder after the other settings, so runs
-at more N (`--rl-devices 10`, then `10,30`) reuse the jobs of the smaller ones.
+Finished jobs are named after their N and slots (training or probe), and the work folder after the other
+settings, so runs at more N (`--rl-devices 10`, then `10,30`), or with a probe added, reuse the earlier jobs.
 """
 
 from __future__ import annotations
@@ -486,7 +486,7 @@ def main() -> None:
     jobs: dict[str, tuple[Any, ...]] = {}  # the longest first
     with tempfile.TemporaryDirectory() as rundirs:
         for n in args.probe_devices:
-            jobs[f"probe-n{n}"] = (probe, n, args.probe_slots, args.hparam, args.eval_seeds[0])
+            jobs[f"probe-n{n}-t{args.probe_slots}"] = (probe, n, args.probe_slots, args.hparam, args.eval_seeds[0])
         for a in ALGORITHMS:
             for n in args.rl_devices:
                 for s in args.seeds:
@@ -499,7 +499,7 @@ def main() -> None:
         for n in args.devices:
             for name in SOLVERS:
                 jobs[f"{name}-n{n}"] = (solve_one, name, n, args.eval_seeds, args.eval_slots)
-        key = json.dumps([args.epochs, args.hparam, args.eval_seeds, args.eval_slots, args.probe_slots])
+        key = json.dumps([args.epochs, args.hparam, args.eval_seeds, args.eval_slots])
         workdir = args.workdir / hashlib.sha256(key.encode()).hexdigest()[:12]
         results = run_jobs(jobs, workdir, args.workers)
     cpu = time.process_time() - cpu_started + sum(result["job_cpu_s"] for result in results.values())
