@@ -1,7 +1,8 @@
 """Benchmark: seed 003 (CERL) at a CPU budget, beside the paper's numbers read from its text (sec. 5.2).
 
 At each N of `--rl-devices` (default 5 and 10), CERL, D2QN and DDQN train on `--seeds` (5) for `--epochs`
-epochs each (one generation and one episode of `--train-slots` arrival slots of the agent per epoch;
+epochs each (one generation and one episode of `--train-slots` arrival slots of the agent per epoch, one number
+or one per N;
 `edgeprof train`'s defaults otherwise),
 `--workers` runs at a time with one thread each, `--hparam NAME=VALUE` settings for every run. Every trained agent is
 evaluated greedily on the same `--eval-seeds` episodes of `--eval-slots` arrival slots, and so are the untrained
@@ -15,8 +16,8 @@ interval over the training seeds:
 - Fig. 6: the greedy cost and collaboration count per method (the paper's N = 30 is beyond this budget);
 - Fig. 7: cost and completion rate against N for CERL (at the trained N) and the solvers;
 - seconds (wall and CPU) per epoch and milliseconds per decision; a probe of CERL at N = 50 (`--probe-devices`:
-  two epochs, the second timed, then greedy decisions of its agent) and what the paper's 200 epochs would take
-  at the measured speed;
+  two epochs, the second timed, then greedy decisions of its agent; "" for none, when N = 50 is trained) and what
+  the paper's 200 epochs would take at the measured speed;
 - the paper's claims with ours: N = 10 costs ~2 (CERL), ~5 (D2QN), ~7 (DDQN); N = 50 ~40 against ~70;
   -65.7% cost and +57.5% completion against LC (relative and absolute readings); CERL completes 100%; ~20 s
   per epoch and ~25 ms per decision at N = 50. The units are unknown: ratios are compared, not values;
@@ -27,9 +28,12 @@ Writes benchmarks/results/cerl.json, cerl.md (the tables) and cerl_fig4.png. Eve
 run with its evaluation, a solver, a probe) is kept as JSON in a folder of `--workdir` named after the settings;
 a rerun with the same settings reuses them, so an interrupted benchmark resumes where it stopped.
 
-    nice python benchmarks/cerl.py [--rl-devices 5,10] [--epochs 20] [--seeds 0,1,2,3,4] [--workers 2] [--hparam K=V]
-        [--devices 5,10,20,30,40,50] [--eval-seeds 1000,...] [--eval-slots 20] [--probe-devices 50]
-        [--probe-slots 20] [--workdir benchmarks/results/cerl-work]
+    nice python benchmarks/cerl.py [--rl-devices 5,10] [--epochs 20] [--train-slots 20 | 6,2 (one per N)]
+        [--seeds 0,1,2,3,4] [--workers 2] [--hparam K=V] [--devices 5,10,20,30,40,50] [--eval-seeds 1000,...]
+        [--eval-slots 20] [--probe-devices 50 | ""] [--probe-slots 20] [--workdir benchmarks/results/cerl-work]
+
+Finished jobs are named after their N and slots (training or probe), and the work folder after the other
+settings, so runs at more N (`--rl-devices 10`, then `10,30`), or with a probe added, reuse the earlier jobs.
 """
 
 from __future__ import annotations
@@ -235,14 +239,19 @@ def claims(summary: dict[str, Any], args: argparse.Namespace) -> list[dict[str, 
     out = []
     for devices in args.rl_devices:
         costs = {a: summary["fig6"][devices][a]["cost"]["mean"] for a in ALGORITHMS}
-        paper = PAPER["fig4_n10"]
-        out.append({"claim": f"N = {devices}: CERL < D2QN < DDQN (paper, N = 10: ~2 < ~5 < ~7; D2QN/CERL 2.5, "
-                             "DDQN/CERL 3.5)",
-                    "ours": f"CERL {costs['cerl']:.3g}, D2QN {costs['d2qn']:.3g}, DDQN {costs['ddqn']:.3g}; "
-                            f"D2QN/CERL {costs['d2qn'] / costs['cerl']:.2f}, DDQN/CERL "
-                            f"{costs['ddqn'] / costs['cerl']:.2f}",
-                    "holds": costs["cerl"] < costs["d2qn"] < costs["ddqn"],
-                    "paper_ratios": [paper["d2qn"] / paper["cerl"], paper["ddqn"] / paper["cerl"]]})
+        ours = (f"CERL {costs['cerl']:.3g}, D2QN {costs['d2qn']:.3g}, DDQN {costs['ddqn']:.3g}; D2QN/CERL "
+                f"{costs['d2qn'] / costs['cerl']:.2f}, DDQN/CERL {costs['ddqn'] / costs['cerl']:.2f}")
+        if devices == 50:
+            paper = PAPER["fig4_n50"]
+            out.append({"claim": "N = 50: CERL ~40 against ~70 for D2QN and DDQN (ratio 1.75)", "ours": ours,
+                        "holds": costs["cerl"] < min(costs["d2qn"], costs["ddqn"]),
+                        "paper_ratios": [paper["d2qn"] / paper["cerl"], paper["ddqn"] / paper["cerl"]]})
+        else:
+            paper = PAPER["fig4_n10"]
+            out.append({"claim": f"N = {devices}: CERL < D2QN < DDQN (paper, N = 10: ~2 < ~5 < ~7; D2QN/CERL 2.5, "
+                                 "DDQN/CERL 3.5)", "ours": ours,
+                        "holds": costs["cerl"] < costs["d2qn"] < costs["ddqn"],
+                        "paper_ratios": [paper["d2qn"] / paper["cerl"], paper["ddqn"] / paper["cerl"]]})
         lc = {metric: value["mean"] for metric, value in summary["fig7"][devices]["lc"].items()}
         cerl = {metric: value["mean"] for metric, value in summary["fig7"][devices]["cerl"].items()}
         reduction = 1 - cerl["cost"] / lc["cost"]
@@ -265,9 +274,18 @@ def claims(summary: dict[str, Any], args: argparse.Namespace) -> list[dict[str, 
     for probe_row in summary["probes"]:
         out.append({"claim": f"N = {probe_row['devices']}: ~20 s per epoch, ~25 ms per decision",
                     "ours": f"{probe_row['epoch_wall_s']:.1f} s wall ({probe_row['epoch_cpu_s']:.1f} s CPU) per "
-                            f"epoch of {probe_row['slots']} arrival slots; {probe_row['decision_ms']:.1f} ms wall, "
+                            f"epoch of {probe_row['slots']} arrival slots (the probe's second, "
+                            f"{probe_row['agent_steps']} agent steps); {probe_row['decision_ms']:.1f} ms wall, "
                             f"{probe_row['decision_cpu_ms']:.1f} ms CPU (the environment's step included) per greedy "
                             "decision; one thread of this shared machine",
+                    "holds": None})
+    if 50 in args.rl_devices:
+        timing = summary["timing"][50]["cerl"]
+        out.append({"claim": "N = 50: ~20 s per epoch, ~25 ms per decision (CERL, trained runs)",
+                    "ours": f"{timing['seconds_per_epoch']['mean']:.1f} s wall ({timing['cpu_s_per_epoch']['mean']:.1f}"
+                            f" s CPU) per epoch of {slots_for(args, 50)} arrival slots; "
+                            f"{timing['decision_ms']['mean']:.1f} ms wall per greedy decision (the state graph, one "
+                            "forward pass, the masks); one thread of this shared machine",
                     "holds": None})
     out.append({"claim": "stable within 200 epochs", "ours": f"not testable: {args.epochs} epochs in this budget",
                 "holds": None})
@@ -291,7 +309,8 @@ def markdown(report: dict[str, Any], args: argparse.Namespace) -> str:
     for devices in args.rl_devices:
         header = ("| method | cost per slot | cost per completed task | completion | collaborations | cost + "
                   "penalties | env steps (all epochs) | wall s/epoch | wall ms/decision |")
-        lines += [f"## N = {devices}: Fig. 4 / 6 (greedy agents after training)", "", header,
+        lines += [f"## N = {devices}: Fig. 4 / 6 (greedy agents after training; {slots_for(args, devices)} arrival "
+                  "slots per training episode)", "", header,
                   "|---|---|---|---|---|---|---|---|---|"]
         for algorithm in ALGORITHMS:
             row = summary["fig6"][devices][algorithm]
@@ -372,8 +391,16 @@ def figure(summary: dict[str, Any], args: argparse.Namespace, path: Path) -> Non
     plt.close(fig)
 
 
+def slots_for(args: argparse.Namespace, devices: int) -> int:
+    """The arrival slots of a training episode at N = `devices`."""
+    if len(args.train_slots) == 1:
+        return args.train_slots[0]
+    return args.train_slots[args.rl_devices.index(devices)]
+
+
 def ints(text: str) -> list[int]:
-    return [int(value) for value in text.split(",")]
+    """"5,10" -> [5, 10]; "" -> [] (no probe, say)."""
+    return [int(value) for value in text.split(",") if value.strip()]
 
 
 def timed_job(function: Any, *arguments: Any) -> dict[str, Any]:
@@ -412,13 +439,22 @@ def projection(summary: dict[str, Any], probes: list[dict[str, Any]], args: argp
             f"with other jobs). CPU-s per epoch at N = {trained_n}: "
             + ", ".join(f"{a} {v:.1f}" for a, v in per_epoch.items()) + ". ")
     text += (f"The paper's 200 epochs for {len(args.seeds)} seeds at N = {trained_n}: "
-             f"{sum(per_epoch.values()) * runs / 3600:.1f} CPU-h for the three methods. ")
+             f"{sum(per_epoch.values()) * runs / 3600:.1f} CPU-h for the three methods")
+    if len(args.rl_devices) > 1:
+        every_n = sum(summary["timing"][n][a]["cpu_s_per_epoch"]["mean"] for n in args.rl_devices for a in ALGORITHMS)
+        text += (f"; at every N of this run (N = {', '.join(map(str, args.rl_devices))}), "
+                 f"{every_n * runs / 3600:.1f} CPU-h, about {every_n * runs / 3600 / 24:.1f} CPU-days")
+    text += f" (at this run's {', '.join(f'{slots_for(args, n)} at N = {n}' for n in args.rl_devices)} arrival " \
+            "slots per epoch). "
     for probe_row in probes:
+        if probe_row["devices"] in args.rl_devices:  # the trained runs' epochs (every one timed) say it better
+            continue
         scale = sum(per_epoch.values()) / per_epoch["cerl"]
-        epoch = probe_row["epoch_cpu_s"] * args.train_slots / probe_row["slots"]  # decisions grow with the slots
+        slots = slots_for(args, trained_n)
+        epoch = probe_row["epoch_cpu_s"] * slots / probe_row["slots"]  # decisions grow with the slots
         cerl_h = epoch * runs / 3600
         text += (f"At N = {probe_row['devices']} CERL took {probe_row['epoch_cpu_s']:.0f} CPU-s for one epoch of "
-                 f"{probe_row['slots']} arrival slots, so about {epoch:.0f} CPU-s for one of {args.train_slots}: "
+                 f"{probe_row['slots']} arrival slots, so about {epoch:.0f} CPU-s for one of {slots}: "
                  f"200 epochs x {len(args.seeds)} seeds = {cerl_h:.1f} CPU-h for CERL, about "
                  f"{cerl_h * scale:.1f} CPU-h with D2QN and DDQN at their N = {trained_n} cost ratio to CERL; "
                  "Fig. 4's N = 10, 30, 50 together take less than three times that. ")
@@ -429,7 +465,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rl-devices", type=ints, default=[5, 10])
     parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--train-slots", type=int, default=20, help="arrival slots of a training episode")
+    parser.add_argument("--train-slots", type=ints, default=[20],
+                        help="arrival slots of a training episode: one number, or one per --rl-devices")
     parser.add_argument("--seeds", type=ints, default=[0, 1, 2, 3, 4])
     parser.add_argument("--devices", type=ints, default=[5, 10, 20, 30, 40, 50])
     parser.add_argument("--eval-seeds", type=ints, default=[1000, 1001, 1002, 1003, 1004])
@@ -442,25 +479,30 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=RESULTS / "cerl-work", help="finished jobs, for resuming")
     args = parser.parse_args()
     started_at = time.time()
-    rl.make_config("cerl", slots_per_iteration=args.train_slots, **rl.parse_hyperparameters(args.hparam))
+    if len(args.train_slots) not in (1, len(args.rl_devices)):
+        print(f"cerl.py: --train-slots needs one number or one per --rl-devices ({len(args.rl_devices)})",
+              file=sys.stderr)
+        sys.exit(2)
+    for n in args.rl_devices:
+        rl.make_config("cerl", slots_per_iteration=slots_for(args, n), **rl.parse_hyperparameters(args.hparam))
     started, cpu_started = time.perf_counter(), time.process_time()
     jobs: dict[str, tuple[Any, ...]] = {}  # the longest first
     with tempfile.TemporaryDirectory() as rundirs:
         for n in args.probe_devices:
-            jobs[f"probe-n{n}"] = (probe, n, args.probe_slots, args.hparam, args.eval_seeds[0])
+            jobs[f"probe-n{n}-t{args.probe_slots}"] = (probe, n, args.probe_slots, args.hparam, args.eval_seeds[0])
         for a in ALGORITHMS:
             for n in args.rl_devices:
                 for s in args.seeds:
-                    jobs[f"{a}-n{n}-s{s}"] = (train_one, a, n, s, args.epochs, args.train_slots, args.hparam,
-                                              args.eval_seeds, args.eval_slots, rundirs)
+                    jobs[f"{a}-n{n}-t{slots_for(args, n)}-s{s}"] = (
+                        train_one, a, n, s, args.epochs, slots_for(args, n), args.hparam, args.eval_seeds,
+                        args.eval_slots, rundirs)
         for n in args.rl_devices:
             for s in args.seeds:
                 jobs[f"untrained-n{n}-s{s}"] = (untrained_one, n, s, args.hparam, args.eval_seeds, args.eval_slots)
         for n in args.devices:
             for name in SOLVERS:
                 jobs[f"{name}-n{n}"] = (solve_one, name, n, args.eval_seeds, args.eval_slots)
-        key = json.dumps([args.epochs, args.train_slots, args.hparam, args.eval_seeds, args.eval_slots,
-                          args.probe_slots])
+        key = json.dumps([args.epochs, args.hparam, args.eval_seeds, args.eval_slots])
         workdir = args.workdir / hashlib.sha256(key.encode()).hexdigest()[:12]
         results = run_jobs(jobs, workdir, args.workers)
     cpu = time.process_time() - cpu_started + sum(result["job_cpu_s"] for result in results.values())

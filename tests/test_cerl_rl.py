@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from edgeprof.errors import EdgeprofError
 from edgeprof.rl import cerl as rl
 from edgeprof.rl.cem import DiagonalCEM, elite_weights
+from edgeprof.rl.checkpoint import shape_differences
 from edgeprof.rl.runs import evaluate_run, train
 from edgeprof.sim.cerl import ChainEnv, cost_bound_per_task
 from edgeprof.sim.evaluation import load_workload
@@ -367,3 +369,29 @@ def test_every_decision_is_one_transition_of_its_task():
     assert len(trainer.replay) == played["decisions"] > 0
     ended_by_a_hop = played["tasks"] - played["failed_blocked"]  # completed or past their deadline after a hop
     assert ended_by_a_hop <= int(terminated.sum()) <= played["tasks"]  # plus blocked ones that had a hop
+
+
+def test_a_checkpoint_of_an_older_network_says_what_differs_and_to_retrain(run_cli, tmp_path):
+    scenario = load_scenario("cerl-small", ["system.arrivals_per_slot=1"])
+    rundir = tmp_path / "run"
+    train(rl.make_config("cerl", iterations=1, **TINY), scenario, load_workload(scenario), rundir)
+    path = rundir / "checkpoints" / "latest.pt"
+    payload = torch.load(path, weights_only=True)
+    online = payload["components"]["online"]
+    width = online["block_head.weight"].shape[1]
+    online["block_head.weight"], online["block_head.bias"] = torch.zeros(5, width), torch.zeros(5)  # before 780d997
+    torch.save(payload, path)
+    result = run_cli("evaluate", rundir, "--seeds", "0", "--slots", "2")
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1, result.err
+    assert f"block_head.weight is 5x{width} there, 4x{width} here" in result.err, result.err
+    assert "another version of edgeprof's CERL network; train the run again" in result.err, result.err
+    assert "does not fit its scenario" not in result.err
+    with pytest.raises(EdgeprofError, match=r"its 'online' has another shape .*block_head\.bias is 5 there, 4 "):
+        train(rl.make_config("cerl", iterations=2, **TINY), scenario, load_workload(scenario), rundir, resume=True)
+
+
+def test_shape_differences_names_reshaped_missing_and_extra_tensors():
+    expected = {"a": torch.zeros(2, 3), "b": torch.zeros(4), "c": torch.zeros(1)}
+    assert shape_differences(dict(expected), expected) == ""
+    saved = {"a": torch.zeros(3, 3), "b": torch.zeros(4), "d": torch.zeros(1)}
+    assert shape_differences(saved, expected) == "a is 3x3 there, 2x3 here; missing: c; not in this network: d"

@@ -78,7 +78,7 @@ from edgeprof.errors import EdgeprofError
 from edgeprof.rl import hyperparameters
 from edgeprof.rl.buffers import Field
 from edgeprof.rl.cem import WEIGHTINGS, DiagonalCEM
-from edgeprof.rl.checkpoint import component_state
+from edgeprof.rl.checkpoint import component_state, shape_differences
 from edgeprof.rl.dqn import (
     AdaptiveParameterNoise,
     ExponentialSchedule,
@@ -887,10 +887,14 @@ def load_network(run: Any, workload: ChainWorkload) -> GraphQNetwork:
     """The RL agent's Q-network of a run's latest checkpoint."""
     network = GraphQNetwork(run.scenario["radio.subcarriers"], run.config.variant.dueling,
                             reward_scale(run.config, run.scenario, workload))
+    state = component_state(run.paths.checkpoint, "online")
     try:
-        network.load_state_dict(component_state(run.paths.checkpoint, "online"))
-    except RuntimeError as error:
-        raise EdgeprofError(f"the checkpoint of {run.path} does not fit its scenario: {error}") from None
+        network.load_state_dict(state)
+    except RuntimeError as error:  # the network is built from the run's own scenario: only the code can differ
+        differences = shape_differences(state, network.state_dict()) or str(error)
+        raise EdgeprofError(f"the checkpoint of {run.path} holds a Q-network of another shape than this edgeprof's "
+                            f"({differences}): it was written by another version of edgeprof's CERL network; train "
+                            "the run again") from None
     return network.eval()
 
 

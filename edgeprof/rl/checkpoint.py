@@ -69,7 +69,13 @@ def load_checkpoint(path: str | Path, components: Mapping[str, Component]) -> Ch
         raise EdgeprofError(f"checkpoint {path} holds components {sorted(saved)} but this run has {sorted(wanted)}: "
                             "was it written by another algorithm or configuration?")
     for name, component in components.items():
-        _load_into(component, payload["components"][name])
+        try:
+            _load_into(component, payload["components"][name])
+        except RuntimeError as error:  # torch's size mismatch: the network's code or configuration changed
+            differences = shape_differences(payload["components"][name], component.state_dict())
+            raise EdgeprofError(f"checkpoint {path}: its {name!r} has another shape than this run builds "
+                                f"({differences or error}): was it written by another version of edgeprof or "
+                                "another configuration? Start the run afresh") from None
     set_rng_state(payload["rng"])
     return Checkpoint(payload["iteration"], payload["extra"])
 
@@ -82,6 +88,26 @@ def component_state(path: str | Path, name: str) -> Any:
     if name not in components:
         raise EdgeprofError(f"checkpoint {path} holds no {name!r} (it holds {sorted(components)})")
     return components[name]
+
+
+def shape_differences(saved: Mapping[str, Any], expected: Mapping[str, Any], shown: int = 3) -> str:
+    """What keeps a saved state dict from loading into a module whose state is `expected`: its tensors of another
+    shape, and those missing or extra (the first `shown` of each kind); "" when the shapes agree."""
+    def shape(tensor: Any) -> str:
+        return "x".join(map(str, tuple(tensor.shape))) or "scalar"
+
+    reshaped = [f"{key} is {shape(saved[key])} there, {shape(value)} here" for key, value in expected.items()
+                if key in saved and hasattr(saved[key], "shape") and tuple(saved[key].shape) != tuple(value.shape)]
+    missing = [key for key in expected if key not in saved]
+    extra = [key for key in saved if key not in expected]
+    parts = reshaped[:shown]
+    for label, keys in (("missing", missing), ("not in this network", extra)):
+        if keys:
+            parts.append(f"{label}: {', '.join(keys[:shown])}" + (f" and {len(keys) - shown} more"
+                                                                   if len(keys) > shown else ""))
+    if len(reshaped) > shown:
+        parts.append(f"{len(reshaped) - shown} more of another shape")
+    return "; ".join(parts)
 
 
 def _read(path: Path) -> dict[str, Any]:
