@@ -5,6 +5,7 @@ and `plot` (one line per run, or each algorithm's mean)."""
 import csv
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -132,6 +133,21 @@ def test_the_debug_checks_change_no_number(scenario_and_table):
     rows = [Trainer(tiny(debug=debug), *scenario_and_table).run_iteration() for debug in (False, True)]
     assert [{key: value for key, value in row.items() if key not in TIMING_COLUMNS} for row in rows] == [
         {key: value for key, value in rows[0].items() if key not in TIMING_COLUMNS}] * 2
+
+
+def test_layers_updated_side_by_side_give_the_numbers_of_one_after_the_other(scenario_and_table):
+    threads = torch.get_num_threads()
+    trainers = [Trainer(tiny(threads=2), *scenario_and_table) for _ in range(2)]  # the same initial networks
+    trainers[1].config = replace(trainers[1].config, threads=1)  # layers in turn
+    try:
+        rows = [[trainer.run_iteration() for _ in range(2)] for trainer in trainers]
+    finally:
+        torch.set_num_threads(threads)
+    side_by_side, in_turn = ([{key: value for key, value in row.items() if key not in TIMING_COLUMNS} for row in run]
+                             for run in rows)
+    assert side_by_side == in_turn and side_by_side[0]["deployment_policy_loss"] is not None
+    for first, second in zip(*(trainer.policies.parameters() for trainer in trainers), strict=True):
+        assert torch.equal(first, second)
 
 
 def test_team_deployment_reward_gives_every_server_the_mean_of_eq_24(scenario_and_table):

@@ -212,6 +212,11 @@ def test_whole_row_minibatches_keep_every_agent_of_a_slot_together():
         assert set(counts.tolist()) <= {0, N}  # a row is in a minibatch with all its agents, or not at all
     with pytest.raises(ValueError, match=f"\\[1, {4 * E}\\] \\(the rows stored\\)"):
         next(buffer.minibatches(4 * E + 1, whole_rows=True))
+    drawn = torch.randperm(4 * E, generator=torch.Generator().manual_seed(0))  # the order given beforehand ...
+    given = list(buffer.minibatches(3, whole_rows=True, order=drawn))
+    assert all(torch.equal(a["obs"], b["obs"]) for a, b in zip(batches, given, strict=True))  # ... is the one drawn
+    with pytest.raises(ValueError, match=f"permutation of the {4 * E} units stored, got shape \\(5,\\)"):
+        next(buffer.minibatches(3, whole_rows=True, order=torch.arange(5)))
 
 
 def test_scores_given_after_the_rollout_equal_scores_given_at_each_decision():

@@ -341,9 +341,10 @@ class RolloutBuffer:
         return self._data[name][:self.num_decisions]
 
     def minibatches(self, num_minibatches: int, generator: torch.Generator | None = None,
-                    whole_rows: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+                    whole_rows: bool = False, order: torch.Tensor | None = None) -> Iterator[dict[str, torch.Tensor]]:
         """Shuffled minibatches of flattened samples, (B, ...) per quantity: the fields, log_prob, value, reward,
-        advantage, return (and cost, cost_value, cost_advantage, cost_return). Shuffled with `generator`.
+        advantage, return (and cost, cost_value, cost_advantage, cost_return). Shuffled with `generator`, or in
+        `order`, a permutation of the samples (rows) drawn beforehand.
 
         `whole_rows` shuffles (step, environment) rows instead, each minibatch holding all agents of its rows:
         for losses that evaluate a row's agents together (the allocation policy scores a whole slot at once).
@@ -358,7 +359,11 @@ class RolloutBuffer:
             raise ValueError(f"num_minibatches must lie in [1, {units}] (the {kind} stored), got {num_minibatches}")
         names = [*self.fields, *(name for name in _SAMPLED if name in self._data)]
         flat = {name: self.stored(name).reshape(samples, *self._data[name].shape[3:]) for name in names}
-        order = torch.randperm(units, generator=generator).to(self.device)
+        if order is None:
+            order = torch.randperm(units, generator=generator)
+        elif order.shape != (units,):
+            raise ValueError(f"order must be a permutation of the {units} units stored, got shape {tuple(order.shape)}")
+        order = order.to(self.device)
         for indices in order.tensor_split(num_minibatches):
             if whole_rows:
                 indices = (indices.unsqueeze(-1) * agents + torch.arange(agents, device=self.device)).reshape(-1)

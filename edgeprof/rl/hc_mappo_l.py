@@ -38,7 +38,9 @@ Choices where the paper is silent (marked in `TrainConfig` too):
 - Batches: `epochs` passes over `minibatches` minibatches of whole slots for the users (all K users of a slot
   together, so the critics' global state is projected once per slot of the minibatch), and over
   `deployment_minibatches` and `allocation_minibatches` for the other layers (2 each: 95 sequences or 100 slots,
-  where 8 small ones spent most of their time in per-step overhead). The public code uses 3 epochs x 8.
+  where 8 small ones spent most of their time in per-step overhead). The public code uses 3 epochs x 8. The
+  layers share no parameters, so with `threads` >= 2 they update side by side (users on one core, deployment and
+  allocation on the other), each minibatch order drawn beforehand as the sequential update draws it.
 - Allocation: a user alone at its server gets everything whatever the policy says, so servers with fewer than
   two users are left out of the allocation policy loss (their critic still learns).
 - The global state of the users' critics is stored once per slot and environment, not once per user.
@@ -81,6 +83,7 @@ import functools
 import math
 import time
 from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -196,7 +199,8 @@ class TrainConfig:
     random_fill: bool = False  # set by ALGORITHMS (random-fill): the deployment layer keeps its initial parameters
     # and always draws
     checkpoint_every: int = 10  # ours
-    threads: int = 1  # DESIGN.md: torch threads of the update (collection runs on one: its operations are small)
+    threads: int = 1  # DESIGN.md: threads of the update (collection runs on one: its operations are small); with 2 or
+    # more the layers update side by side, one thread each (the same numbers as one after the other)
     debug: bool = False  # ours: check every buffer insert and distribution input (slower; same numbers)
     policy: HCPolicyConfig = field(default_factory=HCPolicyConfig)  # sizes; independent_critics by ALGORITHMS
 
@@ -311,6 +315,9 @@ def _slot_samples(t: int, envs: int, agents: int) -> torch.Tensor:
     """(E, agents) the index of slot t's per-environment sample (states and allocation observations are stored
     once per slot and environment, in slot-major order)."""
     return (t * envs + torch.arange(envs)).unsqueeze(-1).expand(envs, agents)
+
+
+Loss = Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]]  # minibatch -> loss, info
 
 
 class Trainer:
@@ -563,33 +570,50 @@ class Trainer:
         if config.constrained:
             self.normalizers["cost"].update(rollout.user.stored("cost_return"))
         states = torch.cat(rollout.states)
-        stats.update(self._optimise("user", rollout.user, config.minibatches,
-                                    lambda batch: self._user_loss(batch, states)))
+        layers: list[tuple[str, RolloutBuffer, int, Loss]] = [
+            ("user", rollout.user, config.minibatches, lambda batch: self._user_loss(batch, states))]
         if rollout.deployment is not None:
             self.normalizers["deployment"].update(rollout.deployment.stored("return"))
-            stats.update(self._optimise("deployment", rollout.deployment, config.deployment_minibatches,
-                                        self._deployment_loss))
+            layers.append(("deployment", rollout.deployment, config.deployment_minibatches, self._deployment_loss))
         if rollout.allocation is not None:
             self.normalizers["allocation"].update(rollout.allocation.stored("return"))
             obs = _concatenated(rollout.allocation_obs)
             logits = torch.cat(rollout.allocation_logits)
-            stats.update(self._optimise("allocation", rollout.allocation, config.allocation_minibatches,
-                                        lambda batch: self._allocation_loss(batch, obs, logits)))
+            layers.append(("allocation", rollout.allocation, config.allocation_minibatches,
+                           lambda batch: self._allocation_loss(batch, obs, logits)))
+        # every layer's minibatch orders are drawn first, in the order the layers are listed, so that updating
+        # the layers side by side draws what updating them one after the other does
+        jobs = [(*layer, self._minibatch_orders(layer[0], layer[1])) for layer in layers]
+        workers = min(config.threads, len(jobs))
+        threads = max(config.threads // workers, 1)
+        torch.set_num_threads(threads)
+        if workers == 1:
+            results = [self._optimise(*job) for job in jobs]
+        else:  # the layers share nothing they write; torch releases the GIL in its operations. Each worker sets its
+            # own thread count (MKL's is per thread: a new thread would use every core and round differently)
+            with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+                results = list(pool.map(lambda job: self._optimise(*job), jobs))
+        for result in results:
+            stats.update(result)
         return stats
 
-    def _optimise(self, layer: str, buffer: RolloutBuffer, minibatches: int,
-                  loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
-                  ) -> dict[str, float]:
-        """`epochs` passes over shuffled minibatches (of whole slots, except for deployment's sequences); the
+    def _minibatch_orders(self, layer: str, buffer: RolloutBuffer) -> list[torch.Tensor]:
+        """One shuffled order per epoch of the units `_optimise` draws minibatches of (whole slots, except for
+        deployment's sequences), from the trainer's generator."""
+        units = buffer.num_steps * buffer.num_envs * (1 if layer != "deployment" else buffer.num_agents)
+        return [torch.randperm(units, generator=self.generator) for _ in range(self.config.epochs)]
+
+    def _optimise(self, layer: str, buffer: RolloutBuffer, minibatches: int, loss: Loss,
+                  orders: list[torch.Tensor]) -> dict[str, float]:
+        """`epochs` passes over minibatches in `orders` (of whole slots, except for deployment's sequences); the
         diagnostics averaged over minibatches."""
         module, optimizer, config = getattr(self.policies, layer), self.optimizers[layer], self.config
         whole_rows = layer != "deployment"
-        units = buffer.num_steps * buffer.num_envs * (1 if whole_rows else buffer.num_agents)
         totals: dict[str, float] = {}
         steps = 0
         first_ratio_error = 0.0
-        for _ in range(config.epochs):
-            for batch in buffer.minibatches(min(minibatches, units), self.generator, whole_rows):
+        for order in orders:
+            for batch in buffer.minibatches(min(minibatches, len(order)), whole_rows=whole_rows, order=order):
                 total, info = loss(batch)
                 if steps == 0:
                     first_ratio_error = float(info["ratio_error"])

@@ -402,39 +402,61 @@ class _PickLoop:
 
     def pick(self, rows: np.ndarray, group: int, taken: np.ndarray) -> None:
         """Draw the sequences of `rows` (groups of `group` consecutive servers picking together); `taken` (rows /
-        group, I) counts the picks of servers outside the groups that each group's servers see."""
-        gru, free, remaining = self.gru[rows], self.free[rows], self.remaining[rows]
-        chosen, size = self.chosen[rows], self.size[rows]
-        services, width = chosen.shape[1], gru.shape[1]
-        earlier = np.zeros((len(rows), self.pick_input.shape[1]), dtype=self.pick_input.dtype)
-        running = np.ones(len(rows), dtype=bool)
+        group, I) counts the picks of servers outside the groups that each group's servers see.
+
+        The working arrays hold only the rows still picking (a row stops when nothing more fits, and nothing
+        it holds changes after that), so a step selects no rows; `self.chosen` keeps every row's set, which
+        servers picking in rounds read. In turn, the others' term of the actor is computed once per sequence."""
+        spread = max(self.servers - 1, 1)
         outside = np.repeat(taken, group, axis=0)
+        index = np.arange(len(rows))  # the positions in `rows` of the rows still picking, and those rows
+        live = rows
+        gru, free, remaining, size = self.gru[rows], self.free[rows], self.remaining[rows], self.size[rows]
+        chosen = self.chosen[rows]
+        earlier = np.zeros((len(rows), self.pick_input.shape[1]), dtype=self.pick_input.dtype)
+        noise = None if self.noise is None else self.noise[rows]
+        # in turn (groups of one) the others' picks are the same at every step
+        fixed = (outside / spread).astype(np.float32) @ self.others_weight if group == 1 else None
+        positions = index  # 0 .. (rows still picking) - 1
+        services, width = chosen.shape[1], gru.shape[1]
         for step in range(services):
             allowed = ~chosen & (self.sizes <= remaining[:, None])
-            running &= allowed.any(axis=1)
-            if step > 0 and not running.any():
-                break
-            picked = chosen.reshape(-1, group, services)
-            inside = (picked.sum(axis=1, keepdims=True) - picked).reshape(len(rows), services)
-            others = ((outside + inside) / max(self.servers - 1, 1)).astype(np.float32)
-            live = running.nonzero()[0]
-            logits = gru[live] @ self.own_weight + others[live] @ self.others_weight + self.actor_bias
-            logits = np.where(allowed[live], logits, -np.inf)
-            if self.noise is not None:
-                logits = logits + self.noise[rows[live], step]
+            fits = allowed.any(axis=1)
+            if not fits.all():
+                self.chosen[live] = chosen
+                index, live, gru, free, remaining, size, chosen, earlier, allowed = (
+                    part[fits] for part in (index, live, gru, free, remaining, size, chosen, earlier, allowed))
+                noise = None if noise is None else noise[fits]
+                fixed = None if fixed is None else fixed[fits]
+                positions = np.arange(len(index))
+                if not len(index):
+                    break
+            if fixed is None:
+                picked = self.chosen[rows].reshape(-1, group, services)
+                inside = (picked.sum(axis=1, keepdims=True) - picked).reshape(len(rows), services)
+                others = ((outside + inside) / spread).astype(np.float32)[index]
+                others_term = others @ self.others_weight
+            else:
+                others_term = fixed
+            logits = gru @ self.own_weight + others_term + self.actor_bias
+            logits = np.where(allowed, logits, -np.inf)
+            if noise is not None:
+                logits = logits + noise[:, step]
             choice = logits.argmax(axis=1)
-            self.choices[rows[live], step] = choice
-            chosen[live, choice] = True
-            free[live] -= size[live, choice]
-            remaining[live] -= self.sizes[choice]
-            gates_in = self.pick_input[choice] + earlier[live] + free[live, None] * self.free_row
-            earlier[live] += self.chosen_rows[choice]
-            gates_hidden = gru[live] @ self.hidden_weight + self.hidden_bias
+            self.choices[live, step] = choice
+            chosen[positions, choice] = True
+            if fixed is None:
+                self.chosen[live, choice] = True
+            free -= size[positions, choice]
+            remaining -= self.sizes[choice]
+            gates_in = self.pick_input[choice] + earlier + free[:, None] * self.free_row
+            earlier += self.chosen_rows[choice]
+            gates_hidden = gru @ self.hidden_weight + self.hidden_bias
             gates = _sigmoid(gates_in[:, :2 * width] + gates_hidden[:, :2 * width])
             reset, update = gates[:, :width], gates[:, width:]
             candidate = np.tanh(gates_in[:, 2 * width:] + reset * gates_hidden[:, 2 * width:])
-            gru[live] = (1.0 - update) * candidate + update * gru[live]
-        self.chosen[rows] = chosen
+            gru = (1.0 - update) * candidate + update * gru
+        self.chosen[live] = chosen
 
 
 def _unflatten_result(result: SequenceResult, lead: tuple[int, ...]) -> SequenceResult:
