@@ -26,9 +26,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from reporting import machine, write_result
+from reporting import header, write_result
 
-import edgeprof
 from edgeprof.files import write_text_atomic
 from edgeprof.inversion.data import BUILTIN_SPLIT, load_images, to_float
 from edgeprof.inversion.he2019 import PUBLISHED_SSIM, cifar10_cnn
@@ -153,13 +152,7 @@ def main() -> None:
                 "briefly trained": attack(str(weights), args.points, args.repeats, args.threads,
                                           Path(tmp) / "trained")}
     result = {
-        "benchmark": "leakage_he2019",
-        "edgeprof_version": edgeprof.__version__,
-        "torch": torch.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(args.threads),
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
+        **header("leakage_he2019", args.threads, load_before),
         "published": {"source": "He, Zhang & Lee 2019, Tables 3 and 4 (CIFAR-10)", "ssim": PUBLISHED_SSIM},
         "repeats": args.repeats,
         "training": training,

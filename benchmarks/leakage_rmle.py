@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 
 import torch
-from reporting import machine, write_result
+from reporting import header, write_result
 
-import edgeprof
 from edgeprof.inversion.leakage import RMLE_RULE, LeakageRequest, run_leakage
 
 RESULTS = Path(__file__).parent / "results"
@@ -58,13 +57,7 @@ def main() -> None:
             models[model] = {"runs": runs, "best_by_point": best,
                              "depth": {point: runs[str(weights[0])][point]["depth"] for point in points}}
     write_result(Path(args.output), {
-        "benchmark": "leakage_rmle",
-        "edgeprof_version": edgeprof.__version__,
-        "torch": torch.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(args.threads),
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
+        **header("leakage_rmle", args.threads, load_before),
         "setting": {"input_size": 32, "data": "builtin", "weights": "random init", "images_per_point": 8,
                     "iterations": args.iterations, "default_rule": RMLE_RULE},
         "models": models,

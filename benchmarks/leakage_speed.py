@@ -23,10 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-from reporting import machine, write_result
-
-import edgeprof
+from reporting import header, write_result
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).parent / "results"
@@ -78,13 +75,7 @@ def main() -> None:
     new, old = runs["new"], runs["old"]
     per_point_new = new["attack_seconds"] / new["attacked_points"]
     result = {
-        "benchmark": "leakage_speed",
-        "edgeprof_version": edgeprof.__version__,
-        "torch": torch.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(args.threads),
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
+        **header("leakage_speed", args.threads, load_before),
         "setting": {"model": "vgg16", "input_size": 64, "preset": "smoke", "data": "builtin",
                     "points": args.points, "steps": args.steps, "threads": args.threads,
                     "reduced": f"{new['attacked_points']} attacked points at {args.steps} steps, not the target's "

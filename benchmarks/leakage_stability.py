@@ -15,10 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-from reporting import machine, write_result
+from reporting import header, write_result
 
-import edgeprof
 from edgeprof.inversion.leakage import LeakageRequest, run_leakage
 
 RESULTS = Path(__file__).parent / "results"
@@ -50,13 +48,7 @@ def main() -> None:
                      "steps_taken": [t["steps"] for t in row["training"]],
                      "best_steps": [t["best_step"] for t in row["training"]]})
     write_result(Path(args.output), {
-        "benchmark": "leakage_stability",
-        "edgeprof_version": edgeprof.__version__,
-        "torch": torch.__version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": machine(args.threads),
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
+        **header("leakage_stability", args.threads, load_before),
         "setting": {"model": args.model, "preset": "smoke", "data": "builtin", "seed": 0,
                     "decoder_seeds": f"--decoder-seed 0, repeats 0..{args.repeats - 1}",
                     "budget": result.metadata["budget"]},

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import edgeprof
 from edgeprof.files import write_text_atomic
 from edgeprof.stats import mean_interval
 
@@ -22,6 +23,16 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 def machine(threads: int = 1) -> dict[str, Any]:
     return {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(), "threads": threads}
+
+
+def header(benchmark: str, threads: int, load_before: tuple[float, float, float]) -> dict[str, Any]:
+    """The opening fields of a timed benchmark's JSON: its name, the versions, the machine, and the load average
+    before (given) and after (now) its work, which says whether its times were taken on a busy machine."""
+    import torch
+
+    return {"benchmark": benchmark, "edgeprof_version": edgeprof.__version__, "torch": torch.__version__,
+            "machine": machine(threads), "load_average_before": list(load_before),
+            "load_average_after": list(os.getloadavg())}
 
 
 def interval(values: list[float], bounds: tuple[float, float] | None = None) -> dict[str, float | None]:
